@@ -1,0 +1,7 @@
+"""``python -m lmcoverage``."""
+
+import sys
+
+from lmcoverage.cli import main
+
+sys.exit(main())

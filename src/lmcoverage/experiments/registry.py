@@ -1,0 +1,105 @@
+"""The experiment registry and the run-directory protocol behind ``lmcoverage run``.
+
+An experiment is a module with
+
+- ``TITLE: str`` one line for ``--help`` and the report;
+- ``PRESETS: dict[str, dict]``: at least ``"cpu"`` (minutes on two cores) and, for the
+  graph experiments, ``"paper"`` (the paper's sizes, for a GPU);
+- ``run(config: dict, out_dir: Path, ctx: RunContext) -> dict``: does the work, writes
+  ``results.json``, PNG figures and ``report.html`` into ``out_dir`` and returns the results;
+- optionally ``summary(results) -> list[dict]``: rows of key numbers printed after the run.
+
+Modules are imported lazily, so ``lmcoverage --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from lmcoverage.executors import Executor, LocalExecutor
+from lmcoverage.io import atomic_write_json, to_jsonable
+
+EXPERIMENTS: dict[str, str] = {
+    "figure1": "lmcoverage.experiments.figure1",
+    "figure2": "lmcoverage.experiments.figure2",
+    "tournament": "lmcoverage.experiments.tournament",
+    "bernoulli": "lmcoverage.experiments.bernoulli",
+    "horizon": "lmcoverage.experiments.horizon",
+    "sgd": "lmcoverage.experiments.sgd",
+    "ttt": "lmcoverage.experiments.ttt",
+    "distill": "lmcoverage.experiments.distill",
+}
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class RunContext:
+    """What an experiment gets besides its config: seeds, executor and progress switch."""
+
+    seeds: list[int]
+    executor: Executor = field(default_factory=LocalExecutor)
+    progress: bool = True
+
+
+def available() -> list[str]:
+    """Names of the experiments whose modules are installed."""
+    return [name for name, mod in EXPERIMENTS.items() if importlib.util.find_spec(mod)]
+
+
+def load_experiment(name: str) -> ModuleType:
+    """Import and return the experiment module ``name``; ValueError if unknown."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+    try:
+        return importlib.import_module(EXPERIMENTS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == EXPERIMENTS[name]:
+            raise ValueError(f"experiment {name!r} is not implemented yet") from None
+        raise
+
+
+def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset's config with ``overrides`` applied; unknown preset or key -> ValueError."""
+    presets: dict[str, dict[str, Any]] = module.PRESETS
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
+    config = json.loads(json.dumps(presets[preset]))
+    for key, value in overrides.items():
+        if key not in config:
+            raise ValueError(f"--set {key}: no such config key; keys: {', '.join(config)}")
+        config[key] = value
+    config["preset"] = preset
+    return config
+
+
+def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) -> None:
+    """Create ``out_dir`` for a run, or check that an existing one is this run's.
+
+    ``record`` (experiment, config, seeds) is stored in ``config.json``. An existing
+    directory is accepted only if its ``config.json`` matches (so the run resumes); a
+    non-empty directory without one is refused, so a run never writes over unrelated files.
+    """
+    record = to_jsonable(record)
+    cfg = out_dir / CONFIG_FILE
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a directory")
+    if cfg.is_file():
+        previous = json.loads(cfg.read_text())
+        if previous != record:
+            raise ValueError(
+                f"--out {out_dir}: holds a run with a different configuration; "
+                "choose another directory"
+            )
+        if not resume:
+            raise ValueError(f"--out {out_dir}: run exists; pass --resume to continue it")
+        return
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ValueError(f"--out {out_dir}: not empty and not an lmcoverage run directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cfg, record)

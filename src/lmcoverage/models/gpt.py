@@ -1,0 +1,55 @@
+"""GPT-2-style causal transformers built from a config (SPEC.md section 5), never downloaded.
+
+Absolute learned position embeddings, GeLU MLPs, pre-LayerNorm: the Hugging Face
+``GPT2LMHeadModel``. Presets: ``paper`` (6 layers, 4 heads, width 384: the paper's pick) and
+``cpu`` (small enough to train in minutes on two cores).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GPT_PRESETS: dict[str, dict[str, int]] = {
+    "paper": {"n_layer": 6, "n_head": 4, "n_embd": 384},
+    "cpu": {"n_layer": 4, "n_head": 4, "n_embd": 64},
+    "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+}
+
+
+def build_gpt(
+    preset: str, vocab_size: int, n_positions: int, seed: int | None = None, **overrides: Any
+) -> Any:
+    """A freshly initialised ``GPT2LMHeadModel`` (float32, eval mode off).
+
+    Args:
+        preset: key of :data:`GPT_PRESETS` (``paper``, ``cpu``, ``tiny``).
+        vocab_size: number of token ids (including special tokens).
+        n_positions: maximum sequence length (prompt + response).
+        seed: if given, seeds torch before initialisation so weights are reproducible.
+        overrides: any other ``GPT2Config`` field (``n_layer``, ``resid_pdrop``, ...).
+    """
+    if preset not in GPT_PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose from {', '.join(GPT_PRESETS)}")
+    if vocab_size < 2:
+        raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
+    if n_positions < 2:
+        raise ValueError(f"n_positions must be >= 2, got {n_positions}")
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    params: dict[str, Any] = dict(GPT_PRESETS[preset])
+    params.update(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    params.update(overrides)
+    config = GPT2Config(**params)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return GPT2LMHeadModel(config)

@@ -1,0 +1,12 @@
+"""Shared test set-up: one thread, offline, headless plotting."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
