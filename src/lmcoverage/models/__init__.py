@@ -1,1 +1,1 @@
-"""Models: GPT-2-style transformers, Hugging Face causal-LM loading, autoregressive linear models."""
+"""Models: GPT-2-style transformers, HF causal-LM loading, autoregressive linear models."""

@@ -1,0 +1,105 @@
+"""The coverage profile (Eq. 1, Eq. 4) and its confidence intervals.
+
+Cov_N(pi_D || pi_hat) = P_{x~mu, y~pi_D}[ X >= log N ],  X = log pi_D(y|x) - log pi_hat(y|x).
+
+The whole profile N -> Cov_N is one sort of X plus a binary search per N.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
+
+#: Relative tolerance of the threshold comparison: ``X >= log N - TIE_TOL * max(1, log N)``, so
+#: that a log-ratio equal to log N up to float rounding (e.g. a sum of four ln 2 against ln 16)
+#: counts as on the threshold (the event is inclusive).
+TIE_TOL = 1e-9
+
+
+def _thresholds(ns: NDArray[np.float64]) -> NDArray[np.float64]:
+    log_n = np.log(ns)
+    finite = np.isfinite(log_n)
+    slack = TIE_TOL * np.maximum(1.0, np.abs(np.where(finite, log_n, 0.0)))
+    return np.where(finite, log_n - slack, log_n)
+
+
+def coverage_profile(
+    log_ratio: ArrayLike, ns: ArrayLike, weights: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """Cov_N for every N in ``ns`` at once (Eq. 1, Eq. 4).
+
+    Args:
+        log_ratio: (examples,) log pi_D(y_i|x_i) - log pi_hat(y_i|x_i); +inf is legal
+            (pi_hat(y|x) = 0), NaN is not.
+        ns: values of N >= 1, any shape (``inf`` allowed: the mass pi_hat misses entirely).
+        weights: optional (examples,) non-negative weights, e.g. class-mixture weights.
+
+    Returns:
+        float64 array shaped like ``ns``: the weighted fraction of examples with
+        ``log_ratio >= log N`` (inclusive, up to :data:`TIE_TOL`). Non-increasing in N.
+    """
+    x = as_float_array("log_ratio", log_ratio)
+    n_arr = as_ns(ns)
+    w = as_weights(weights, x.size)
+    order = np.argsort(x, kind="stable")
+    x_sorted = x[order]
+    # tail[i] = total weight of the examples at sorted positions >= i; tail[n] = 0.
+    tail = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
+    idx = np.searchsorted(x_sorted, _thresholds(n_arr), side="left")
+    return np.asarray(tail[idx] / tail[0], dtype=np.float64)
+
+
+def coverage_profile_ci(
+    log_ratio: ArrayLike,
+    ns: ArrayLike,
+    weights: ArrayLike | None = None,
+    confidence: float = 0.95,
+    method: Literal["wilson", "clopper-pearson"] = "wilson",
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Cov_N with a binomial confidence interval for every N.
+
+    With weights, the interval uses Kish's effective sample size
+    n_eff = (sum w)^2 / sum w^2 in place of the number of examples.
+
+    Returns:
+        ``(cov, lower, upper)``, each float64 shaped like ``ns``.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+    if method not in ("wilson", "clopper-pearson"):
+        raise ValueError(f"method: choose 'wilson' or 'clopper-pearson', got {method!r}")
+    cov = coverage_profile(log_ratio, ns, weights)
+    x = np.asarray(log_ratio, dtype=np.float64)
+    w = as_weights(weights, x.size)
+    n_eff = w.sum() ** 2 / np.square(w).sum()
+    lower, upper = binomial_interval(cov, n_eff, confidence, method)
+    return cov, lower, upper
+
+
+def binomial_interval(
+    p_hat: ArrayLike,
+    n: float,
+    confidence: float = 0.95,
+    method: Literal["wilson", "clopper-pearson"] = "wilson",
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Two-sided interval for a proportion ``p_hat`` estimated from ``n`` (effective) trials."""
+    p = np.clip(np.asarray(p_hat, dtype=np.float64), 0.0, 1.0)
+    if not n > 0:
+        raise ValueError(f"n: must be > 0, got {n}")
+    from scipy import stats  # lazy: keeps `import lmcoverage` fast
+
+    alpha = 1.0 - confidence
+    if method == "wilson":
+        z = stats.norm.ppf(1.0 - alpha / 2.0)
+        denom = 1.0 + z * z / n
+        centre = (p + z * z / (2.0 * n)) / denom
+        half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+        return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    k = p * n
+    lower = np.where(k > 0, stats.beta.ppf(alpha / 2.0, k, n - k + 1.0), 0.0)
+    upper = np.where(k < n, stats.beta.ppf(1.0 - alpha / 2.0, k + 1.0, n - k), 1.0)
+    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)

@@ -1,0 +1,97 @@
+"""Pass@k: the unbiased estimator from samples, and exact Pass@N from the correct-set mass."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
+
+
+def _as_int_array(name: str, values: ArrayLike) -> NDArray[np.int64]:
+    arr = np.asarray(values)
+    if arr.size == 0:
+        raise ValueError(f"{name}: empty input")
+    if arr.dtype.kind == "f":
+        if np.isnan(arr).any() or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: expected whole numbers, got {arr.flat[0]!r}")
+    elif arr.dtype.kind not in "iub":
+        raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def pass_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
+    """Unbiased Pass@k per problem from ``n`` samples of which ``c`` are correct.
+
+    Pass@k = 1 - C(n - c, k) / C(n, k), computed in the stable product form
+    1 - prod_{i = n - c + 1}^{n} (1 - k / i). Arrays broadcast together.
+
+    Raises:
+        ValueError: if k > n (the estimator is undefined; never silently 1.0), k < 1,
+            c < 0 or c > n.
+    """
+    n_a, c_a, k_a = np.broadcast_arrays(
+        _as_int_array("n", n), _as_int_array("c", c), _as_int_array("k", k)
+    )
+    if (k_a < 1).any():
+        raise ValueError(f"k: must be >= 1, got {k_a[k_a < 1].flat[0]}")
+    if (c_a < 0).any() or (c_a > n_a).any():
+        bad = np.flatnonzero(((c_a < 0) | (c_a > n_a)).ravel())[0]
+        raise ValueError(f"c: must satisfy 0 <= c <= n, got c={c_a.flat[bad]}, n={n_a.flat[bad]}")
+    if (k_a > n_a).any():
+        bad = np.flatnonzero((k_a > n_a).ravel())[0]
+        raise ValueError(f"k: k={k_a.flat[bad]} exceeds the n={n_a.flat[bad]} samples drawn")
+    out = np.empty(n_a.shape, dtype=np.float64)
+    for idx in np.ndindex(n_a.shape):
+        ni, ci, ki = int(n_a[idx]), int(c_a[idx]), int(k_a[idx])
+        if ni - ci < ki:
+            out[idx] = 1.0
+        else:
+            out[idx] = 1.0 - np.prod(1.0 - ki / np.arange(ni - ci + 1, ni + 1, dtype=np.float64))
+    return out
+
+
+def _log1m_exp(log_p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """log(1 - exp(log_p)) for log_p <= 0, accurate near both ends (Maechler's log1mexp)."""
+    out = np.empty_like(log_p)
+    near_one = log_p > -np.log(2.0)
+    out[near_one] = np.log(-np.expm1(log_p[near_one]))
+    out[~near_one] = np.log1p(-np.exp(log_p[~near_one]))
+    return out
+
+
+def pass_at_n_exact(
+    mass_correct: ArrayLike,
+    ns: ArrayLike,
+    weights: ArrayLike | None = None,
+    log: bool = False,
+) -> NDArray[np.float64]:
+    """Exact Pass@N = E_x[1 - (1 - pi_hat(G_x|x))^N] for every N in ``ns``.
+
+    Args:
+        mass_correct: (prompts,) the model's probability of each prompt's correct set G_x
+            (or its log, with ``log=True``; log input keeps precision for tiny masses).
+        ns: N >= 1, any shape.
+        weights: optional (prompts,) weights.
+
+    Returns:
+        float64 array shaped like ``ns``. Computed as -expm1(N * log(1 - m)), stable for m
+        near 0 and near 1.
+    """
+    m = as_float_array("mass_correct", mass_correct)
+    if log:
+        if (m > 0).any():
+            raise ValueError(f"mass_correct: log-mass must be <= 0, got {m.max():g}")
+        log_miss = _log1m_exp(m)
+    else:
+        if (m < 0).any() or (m > 1).any():
+            bad = m[(m < 0) | (m > 1)][0]
+            raise ValueError(f"mass_correct: probability must be in [0, 1], got {bad:g}")
+        with np.errstate(divide="ignore"):
+            log_miss = np.log1p(-m)
+    n_arr = as_ns(ns)
+    w = as_weights(weights, m.size)
+    with np.errstate(invalid="ignore"):
+        per_prompt = -np.expm1(n_arr[..., None] * log_miss)  # (*ns.shape, prompts)
+    per_prompt = np.where(np.isneginf(log_miss), 1.0, per_prompt)
+    return np.asarray((per_prompt * w).sum(axis=-1) / w.sum(), dtype=np.float64)

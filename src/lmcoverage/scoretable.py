@@ -1,0 +1,323 @@
+"""The ScoreTable: one row per (model, example), the hub every metric is computed from.
+
+Columns (Parquet schema :data:`SCHEMA`):
+
+========== ======= =========================================================================
+model      string  checkpoint / candidate name
+example_id int64   held-out example id; every model must have the same set
+loglik     float64 log pi_hat(y|x), sequence log-likelihood of the response (<= 0, -inf legal)
+loglik_data float64 log pi_D(y|x) when known (synthetic tasks), else null
+weight     float64 example weight >= 0 (class mixtures), default 1
+group      string  class / slice label, default "all"
+mass_correct float64 pi_hat(G_x|x), the model's mass on the correct set, in [0, 1], or null
+========== ======= =========================================================================
+
+Per-example columns (``loglik_data``, ``weight``, ``group``) must agree across models.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from numpy.typing import ArrayLike, NDArray
+
+from lmcoverage.io import atomic_path
+
+SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("example_id", pa.int64()),
+        ("loglik", pa.float64()),
+        ("loglik_data", pa.float64()),
+        ("weight", pa.float64()),
+        ("group", pa.string()),
+        ("mass_correct", pa.float64()),
+    ]
+)
+REQUIRED = ("model", "example_id", "loglik")
+OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "loglik_data": None,
+    "weight": 1.0,
+    "group": "all",
+    "mass_correct": None,
+}
+PER_EXAMPLE = ("loglik_data", "weight", "group")
+
+
+def _bad_row(column: str, mask: NDArray[np.bool_], values: NDArray[Any], why: str) -> ValueError:
+    row = int(np.flatnonzero(mask)[0])
+    return ValueError(f"column {column!r}, row {row}: {why} (got {values[row]!r})")
+
+
+class ScoreTable:
+    """Validated (model, example) scores over a pyarrow table. See the module docstring."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = self._normalise(table)
+        self._validate()
+        self._index()
+
+    # ---------------------------------------------------------------- construction
+    @staticmethod
+    def _normalise(table: pa.Table) -> pa.Table:
+        for name in REQUIRED:
+            if name not in table.column_names:
+                raise ValueError(f"missing column {name!r} (have: {', '.join(table.column_names)})")
+        unknown = set(table.column_names) - set(SCHEMA.names)
+        if unknown:
+            raise ValueError(f"unknown column(s) {sorted(unknown)}; expected {SCHEMA.names}")
+        if table.num_rows == 0:
+            raise ValueError("score table is empty")
+        columns = []
+        for field in SCHEMA:
+            if field.name in table.column_names:
+                col = table.column(field.name)
+                try:
+                    col = col.cast(field.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise ValueError(
+                        f"column {field.name!r}: expected {field.type}, got {col.type}"
+                    ) from None
+            else:
+                default = OPTIONAL_DEFAULTS[field.name]
+                col = pa.nulls(table.num_rows, type=field.type)
+                if default is not None:
+                    col = pc.fill_null(col, pa.scalar(default, type=field.type))
+            columns.append(col)
+        return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+    @classmethod
+    def from_columns(
+        cls,
+        model: Sequence[str],
+        example_id: ArrayLike,
+        loglik: ArrayLike,
+        loglik_data: ArrayLike | None = None,
+        weight: ArrayLike | None = None,
+        group: Sequence[str] | None = None,
+        mass_correct: ArrayLike | None = None,
+    ) -> ScoreTable:
+        """Build from equal-length columns (one entry per row)."""
+        data: dict[str, Any] = {
+            "model": model if isinstance(model, pa.Array) else pa.array(list(model), pa.string()),
+            "example_id": np.asarray(example_id),
+            "loglik": np.asarray(loglik, dtype=np.float64),
+        }
+        for name, value in (("loglik_data", loglik_data), ("weight", weight),
+                            ("mass_correct", mass_correct)):
+            if value is not None:
+                data[name] = np.asarray(value, dtype=np.float64)
+        if group is not None:
+            data["group"] = [str(g) for g in group]
+        lengths = {k: len(v) for k, v in data.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"columns have different lengths: {lengths}")
+        return cls(pa.table(data))
+
+    @classmethod
+    def from_matrix(
+        cls,
+        loglik: ArrayLike,
+        models: Sequence[str],
+        loglik_data: ArrayLike | None = None,
+        weight: ArrayLike | None = None,
+        group: Sequence[str] | None = None,
+        mass_correct: ArrayLike | None = None,
+        example_ids: ArrayLike | None = None,
+    ) -> ScoreTable:
+        """Build from a (models, examples) ``loglik`` matrix and per-example columns.
+
+        ``mass_correct`` is (models, examples); ``loglik_data``, ``weight``, ``group`` and
+        ``example_ids`` are (examples,).
+        """
+        ll = np.asarray(loglik, dtype=np.float64)
+        if ll.ndim != 2:
+            raise ValueError(f"loglik: expected (models, examples), got shape {ll.shape}")
+        n_models, n_examples = ll.shape
+        if len(models) != n_models:
+            raise ValueError(f"models: {len(models)} names for {n_models} rows of loglik")
+        ids = np.arange(n_examples) if example_ids is None else np.asarray(example_ids)
+
+        def per_example(value: Any) -> Any:
+            return None if value is None else np.tile(np.asarray(value), n_models)
+
+        mc = None if mass_correct is None else np.asarray(mass_correct, dtype=np.float64).ravel()
+        return cls.from_columns(
+            model=pa.DictionaryArray.from_arrays(
+                np.repeat(np.arange(n_models, dtype=np.int32), n_examples), list(models)
+            ).cast(pa.string()),
+            example_id=np.tile(ids, n_models),
+            loglik=ll.ravel(),
+            loglik_data=per_example(loglik_data),
+            weight=per_example(weight),
+            group=None if group is None else [str(g) for g in group] * n_models,
+            mass_correct=mc,
+        )
+
+    # ---------------------------------------------------------------- validation
+    def _validate(self) -> None:
+        t = self._table
+        for name in ("model", "example_id", "group"):
+            col = t.column(name)
+            if col.null_count:
+                values = col.to_numpy(zero_copy_only=False)
+                raise _bad_row(name, np.asarray(col.is_null()), values, "missing value")
+        for name in ("loglik", "loglik_data", "weight", "mass_correct"):
+            col = t.column(name)
+            values = col.to_numpy(zero_copy_only=False).astype(np.float64)
+            present = ~np.asarray(col.is_null())
+            if name in ("loglik", "weight") and not present.all():
+                raise _bad_row(name, ~present, values, "missing value")
+            if name in ("loglik_data", "mass_correct") and present.any() and not present.all():
+                raise _bad_row(name, ~present, values, "missing value (fill all rows or none)")
+            nan = present & np.isnan(values)
+            if nan.any():
+                raise _bad_row(name, nan, values, "NaN")
+            if name in ("loglik", "loglik_data"):
+                if (values[present] > 0).any():
+                    raise _bad_row(name, present & (values > 0), values,
+                                   "log-likelihood above 0 (a probability above one)")
+                if (values[present] == np.inf).any():
+                    raise _bad_row(name, present & (values == np.inf), values, "+inf")
+            if name == "weight" and ((values < 0) | ~np.isfinite(values)).any():
+                raise _bad_row(name, (values < 0) | ~np.isfinite(values), values,
+                               "weight must be finite and >= 0")
+            if name == "mass_correct" and ((values[present] < 0) | (values[present] > 1)).any():
+                raise _bad_row(name, present & ((values < 0) | (values > 1)), values,
+                               "probability outside [0, 1]")
+        if not np.any(t.column("weight").to_numpy() > 0):
+            raise ValueError("column 'weight': total weight must be > 0")
+
+    def _index(self) -> None:
+        """Sort rows by (model, example_id) so every column reshapes to (models, examples)."""
+        t = self._table
+        encoded = pc.dictionary_encode(t.column("model")).combine_chunks()
+        self._models = [str(m) for m in encoded.dictionary.to_pylist()]  # first-appearance order
+        model_idx = encoded.indices.to_numpy().astype(np.int64)
+        ids = t.column("example_id").to_numpy()
+        order = np.lexsort((ids, model_idx))
+        n_models = len(self._models)
+        if ids.size % n_models:
+            raise ValueError("models were scored on different numbers of examples")
+        n_examples = ids.size // n_models
+        sorted_ids = ids[order].reshape(n_models, n_examples)
+        if (np.diff(sorted_ids, axis=1) == 0).any():
+            raise ValueError("duplicated (model, example_id) rows")
+        counts = np.bincount(model_idx, minlength=n_models)
+        mismatch = (counts != n_examples) | (sorted_ids != sorted_ids[0]).any(axis=1)
+        if mismatch.any():
+            other = self._models[int(np.flatnonzero(mismatch)[0])]
+            raise ValueError(
+                f"models {self._models[0]!r} and {other!r} were scored on different example sets"
+            )
+        self._order = order
+        self._shape = (n_models, n_examples)
+        self._example_ids = sorted_ids[0]
+        for name in PER_EXAMPLE:
+            mat = self._column_matrix(name)
+            if mat.dtype.kind == "f":
+                same = (mat == mat[0]) | (np.isnan(mat) & np.isnan(mat[0]))
+            else:
+                same = mat == mat[0]
+            if not same.all():
+                row = int(np.flatnonzero(~same.all(axis=0))[0])
+                raise ValueError(
+                    f"column {name!r} differs between models for example_id "
+                    f"{self._example_ids[row]}"
+                )
+
+    # ---------------------------------------------------------------- access
+    def _column_matrix(self, column: str) -> NDArray[Any]:
+        """(models, examples) values; for ``group``, integer codes into :meth:`_group_names`."""
+        col = self._table.column(column)
+        if column == "group":
+            values = pc.dictionary_encode(col).combine_chunks().indices.to_numpy()
+        else:
+            values = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        return values[self._order].reshape(self._shape)
+
+    def _group_names(self) -> NDArray[np.str_]:
+        encoded = pc.dictionary_encode(self._table.column("group")).combine_chunks()
+        return np.asarray(encoded.dictionary.to_pylist(), dtype=str)
+
+    @property
+    def models(self) -> list[str]:
+        """Model names in order of first appearance."""
+        return list(self._models)
+
+    @property
+    def example_ids(self) -> NDArray[np.int64]:
+        """(examples,) ids in ascending order (the column order of :meth:`matrix`)."""
+        return self._example_ids.copy()
+
+    @property
+    def num_examples(self) -> int:
+        return int(self._example_ids.size)
+
+    def has(self, column: str) -> bool:
+        """Whether an optional column (``loglik_data``, ``mass_correct``) is filled."""
+        return self._table.column(column).null_count == 0
+
+    def matrix(self, column: str = "loglik") -> NDArray[np.float64]:
+        """(models, examples) float64 matrix of ``column``, examples sorted by id."""
+        if column not in ("loglik", "mass_correct", "loglik_data", "weight"):
+            raise ValueError(f"column: {column!r} is not a numeric per-(model, example) column")
+        if not self.has(column):
+            raise ValueError(f"column {column!r} is not filled in this score table")
+        return np.asarray(self._column_matrix(column), dtype=np.float64)
+
+    def example_column(self, column: str) -> NDArray[Any]:
+        """(examples,) values of a per-example column (``loglik_data``, ``weight``, ``group``)."""
+        if column not in PER_EXAMPLE:
+            raise ValueError(f"column: {column!r} is not per-example; choose {PER_EXAMPLE}")
+        if column == "loglik_data" and not self.has(column):
+            raise ValueError("column 'loglik_data' is not filled (pi_D unknown for this data)")
+        first = self._column_matrix(column)[0]
+        return self._group_names()[first] if column == "group" else first
+
+    def select_models(self, models: Sequence[str]) -> ScoreTable:
+        """A table with only ``models`` (in that order)."""
+        missing = [m for m in models if m not in self._models]
+        if missing:
+            raise ValueError(f"unknown model(s) {missing}; have {self._models}")
+        names = self._table.column("model")
+        parts = [self._table.filter(pc.equal(names, m)) for m in models]
+        return ScoreTable(pa.concat_tables(parts))
+
+    @staticmethod
+    def concat(tables: Sequence[ScoreTable]) -> ScoreTable:
+        """Stack tables of different models scored on the same examples."""
+        if not tables:
+            raise ValueError("tables: nothing to concatenate")
+        return ScoreTable(pa.concat_tables([t.to_arrow() for t in tables]))
+
+    def to_arrow(self) -> pa.Table:
+        return self._table
+
+    # ---------------------------------------------------------------- I/O
+    @classmethod
+    def read_parquet(cls, path: str | os.PathLike[str]) -> ScoreTable:
+        """Read and validate a Parquet score table; ValueError on a missing or bad file."""
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"score table not found: {p}")
+        try:
+            table = pq.read_table(p)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{p}: not a readable Parquet file ({exc})") from None
+        return cls(table)
+
+    def write_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temporary name, then rename)."""
+        with atomic_path(path) as tmp:
+            pq.write_table(self._table, tmp)
+
+    def __repr__(self) -> str:
+        return f"ScoreTable(models={len(self._models)}, examples={self.num_examples})"
