@@ -1,0 +1,373 @@
+"""Analysis shared by Figures 1 and 2: score checkpoints on graph problems, mix class metrics.
+
+The pieces (SPEC.md sections 2, 5 and 7):
+
+- a :class:`ValidationSet`: per-class validation problems and the per-example weights that
+  mix class metrics with the class weights (``weight = w_class / n_class``), so every
+  weighted mean over the set is the mixture's expectation;
+- a :class:`SequenceModel` gives exact ``log pi_hat(y|x)`` for any response and a greedy
+  decode. :class:`HFSequenceModel` wraps a Hugging Face causal LM through
+  :mod:`lmcoverage.engine`; :class:`OracleModel` is a hand-built model with known sequence
+  probabilities (the feature-blind optima of SPEC.md section 7), used to test the analysis
+  without training;
+- :func:`score_model` turns a model into :class:`~lmcoverage.scoretable.ScoreTable` rows
+  (the log-likelihood of the held-out response, pi_D's log-likelihood, the weight, the class,
+  and the model's mass on the correct set, so Pass@N is exact);
+- :func:`curve_metrics` computes KL, Cov_N and Pass@N per checkpoint from a table, for the
+  mixture or one class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lmcoverage.scoretable import ScoreTable
+    from lmcoverage.tasks import Problem
+
+Path_ = tuple[int, ...]
+CorrectSet = Literal["support", "valid"]
+"""Which responses count as correct for Pass@N: pi_D's support (Figure 1: the class's path)
+or every valid path of the graph."""
+
+
+# --------------------------------------------------------------------------------------------
+# validation sets
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Held-out problems with per-example mixture weights.
+
+    ``problems``: (examples,); ``groups``: (examples,) class labels; ``weights``: (examples,)
+    non-negative, summing to one over the set (``w_class / n_class`` for each example).
+    """
+
+    problems: tuple[Problem, ...]
+    groups: np.ndarray
+    weights: np.ndarray
+
+
+def mixture_weights(groups: Sequence[int], class_weights: Mapping[int, float]) -> np.ndarray:
+    """Per-example weights ``w_g / n_g`` (float64, (examples,)) mixing classes by their weights.
+
+    Classes present in ``groups`` but absent from ``class_weights`` (or with weight 0) get 0.
+    The weights are renormalised over the classes present, so they sum to one.
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    if g.ndim != 1 or g.size == 0:
+        raise ValueError(f"groups must be a non-empty 1-D sequence, got shape {g.shape}")
+    out = np.zeros(g.size, dtype=np.float64)
+    for label in np.unique(g):
+        w = float(class_weights.get(int(label), 0.0))
+        if w < 0 or not math.isfinite(w):
+            raise ValueError(f"class_weights[{int(label)}] must be finite and >= 0, got {w}")
+        mask = g == label
+        out[mask] = w / mask.sum()
+    total = out.sum()
+    if total <= 0:
+        raise ValueError(f"class_weights {dict(class_weights)} give zero weight to every example")
+    return out / total
+
+
+def make_validation_set(
+    problems_by_class: Mapping[int, Sequence[Problem]], class_weights: Mapping[int, float]
+) -> ValidationSet:
+    """Concatenate per-class problem lists (classes in sorted order) with mixture weights."""
+    problems: list[Problem] = []
+    groups: list[int] = []
+    for label in sorted(problems_by_class):
+        if float(class_weights.get(label, 0.0)) <= 0:
+            continue
+        items = list(problems_by_class[label])
+        if not items:
+            raise ValueError(f"problems_by_class[{label}] is empty")
+        problems.extend(items)
+        groups.extend([label] * len(items))
+    if not problems:
+        raise ValueError(f"no class with positive weight in {dict(class_weights)}")
+    return ValidationSet(tuple(problems), np.asarray(groups, dtype=np.int64),
+                         mixture_weights(groups, class_weights))
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+
+class SequenceModel(Protocol):
+    """A model of ``pi_hat(y|x)`` on graph problems."""
+
+    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
+              ) -> list[np.ndarray]:
+        """``log pi_hat(r|x)`` for every response ``r`` of every problem; float64 per problem."""
+        ...
+
+    def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
+        """The greedy (per-token argmax) response for each problem."""
+        ...
+
+
+def _correct_set(problem: Problem, correct: CorrectSet) -> list[Path_]:
+    if correct == "support":
+        return [tuple(r) for r, _ in problem.support]
+    if correct == "valid":
+        return [tuple(r) for r in problem.valid_paths]
+    raise ValueError(f"correct must be 'support' or 'valid', got {correct!r}")
+
+
+class OracleModel:
+    """A hand-built model: ``distribution(problem)`` gives its exact sequence probabilities.
+
+    Responses missing from the mapping have probability 0. Greedy decoding follows the
+    autoregressive model the sequence distribution induces: at each step, the token with the
+    largest total mass among responses extending the prefix (ties: smallest token id).
+    """
+
+    def __init__(self, distribution: Callable[[Problem], Mapping[Path_, float]]) -> None:
+        self.distribution = distribution
+
+    def _dist(self, problem: Problem) -> dict[Path_, float]:
+        dist = {tuple(r): float(p) for r, p in self.distribution(problem).items() if p > 0}
+        total = sum(dist.values())
+        if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
+            raise ValueError(f"oracle distribution sums to {total}, not 1")
+        return dist
+
+    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
+              ) -> list[np.ndarray]:
+        out = []
+        for problem, rs in zip(problems, responses, strict=True):
+            dist = self._dist(problem)
+            out.append(np.array([math.log(dist[tuple(r)]) if tuple(r) in dist else -math.inf
+                                 for r in rs], dtype=np.float64))
+        return out
+
+    def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
+        out = []
+        for problem in problems:
+            dist = self._dist(problem)
+            prefix: Path_ = ()
+            length = max(len(r) for r in dist)
+            while len(prefix) < length:
+                mass: dict[int, float] = {}
+                for r, p in dist.items():
+                    if len(r) > len(prefix) and r[: len(prefix)] == prefix:
+                        mass[r[len(prefix)]] = mass.get(r[len(prefix)], 0.0) + p
+                if not mass:
+                    break
+                best = max(mass.values())
+                prefix = prefix + (min(t for t, m in mass.items() if m == best),)
+            out.append(prefix)
+        return out
+
+
+class HFSequenceModel:
+    """A Hugging Face causal LM scored by :mod:`lmcoverage.engine` (prompt computed once)."""
+
+    def __init__(self, model: Any, batch_size: int = 256, progress: bool = False) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @classmethod
+    def load(cls, path: str, batch_size: int = 256, progress: bool = False) -> HFSequenceModel:
+        """Load a model directory (safetensors) with :func:`lmcoverage.engine.load_causal_lm`."""
+        from lmcoverage.engine import load_causal_lm
+
+        return cls(load_causal_lm(path), batch_size=batch_size, progress=progress)
+
+    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
+              ) -> list[np.ndarray]:
+        from lmcoverage.engine import score_responses
+
+        return score_responses(
+            self.model,
+            [list(p.prompt_ids) for p in problems],
+            [[list(r) for r in rs] for rs in responses],
+            batch_size=self.batch_size,
+            progress=self.progress,
+        )
+
+    def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
+        """Greedy decoding with a KV cache; prompts of equal length are batched (no padding)."""
+        import torch
+
+        out: list[Path_ | None] = [None] * len(problems)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, p in enumerate(problems):
+            by_shape.setdefault((len(p.prompt_ids), len(p.response_ids)), []).append(i)
+        self.model.eval()
+        with torch.inference_mode():
+            for (_, n_new), idx in by_shape.items():
+                for start in range(0, len(idx), self.batch_size):
+                    chunk = idx[start:start + self.batch_size]
+                    ids = torch.tensor([problems[i].prompt_ids for i in chunk], dtype=torch.long)
+                    res = self.model(input_ids=ids, use_cache=True)
+                    tokens = [res.logits[:, -1].argmax(-1)]
+                    for _ in range(n_new - 1):
+                        res = self.model(input_ids=tokens[-1][:, None],
+                                         past_key_values=res.past_key_values, use_cache=True)
+                        tokens.append(res.logits[:, -1].argmax(-1))
+                    decoded = torch.stack(tokens, dim=1).tolist()
+                    for i, row in zip(chunk, decoded, strict=True):
+                        out[i] = tuple(int(t) for t in row)
+        return [r for r in out if r is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# scoring into ScoreTables
+
+
+def score_model(model: SequenceModel, name: str, vset: ValidationSet,
+                correct: CorrectSet = "support") -> ScoreTable:
+    """Score ``model`` on ``vset``: one ScoreTable row per validation example.
+
+    ``loglik`` is ``log pi_hat(y|x)`` of the held-out response, ``loglik_data`` is
+    ``log pi_D(y|x)``, ``mass_correct`` is ``pi_hat(correct set | x)`` (the correct set being
+    pi_D's support or the valid paths), so Pass@N = E_x[1 - (1 - mass)^N] is exact.
+    All responses of one prompt are scored in one call (the engine reuses the prompt's keys
+    and values).
+    """
+    from lmcoverage.scoretable import ScoreTable
+
+    responses: list[list[Path_]] = []
+    n_correct: list[int] = []
+    for p in vset.problems:
+        cs = _correct_set(p, correct)
+        responses.append([tuple(p.response_ids), *cs])
+        n_correct.append(len(cs))
+    scores = model.score(vset.problems, responses)
+    loglik = np.array([s[0] for s in scores], dtype=np.float64)
+    mass = np.array([float(np.exp(s[1:]).sum()) for s in scores], dtype=np.float64)
+    n = len(vset.problems)
+    return ScoreTable.from_columns(
+        model=[name] * n,
+        example_id=np.arange(n, dtype=np.int64),
+        loglik=loglik,
+        loglik_data=np.array([p.logp_data for p in vset.problems], dtype=np.float64),
+        weight=vset.weights,
+        group=[str(int(g)) for g in vset.groups],
+        mass_correct=np.clip(mass, 0.0, 1.0),
+    )
+
+
+def greedy_accuracy(model: SequenceModel, vset: ValidationSet, task: Any) -> dict[int, float]:
+    """Fraction of each class's problems whose greedy response is a valid path (by class)."""
+    decoded = model.greedy(vset.problems)
+    ok = np.array([task.is_correct(p, list(r)) for p, r in zip(vset.problems, decoded,
+                                                                  strict=True)], dtype=float)
+    return {int(g): float(ok[vset.groups == g].mean()) for g in np.unique(vset.groups)}
+
+
+# --------------------------------------------------------------------------------------------
+# metrics per checkpoint
+
+
+def curve_metrics(table: ScoreTable, cov_ns: Sequence[int], pass_ns: Sequence[int],
+                  group: str | None = None) -> dict[str, Any]:
+    """KL, cross-entropy, Cov_N and exact Pass@N for every model of ``table`` (in its order).
+
+    With ``group`` the metrics are those of that class alone (its weights renormalised);
+    otherwise of the class mixture. Returns ``{"models", "kl", "ce", "cov": {N: [...]},
+    "pass_at": {N: [...]}}``, each list (models,). Cov_N is Eq. 1 (event X >= log N).
+    """
+    from lmcoverage.metrics import coverage_profile, cross_entropy, kl_divergence, pass_at_n_exact
+
+    loglik = table.matrix("loglik")
+    mass = table.matrix("mass_correct")
+    data = np.asarray(table.example_column("loglik_data"), dtype=np.float64)
+    weights = np.asarray(table.example_column("weight"), dtype=np.float64)
+    if group is not None:
+        mask = np.asarray(table.example_column("group")) == group
+        if not mask.any():
+            raise ValueError(f"group {group!r} not in the table")
+        loglik, mass, data, weights = loglik[:, mask], mass[:, mask], data[mask], weights[mask]
+    weights = weights / weights.sum()
+    out: dict[str, Any] = {"models": list(table.models), "kl": [], "ce": [],
+                           "cov": {int(n): [] for n in cov_ns},
+                           "pass_at": {int(n): [] for n in pass_ns}}
+    for row in range(loglik.shape[0]):
+        log_ratio = data - loglik[row]
+        out["kl"].append(float(kl_divergence(log_ratio, weights=weights)))
+        out["ce"].append(float(cross_entropy(loglik[row], weights=weights)))
+        cov = coverage_profile(log_ratio, list(cov_ns), weights=weights)
+        for n, c in zip(cov_ns, np.atleast_1d(cov), strict=True):
+            out["cov"][int(n)].append(float(c))
+        pa = pass_at_n_exact(mass[row], list(pass_ns), weights=weights)
+        for n, v in zip(pass_ns, np.atleast_1d(pa), strict=True):
+            out["pass_at"][int(n)].append(float(v))
+    return out
+
+
+def quantile_band(values: np.ndarray, lo: float = 1 / 16, hi: float = 15 / 16
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and (lo, hi) quantiles over axis 0 (seeds) of ``values``: (seeds, checkpoints)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] == 0:
+        raise ValueError(f"values must be (seeds, checkpoints), got shape {v.shape}")
+    return (np.median(v, axis=0), np.quantile(v, lo, axis=0), np.quantile(v, hi, axis=0))
+
+
+# --------------------------------------------------------------------------------------------
+# oracle distributions (SPEC.md section 7)
+
+
+def data_distribution(problem: Problem) -> dict[Path_, float]:
+    """pi_D(.|x) itself: the perfect model."""
+    return {tuple(r): float(p) for r, p in problem.support}
+
+
+def uniform_valid_paths(problem: Problem) -> dict[Path_, float]:
+    """Uniform over the valid paths: 1/2 on each two-way decision, perfect elsewhere."""
+    paths = [tuple(r) for r in problem.valid_paths]
+    return {r: 1.0 / len(paths) for r in paths}
+
+
+def opposite_path(problem: Problem) -> Path_:
+    """The valid path that differs from the response ``y*`` at every decision position.
+
+    In Figure 1 this is the other class's rule (parity-match vs parity-opposite), so a
+    feature-blind model that knows both rules but not the class spreads mass over ``y*`` and
+    this path only.
+    """
+    star = tuple(problem.response_ids)
+    paths = [tuple(r) for r in problem.valid_paths]
+    decisions = [i for i in range(len(star)) if len({r[i] for r in paths}) > 1]
+    for r in paths:
+        if all(r[i] != star[i] for i in decisions):
+            return r
+    raise ValueError("problem has no valid path opposite to its response")
+
+
+def rule_mixture(rule_weights: Mapping[int, float]) -> Callable[[Problem], dict[Path_, float]]:
+    """The Bayes-optimal feature-blind model for a mixture of Figure 1's classes.
+
+    ``rule_weights`` maps class 1 (parity-match), 2 (parity-opposite) and 3 (uniform over
+    valid paths) to prior weights. A model that cannot compute the hidden feature predicts the
+    sequence-level mixture ``sum_k w_k pi_k(y|x)``. Pre-training optimum (1/3 each): ``y*``
+    gets 1/2 * 5/6 = 5/12; fine-tuned optimum (0.9, 0.1, 0): ``y*`` gets 0.9 on G1, 0.1 on G2.
+    Needs the problem's class (1 or 2) to tell which valid path is which rule's.
+    """
+    total = sum(rule_weights.values())
+    if total <= 0 or any(w < 0 for w in rule_weights.values()):
+        raise ValueError(f"rule_weights must be >= 0 with a positive sum, got {rule_weights}")
+    w = {k: float(v) / total for k, v in rule_weights.items()}
+
+    def distribution(problem: Problem) -> dict[Path_, float]:
+        if problem.group not in (1, 2):
+            raise ValueError(f"rule_mixture needs a class-1 or class-2 problem, got "
+                             f"{problem.group}")
+        star, other = tuple(problem.response_ids), opposite_path(problem)
+        rule_path = {problem.group: star, 3 - problem.group: other}
+        paths = [tuple(r) for r in problem.valid_paths]
+        dist = {r: w.get(3, 0.0) / len(paths) for r in paths}
+        for label in (1, 2):
+            dist[rule_path[label]] += w.get(label, 0.0)
+        return dist
+
+    return distribution
