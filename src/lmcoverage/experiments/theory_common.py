@@ -1,0 +1,122 @@
+"""Helpers shared by the theory experiments (bernoulli, horizon, sgd, ttt, distill).
+
+- :func:`make_rng`: a numpy Generator derived from the run's seeds and a unit key, so every
+  unit (a horizon H, a sample size n) draws its own reproducible stream;
+- :class:`UnitCache`: finished units stored as ``.npz`` files in the run directory, so an
+  interrupted run resumes where it stopped;
+- :func:`batched_coverage`: Cov_N of many models at once from an exact enumeration
+  (log-ratios and probabilities of every outcome), with the same inclusive threshold as
+  :func:`lmcoverage.metrics.coverage_profile`;
+- :class:`Check` and :func:`check_section`: the "does the measurement match the theorem" table
+  every report ends with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lmcoverage.io import atomic_path
+from lmcoverage.metrics.coverage import TIE_TOL
+from lmcoverage.report import Section, Table
+
+
+def make_rng(seeds: Sequence[int], *keys: int) -> np.random.Generator:
+    """A Generator seeded by ``(*seeds, *keys)``: same seeds and keys, same stream."""
+    if not seeds:
+        raise ValueError("seeds: give at least one seed")
+    if any(int(s) < 0 for s in (*seeds, *keys)):
+        raise ValueError(f"seeds: must be >= 0, got {list(seeds)} and keys {list(keys)}")
+    return np.random.default_rng(np.random.SeedSequence([int(s) for s in (*seeds, *keys)]))
+
+
+class UnitCache:
+    """Finished units of a run as ``<out_dir>/units/<name>.npz`` (arrays only, no pickle)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.root = Path(out_dir) / "units"
+
+    def get(
+        self, name: str, compute: Callable[[], dict[str, NDArray[Any]]]
+    ) -> dict[str, NDArray[Any]]:
+        """Load unit ``name`` if cached, else ``compute()`` it, store it and return it."""
+        path = self.root / f"{name}.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        arrays = {k: np.asarray(v) for k, v in compute().items()}
+        self.root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        return arrays
+
+
+def log_thresholds(ns: ArrayLike) -> NDArray[np.float64]:
+    """log N lowered by the metrics module's tie tolerance (the event X >= log N is inclusive)."""
+    log_n = np.log(np.asarray(ns, dtype=np.float64))
+    if not np.all(np.isfinite(log_n)) or np.any(log_n < 0):
+        raise ValueError(f"ns: every N must be finite and >= 1, got {np.asarray(ns).tolist()}")
+    return log_n - TIE_TOL * np.maximum(1.0, log_n)
+
+
+def batched_coverage(
+    log_ratio: ArrayLike, prob: ArrayLike, ns: ArrayLike
+) -> NDArray[np.float64]:
+    """Exact Cov_N (Eq. 1) of many models from an enumeration of outcomes.
+
+    Args:
+        log_ratio: (..., outcomes) log pi_D(o) - log pi_hat(o) for every outcome o (+inf legal).
+        prob: (..., outcomes) pi_D(o), broadcastable against ``log_ratio``; need not sum to
+            one when outcomes of negligible mass were dropped.
+        ns: (k,) values of N >= 1.
+
+    Returns:
+        (..., k): sum of pi_D(o) over outcomes with log_ratio >= log N.
+    """
+    x = np.asarray(log_ratio, dtype=np.float64)
+    p = np.asarray(prob, dtype=np.float64)
+    if np.isnan(x).any():
+        raise ValueError("log_ratio: contains NaN")
+    thr = log_thresholds(ns)
+    hit = x[..., None, :] >= thr[:, None]
+    return np.asarray((hit * p[..., None, :]).sum(axis=-1), dtype=np.float64)
+
+
+@dataclass
+class Check:
+    """One claim of a theorem tested against the measurement."""
+
+    claim: str
+    measured: str
+    holds: bool
+
+
+def check_section(checks: list[Check], theorem: str) -> Section:
+    """The report section that says plainly whether the measurement matches ``theorem``."""
+    n_ok = sum(c.holds for c in checks)
+    verdict = (
+        f"All {len(checks)} checks hold: the measured curves match {theorem}."
+        if n_ok == len(checks)
+        else f"{len(checks) - n_ok} of {len(checks)} checks FAIL: the measured curves do not "
+        f"fully match {theorem} (see the table)."
+    )
+    rows = [{**asdict(c), "holds": "yes" if c.holds else "NO"} for c in checks]
+    return Section("Verdict", verdict, tables=[Table(rows, caption="Prediction vs measurement")])
+
+
+def checks_to_json(checks: list[Check]) -> list[dict[str, Any]]:
+    """Checks as plain dicts for results.json."""
+    return [asdict(c) for c in checks]
+
+
+def check_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """``summary()`` rows: one per check stored in ``results["checks"]``."""
+    return [
+        {"claim": c["claim"], "measured": c["measured"], "holds": "yes" if c["holds"] else "NO"}
+        for c in results.get("checks", [])
+    ]
