@@ -14,18 +14,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
 
-#: Relative tolerance of the threshold comparison: ``X >= log N - TIE_TOL * max(1, log N)``, so
-#: that a log-ratio equal to log N up to float rounding (e.g. a sum of four ln 2 against ln 16)
-#: counts as on the threshold (the event is inclusive).
-TIE_TOL = 1e-9
-
-
-def _thresholds(ns: NDArray[np.float64]) -> NDArray[np.float64]:
-    log_n = np.log(ns)
-    finite = np.isfinite(log_n)
-    slack = TIE_TOL * np.maximum(1.0, np.abs(np.where(finite, log_n, 0.0)))
-    return np.where(finite, log_n - slack, log_n)
-
 
 def coverage_profile(
     log_ratio: ArrayLike, ns: ArrayLike, weights: ArrayLike | None = None
@@ -40,7 +28,7 @@ def coverage_profile(
 
     Returns:
         float64 array shaped like ``ns``: the weighted fraction of examples with
-        ``log_ratio >= log N`` (inclusive, up to :data:`TIE_TOL`). Non-increasing in N.
+        ``log_ratio >= log N`` (inclusive, compared exactly in float64). Non-increasing in N.
     """
     x = as_float_array("log_ratio", log_ratio)
     n_arr = as_ns(ns)
@@ -49,7 +37,7 @@ def coverage_profile(
     x_sorted = x[order]
     # tail[i] = total weight of the examples at sorted positions >= i; tail[n] = 0.
     tail = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
-    idx = np.searchsorted(x_sorted, _thresholds(n_arr), side="left")
+    idx = np.searchsorted(x_sorted, np.log(n_arr), side="left")
     return np.asarray(tail[idx] / tail[0], dtype=np.float64)
 
 
@@ -98,7 +86,9 @@ def binomial_interval(
         denom = 1.0 + z * z / n
         centre = (p + z * z / (2.0 * n)) / denom
         half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
-        return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+        lower = np.where(p <= 0.0, 0.0, np.clip(centre - half, 0.0, 1.0))
+        upper = np.where(p >= 1.0, 1.0, np.clip(centre + half, 0.0, 1.0))
+        return lower, upper
     k = p * n
     lower = np.where(k > 0, stats.beta.ppf(alpha / 2.0, k, n - k + 1.0), 0.0)
     upper = np.where(k < n, stats.beta.ppf(1.0 - alpha / 2.0, k + 1.0, n - k), 1.0)

@@ -55,7 +55,8 @@ def _log1m_exp(log_p: NDArray[np.float64]) -> NDArray[np.float64]:
     """log(1 - exp(log_p)) for log_p <= 0, accurate near both ends (Maechler's log1mexp)."""
     out = np.empty_like(log_p)
     near_one = log_p > -np.log(2.0)
-    out[near_one] = np.log(-np.expm1(log_p[near_one]))
+    with np.errstate(divide="ignore"):  # log_p = 0 -> log(0) = -inf, as it should be
+        out[near_one] = np.log(-np.expm1(log_p[near_one]))
     out[~near_one] = np.log1p(-np.exp(log_p[~near_one]))
     return out
 
