@@ -22,7 +22,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lmcoverage.io import atomic_path
-from lmcoverage.metrics.coverage import TIE_TOL
 from lmcoverage.report import Section, Table
 
 
@@ -57,11 +56,12 @@ class UnitCache:
 
 
 def log_thresholds(ns: ArrayLike) -> NDArray[np.float64]:
-    """log N lowered by the metrics module's tie tolerance (the event X >= log N is inclusive)."""
+    """log N for each N (the event X >= log N is inclusive, compared exactly as in
+    :func:`lmcoverage.metrics.coverage_profile`)."""
     log_n = np.log(np.asarray(ns, dtype=np.float64))
     if not np.all(np.isfinite(log_n)) or np.any(log_n < 0):
         raise ValueError(f"ns: every N must be finite and >= 1, got {np.asarray(ns).tolist()}")
-    return log_n - TIE_TOL * np.maximum(1.0, log_n)
+    return np.asarray(log_n, dtype=np.float64)
 
 
 def batched_coverage(
