@@ -1,0 +1,186 @@
+"""Model-facing helpers shared by scoring and sampling: input checks, the prompt pass, cache rows.
+
+Layout used everywhere: a batch of prompts is right-padded to ``(prompts, P)`` and run once with
+a KV cache; continuation rows (responses, samples) pick their prompt's cache row and continue
+with ``position_ids = prompt_length + t``, so padding never shifts an absolute position. The
+attention mask is ``[prompt mask row | continuation mask]``: padded prompt slots are masked
+out as keys. Works with transformers 5.x (``cache=`` in 5.2x, ``past_key_values=`` before).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import operator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+def vocab_size(model: Any) -> int:
+    """Number of rows of the model's input embedding (the valid token ids are 0..size-1)."""
+    return int(model.get_input_embeddings().num_embeddings)
+
+
+def context_length(model: Any) -> int | None:
+    """Maximum number of positions the model accepts, or None if its config does not say."""
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def model_device(model: Any) -> torch.device:
+    """Device of the model's input embedding (where inputs must go)."""
+    return torch.device(model.get_input_embeddings().weight.device)
+
+
+def as_ids(ids: Sequence[int], vocab: int, what: str) -> list[int]:
+    """``ids`` as a list of ints; ValueError naming ``what`` unless every id lies in [0, vocab)."""
+    try:
+        out = [operator.index(tok) for tok in ids]
+    except TypeError:
+        raise ValueError(f"{what}: token ids must be integers, got {list(ids)[:8]!r}") from None
+    if out and (min(out) < 0 or max(out) >= vocab):
+        bad = next(t for t in out if not 0 <= t < vocab)
+        raise ValueError(f"{what}: token id {bad} outside the model vocabulary [0, {vocab})")
+    return out
+
+
+def check_fits(prompt_len: int, continuation_len: int, ctx: int | None, what: str) -> None:
+    """Raise ValueError if ``prompt_len + continuation_len`` exceeds the model's context."""
+    if ctx is not None and prompt_len + continuation_len > ctx:
+        raise ValueError(
+            f"{what}: prompt ({prompt_len} tokens) + response ({continuation_len} tokens) is "
+            f"longer than the model's context of {ctx} positions"
+        )
+
+
+def _cache_kwarg(model: Any) -> str:
+    """Name of the KV-cache argument of ``model.forward`` (``cache`` or ``past_key_values``)."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def forward(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    cache: Any = None,
+    keep: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, Any]:
+    """One forward pass with a KV cache; returns ``(logits float32, updated cache)``.
+
+    Shapes: ``input_ids, position_ids: (B, T)``; ``attention_mask: (B, cached + T)``;
+    ``logits: (B, T, V)``, or ``(B, len(keep), V)`` when ``keep`` (positions) is given and the
+    model supports ``logits_to_keep``.
+    """
+    kwargs: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids,
+        "use_cache": True,
+        _cache_kwarg(model): cache,
+    }
+    if keep is not None:
+        kwargs["logits_to_keep"] = keep
+    out = model(**kwargs)
+    new_cache = out["cache"] if "cache" in out else out["past_key_values"]
+    return out.logits.float(), new_cache
+
+
+def select_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """A new cache holding rows ``rows`` (batch indices, repeats allowed) of ``cache``.
+
+    The original is left intact: its layers are copied shallowly and each copy re-indexes its
+    tensors (``batch_select_indices``, public in transformers 5.x), so one prompt cache serves
+    many continuation batches.
+    """
+    new = copy.copy(cache)
+    new.layers = [copy.copy(layer) for layer in cache.layers]
+    n_cached = int(cache.layers[0].keys.shape[0]) if cache.layers else 0
+    identity = rows.numel() == n_cached and bool(
+        torch.equal(rows.cpu(), torch.arange(n_cached))
+    )
+    if not identity:
+        new.batch_select_indices(rows.to(cache.layers[0].keys.device))
+    return new
+
+
+@dataclass
+class PromptBatch:
+    """A right-padded batch of prompts after one cached forward pass.
+
+    Attributes:
+        lengths: (C,) int64 prompt lengths, on the model's device.
+        mask: (C, P) attention mask of the padded prompts (1 = real token).
+        cache: the model's KV cache for the C prompts.
+        next_logprobs: (C, V) float32 log-probabilities of the first continuation token.
+    """
+
+    lengths: torch.Tensor
+    mask: torch.Tensor
+    cache: Any
+    next_logprobs: torch.Tensor
+
+
+def run_prompts(model: Any, prompts: Sequence[Sequence[int]]) -> PromptBatch:
+    """Run a batch of non-empty prompts once, right-padded, keeping the KV cache."""
+    device = model_device(model)
+    lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+    width = int(lengths.max())
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p)] = torch.as_tensor(list(p), dtype=torch.long)
+    mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+    positions = torch.arange(width)[None, :].expand(len(prompts), -1)
+    last = lengths - 1
+    keep_positions, inverse = torch.unique(last, return_inverse=True)
+    supports_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    logits, cache = forward(
+        model,
+        ids.to(device),
+        mask.to(device),
+        positions.to(device),
+        keep=keep_positions.to(device) if supports_keep else None,
+    )
+    column = inverse if supports_keep else last
+    final = logits[torch.arange(len(prompts), device=device), column.to(device)]
+    return PromptBatch(
+        lengths=lengths.to(device),
+        mask=mask.to(device),
+        cache=cache,
+        next_logprobs=torch.log_softmax(final, dim=-1),
+    )
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar over ``total`` units; yields ``advance(k)`` (a no-op when disabled)."""
+    if not enabled or total == 0:
+        yield lambda k=1: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda k=1: bar.advance(task, k)

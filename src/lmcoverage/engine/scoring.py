@@ -1,0 +1,181 @@
+"""Teacher-forced sequence log-likelihoods, prompt computed once (SPEC.md section 1 and 2).
+
+``log pi_hat(y|x) = sum_h log pi_hat(y_h | x, y_<h)``: the prompt is masked (not scored), token
+log-probabilities come from a float32 log-softmax and are summed in float64. Each prompt's keys
+and values are computed once and shared by all of its responses; continuation rows continue at
+``position_ids = len(prompt) + t`` whatever the padding, so a response's score does not depend
+on the batch size or on which other responses share its batch (up to float32 kernel rounding,
+far below 1e-4 nats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmcoverage.engine._hf import (
+    as_ids,
+    check_fits,
+    context_length,
+    forward,
+    model_device,
+    progress_bar,
+    run_prompts,
+    select_rows,
+    vocab_size,
+)
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _chunks(counts: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Consecutive prompt indices with responses, at most ``batch_size`` prompts and (unless a
+    single prompt has more) about ``batch_size`` responses per chunk."""
+    chunk: list[int] = []
+    rows = 0
+    for i, count in enumerate(counts):
+        if count == 0:
+            continue
+        if chunk and (rows + count > batch_size or len(chunk) == batch_size):
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(i)
+        rows += count
+    if chunk:
+        yield chunk
+
+
+def _score_rows(
+    model: Any,
+    prompt_batch: Any,
+    rows: torch.Tensor,
+    responses: list[list[int]],
+    ctx: int | None,
+) -> np.ndarray:
+    """Log-likelihoods (float64) of ``responses``, row r continuing prompt ``rows[r]``.
+
+    ``rows: (B,)`` indices into the prompt batch; responses are non-empty.
+    """
+    device = model_device(model)
+    lengths = torch.tensor([len(r) for r in responses])
+    first = torch.tensor([r[0] for r in responses], device=device)
+    scores = prompt_batch.next_logprobs[rows, first].double()
+    width = int(lengths.max()) - 1
+    if width == 0:
+        return scores.cpu().numpy()
+    inputs = torch.zeros((len(responses), width), dtype=torch.long)
+    targets = torch.zeros((len(responses), width), dtype=torch.long)
+    for b, r in enumerate(responses):
+        inputs[b, : len(r) - 1] = torch.as_tensor(r[:-1])
+        targets[b, : len(r) - 1] = torch.as_tensor(r[1:])
+    real = torch.arange(width)[None, :] < (lengths[:, None] - 1)
+    positions = prompt_batch.lengths[rows].cpu()[:, None] + torch.arange(width)[None, :]
+    if ctx is not None:
+        positions = positions.clamp(max=ctx - 1)  # only padded slots can reach past the context
+    mask = torch.cat([prompt_batch.mask[rows], real.long().to(device)], dim=1)
+    logits, _ = forward(
+        model,
+        inputs.to(device),
+        mask,
+        positions.to(device),
+        cache=select_rows(prompt_batch.cache, rows),
+    )
+    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
+    token_lp = torch.where(real.to(device), token_lp, torch.zeros_like(token_lp))
+    return (scores + token_lp.double().sum(dim=1)).cpu().numpy()
+
+
+def score_responses(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[Sequence[int]]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> list[np.ndarray]:
+    """Sequence log-likelihoods ``log pi_hat(y|x)`` of many responses per prompt.
+
+    Args:
+        model: any Hugging Face causal LM (``AutoModelForCausalLM``), on any device.
+        prompts: P prompts, each a non-empty list of token ids.
+        responses: for each prompt, its responses (lists of token ids; empty scores 0).
+        batch_size: continuation rows (and at most this many prompts) per forward pass.
+        progress: show a rich progress bar over prompts.
+
+    Returns:
+        One float64 array per prompt, ``(len(responses[i]),)``, values <= 0.
+
+    Raises:
+        ValueError: mismatched lengths, an empty prompt, token ids outside the vocabulary,
+            prompt + response longer than the model's context, or a bad ``batch_size``.
+    """
+    _check_batch_size(batch_size)
+    if len(prompts) != len(responses):
+        raise ValueError(
+            f"prompts and responses must have the same length, got {len(prompts)} and "
+            f"{len(responses)}"
+        )
+    vocab, ctx = vocab_size(model), context_length(model)
+    prompt_ids = []
+    response_ids = []
+    for i, (prompt, group) in enumerate(zip(prompts, responses, strict=True)):
+        p = as_ids(prompt, vocab, f"prompt {i}")
+        if not p:
+            raise ValueError(f"prompt {i} is empty; every prompt needs at least one token")
+        rs = [as_ids(r, vocab, f"prompt {i} response {j}") for j, r in enumerate(group)]
+        for j, r in enumerate(rs):
+            check_fits(len(p), len(r), ctx, f"prompt {i} response {j}")
+        prompt_ids.append(p)
+        response_ids.append(rs)
+
+    out = [np.zeros(len(rs), dtype=np.float64) for rs in response_ids]
+    with torch.inference_mode(), progress_bar(len(prompts), "scoring", progress) as advance:
+        for chunk in _chunks([len(rs) for rs in response_ids], batch_size):
+            batch = run_prompts(model, [prompt_ids[i] for i in chunk])
+            items = [
+                (local, i, j)
+                for local, i in enumerate(chunk)
+                for j, r in enumerate(response_ids[i])
+                if r
+            ]
+            for start in range(0, len(items), batch_size):
+                part = items[start : start + batch_size]
+                rows = torch.tensor([local for local, _, _ in part], device=batch.lengths.device)
+                values = _score_rows(model, batch, rows, [response_ids[i][j] for _, i, j in part],
+                                     ctx)
+                for (_, i, j), value in zip(part, values, strict=True):
+                    out[i][j] = value
+            advance(len(chunk))
+    return out
+
+
+def mass_correct(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    correct_sets: Sequence[Sequence[Sequence[int]]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> np.ndarray:
+    """The model's probability of each prompt's correct set, ``pi_hat(G_x | x)``.
+
+    ``G_x`` is an enumerable set of responses (pi_D's support, or the valid paths), so
+    ``Pass@N = E_x[1 - (1 - pi_hat(G_x|x))^N]`` is exact without sampling (SPEC.md section 2).
+    Duplicates in a set are counted once; an empty set has mass 0. The sum is a float64
+    log-sum-exp of the scores, clipped to 1 against float32 rounding.
+
+    Returns:
+        (P,) float64 probabilities in [0, 1].
+    """
+    unique = [list(dict.fromkeys(tuple(r) for r in group)) for group in correct_sets]
+    scores = score_responses(model, prompts, unique, batch_size=batch_size, progress=progress)
+    from scipy.special import logsumexp
+
+    mass = np.array([np.exp(logsumexp(s)) if s.size else 0.0 for s in scores], dtype=np.float64)
+    return np.minimum(mass, 1.0)
