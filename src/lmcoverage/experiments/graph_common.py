@@ -111,6 +111,10 @@ class SequenceModel(Protocol):
         """The greedy (per-token argmax) response for each problem."""
         ...
 
+    def sample(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Path_]]:
+        """``n`` seeded samples ``y ~ pi_hat(.|x)`` per problem."""
+        ...
+
 
 def _correct_set(problem: Problem, correct: CorrectSet) -> list[Path_]:
     if correct == "support":
@@ -145,6 +149,15 @@ class OracleModel:
             dist = self._dist(problem)
             out.append(np.array([math.log(dist[tuple(r)]) if tuple(r) in dist else -math.inf
                                  for r in rs], dtype=np.float64))
+        return out
+
+    def sample(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Path_]]:
+        """``n`` responses per problem drawn from the distribution (numpy, seeded)."""
+        rng = np.random.default_rng(seed)
+        out = []
+        for problem in problems:
+            paths, probs = zip(*self._dist(problem).items(), strict=True)
+            out.append([paths[i] for i in rng.choice(len(paths), size=n, p=np.array(probs))])
         return out
 
     def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
@@ -194,29 +207,29 @@ class HFSequenceModel:
         )
 
     def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
-        """Greedy decoding with a KV cache; prompts of equal length are batched (no padding)."""
-        import torch
+        """Greedy decoding (engine sampling at temperature 0), grouped by response length."""
+        from lmcoverage.engine import sample_responses
 
-        out: list[Path_ | None] = [None] * len(problems)
-        by_shape: dict[tuple[int, int], list[int]] = {}
+        out: dict[int, Path_] = {}
+        by_length: dict[int, list[int]] = {}
         for i, p in enumerate(problems):
-            by_shape.setdefault((len(p.prompt_ids), len(p.response_ids)), []).append(i)
-        self.model.eval()
-        with torch.inference_mode():
-            for (_, n_new), idx in by_shape.items():
-                for start in range(0, len(idx), self.batch_size):
-                    chunk = idx[start:start + self.batch_size]
-                    ids = torch.tensor([problems[i].prompt_ids for i in chunk], dtype=torch.long)
-                    res = self.model(input_ids=ids, use_cache=True)
-                    tokens = [res.logits[:, -1].argmax(-1)]
-                    for _ in range(n_new - 1):
-                        res = self.model(input_ids=tokens[-1][:, None],
-                                         past_key_values=res.past_key_values, use_cache=True)
-                        tokens.append(res.logits[:, -1].argmax(-1))
-                    decoded = torch.stack(tokens, dim=1).tolist()
-                    for i, row in zip(chunk, decoded, strict=True):
-                        out[i] = tuple(int(t) for t in row)
-        return [r for r in out if r is not None]
+            by_length.setdefault(len(p.response_ids), []).append(i)
+        for length, idx in by_length.items():
+            decoded = sample_responses(self.model, [list(problems[i].prompt_ids) for i in idx],
+                                       n=1, max_new_tokens=length, temperature=0.0,
+                                       batch_size=self.batch_size, progress=self.progress)
+            out.update({i: tuple(d[0]) for i, d in zip(idx, decoded, strict=True)})
+        return [out[i] for i in range(len(problems))]
+
+    def sample(self, problems: Sequence[Problem], n: int, seed: int) -> list[list[Path_]]:
+        """``n`` responses per problem at temperature 1 (seeded), each of the response length."""
+        from lmcoverage.engine import sample_responses
+
+        length = max(len(p.response_ids) for p in problems)
+        decoded = sample_responses(self.model, [list(p.prompt_ids) for p in problems], n=n,
+                                   max_new_tokens=length, seed=seed, batch_size=self.batch_size,
+                                   progress=self.progress)
+        return [[tuple(r) for r in rs] for rs in decoded]
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,3 +384,34 @@ def rule_mixture(rule_weights: Mapping[int, float]) -> Callable[[Problem], dict[
         return dist
 
     return distribution
+
+
+# --------------------------------------------------------------------------------------------
+# on-policy coverage for the offset tournament (Eq. 32)
+
+
+def onpolicy_matrix(models: Sequence[SequenceModel], vset: ValidationSet, n_threshold: float,
+                    n_prompts: int, samples: int, seed: int) -> np.ndarray:
+    """hatCov^{pi_j}_N(pi_k || pi_j) for every pair of candidates, (candidates, candidates).
+
+    Candidate j samples ``samples`` responses on the first ``n_prompts`` validation prompts of
+    every class (seed ``seed + j``); every candidate k scores them; the matrix is
+    :func:`lmcoverage.select.onpolicy_from_samples` with the prompts' mixture weights.
+    """
+    from lmcoverage.select import onpolicy_from_samples
+
+    if n_prompts < 1 or samples < 1:
+        raise ValueError(f"n_prompts and samples must be >= 1, got {n_prompts}, {samples}")
+    idx = np.concatenate([np.flatnonzero(vset.groups == g)[:n_prompts]
+                          for g in np.unique(vset.groups)])
+    problems = [vset.problems[i] for i in idx]
+    weights = mixture_weights(vset.groups[idx], {int(g): float(vset.weights[vset.groups == g]
+                                                                 .sum())
+                                                 for g in np.unique(vset.groups)})
+    c = len(models)
+    logp = np.empty((c, c, len(problems), samples), dtype=np.float64)
+    for j, mj in enumerate(models):
+        drawn = mj.sample(problems, samples, seed=seed + j)
+        for k, mk in enumerate(models):
+            logp[j, k] = np.stack(mk.score(problems, drawn))
+    return onpolicy_from_samples(logp, n_threshold, weights=weights)

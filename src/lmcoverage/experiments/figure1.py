@@ -1,0 +1,357 @@
+"""Figure 1: coverage predicts Pass@N after fine-tuning, KL does not (SPEC.md section 5).
+
+A GPT is pre-trained on the uniform G1/G2/G3 mixture of layered graphs (G1 and G2 differ only
+through a hidden XOR feature, too hard to learn on purpose), then fine-tuned on the 0.9/0.1
+G1/G2 mixture. Every fine-tuning checkpoint (the pre-trained model is iteration 0) is scored on
+per-class G1/G2 validation sets mixed 0.9/0.1. Fine-tuning lowers KL monotonically while the
+model gives up the rare class G2, so Cov_N rises again late and Pass@N falls: the simple
+tournament (Eq. 29, fixed N) picks a checkpoint with higher Pass@8 than the min-KL pick.
+
+Checkpoint scoring runs through ``ctx.executor`` (``--executor ray`` scores checkpoints in
+parallel); scores are cached per checkpoint in the run directory and reused on re-run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments.registry import RunContext
+from lmcoverage.io import atomic_write_json
+
+TITLE = "Figure 1: coverage, not KL, predicts Pass@N across fine-tuning checkpoints"
+
+COV_NS = (2, 4, 6, 8)
+PASS_NS = (1, 2, 4, 8, 12)
+SCATTER_NS = (4, 8, 12)
+METHODS = ("min_kl", "min_cross_entropy", "tournament", "offset_tournament", "oracle_coverage")
+
+#: Effect thresholds of the issue (checked in the report, the summary and the tests).
+MAX_KL_SPEARMAN = -0.8
+MIN_COV_RISE = 0.02
+COV_RISE_NS = (2, 4, 8)
+MIN_PASS8_GAIN = 0.01
+
+_COMMON: dict[str, Any] = {
+    "task_options": {"layers": 4, "nodes_per_layer": 3, "edge_order": "layer"},
+    "model": "cpu",
+    "model_overrides": {},
+    "batch_size": 32,
+    "weight_decay": 0.01,
+    "pretrain_lr": 2e-3,
+    "finetune_lr": 2e-4,
+    "tournament_n": 4,
+    "offset_a": 0.5,
+    "offset_prompts": 64,
+    "offset_samples": 4,
+    "val_per_class": 256,
+    "val_seed": 10_000,
+    "score_batch_size": 512,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CI: checks the machinery end to end in seconds, not the effect.
+    "test": {**_COMMON, "task_options": {"layers": 2, "nodes_per_layer": 2,
+                                         "edge_order": "layer"},
+             "model": "tiny", "pretrain_steps": 20, "finetune_steps": 20,
+             "checkpoint_every": 10, "val_per_class": 8, "offset_prompts": 4,
+             "offset_samples": 2},
+    "cpu": {**_COMMON, "pretrain_steps": 1200, "finetune_steps": 400, "checkpoint_every": 40},
+    "paper": {**_COMMON, "task_options": {"layers": 8, "nodes_per_layer": 4,
+                                          "edge_order": "shuffled"},
+              "model": "paper", "batch_size": 128, "pretrain_lr": 1e-4, "finetune_lr": 5e-6,
+              "pretrain_steps": 200_000, "finetune_steps": 50_000, "checkpoint_every": 2_500,
+              "val_per_class": 1024, "offset_prompts": 256, "offset_samples": 16},
+}
+
+#: What was tried to size the CPU preset (measured on this machine; see docs/figures.md).
+PROBE_NOTES = ""
+
+
+# --------------------------------------------------------------------------------------------
+# scoring units
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Score one checkpoint directory on the validation set (picklable, for Ray)."""
+
+    name: str
+    path: str
+    config: dict[str, Any]
+
+
+def _tasks(config: dict[str, Any]) -> tuple[Any, Any]:
+    from lmcoverage.tasks import get_task
+
+    opts = config["task_options"]
+    return get_task("figure1-pretrain", **opts), get_task("figure1-finetune", **opts)
+
+
+def validation_set(config: dict[str, Any]) -> gc.ValidationSet:
+    """G1 and G2 validation sets of ``val_per_class`` prompts each, mixed 0.9/0.1."""
+    _, task = _tasks(config)
+    return gc.make_validation_set(
+        {g: task.sample(config["val_per_class"], seed=config["val_seed"] + g, group=g)
+         for g in task.class_weights}, task.class_weights)
+
+
+def score_job(job: ScoreJob) -> Any:
+    """ScoreTable rows of one checkpoint (correct set: pi_D's support, the class's path)."""
+    import torch
+
+    torch.set_num_threads(1)
+    model = gc.HFSequenceModel.load(job.path, batch_size=job.config["score_batch_size"])
+    return gc.score_model(model, job.name, validation_set(job.config), correct="support")
+
+
+# --------------------------------------------------------------------------------------------
+# analysis
+
+
+def analyse(table: Any, iterations: list[int], config: dict[str, Any],
+            onpolicy: np.ndarray) -> dict[str, Any]:
+    """results.json's numbers from the checkpoints' ScoreTable (models in iteration order)."""
+    from lmcoverage import select
+
+    metrics = gc.curve_metrics(table, COV_NS, PASS_NS)
+    groups = np.asarray(table.example_column("group"))
+    mass = table.matrix("mass_correct")
+    n_t = int(config["tournament_n"])
+    picks = {
+        "min_kl": select.min_kl(table),
+        "min_cross_entropy": select.min_cross_entropy(table),
+        "tournament": select.simple_tournament(table, n_t),
+        "offset_tournament": select.offset_tournament(table, n_t, config["offset_a"], onpolicy),
+        "oracle_coverage": select.oracle_coverage(table, n=n_t),
+    }
+    selected = {
+        m: {"index": s.index, "iteration": iterations[s.index],
+            "pass_at": {n: metrics["pass_at"][n][s.index] for n in PASS_NS},
+            "kl": metrics["kl"][s.index],
+            "cov": {n: metrics["cov"][n][s.index] for n in COV_NS}}
+        for m, s in picks.items()
+    }
+    return {
+        "iterations": iterations,
+        "kl": metrics["kl"],
+        "cross_entropy": metrics["ce"],
+        "cov": metrics["cov"],
+        "pass_at": metrics["pass_at"],
+        "p_star": {g: mass[:, groups == g].mean(axis=1).tolist() for g in ("1", "2")},
+        "tournament_n": n_t,
+        "selected": selected,
+        "selections": {m: s.to_dict() for m, s in picks.items()},
+    }
+
+
+def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
+    """KL, Cov_N and Pass@N of the feature-blind optima (SPEC.md section 7) on ``vset``."""
+    out = {}
+    for name, weights in (("finetune_optimum", {1: 0.9, 2: 0.1}),
+                          ("pretrain_optimum", {1: 1.0, 2: 1.0, 3: 1.0})):
+        table = gc.score_model(gc.OracleModel(gc.rule_mixture(weights)), name, vset, "support")
+        m = gc.curve_metrics(table, COV_NS, PASS_NS)
+        out[name] = {"kl": m["kl"][0], "cov": {n: m["cov"][n][0] for n in COV_NS},
+                     "pass_at": {n: m["pass_at"][n][0] for n in PASS_NS}}
+    return out
+
+
+def _key(d: dict[Any, Any], n: int) -> Any:
+    """``d[n]`` for dicts keyed by int (in memory) or str (read back from JSON)."""
+    return d[n] if n in d else d[str(n)]
+
+
+def effect_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's Figure 1 criteria, each ``{"check", "value", "threshold", "ok"}``."""
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr(results["iterations"], results["kl"]).statistic)
+    rises = {n: _key(results["cov"], n)[-1] - min(_key(results["cov"], n)) for n in COV_RISE_NS}
+    best_n = max(rises, key=lambda n: rises[n])
+    sel = results["selected"]
+    gain = (_key(sel["tournament"]["pass_at"], 8) - _key(sel["min_kl"]["pass_at"], 8))
+    return [
+        {"check": f"Spearman(KL, iteration) <= {MAX_KL_SPEARMAN}", "value": rho,
+         "threshold": MAX_KL_SPEARMAN, "ok": bool(rho <= MAX_KL_SPEARMAN)},
+        {"check": f"final Cov_N - min Cov_N >= {MIN_COV_RISE} for some N in "
+                  f"{list(COV_RISE_NS)} (best N = {best_n})", "value": rises[best_n],
+         "threshold": MIN_COV_RISE, "ok": bool(rises[best_n] >= MIN_COV_RISE)},
+        {"check": f"Pass@8(tournament, N = {results['tournament_n']}) - Pass@8(min-KL) >= "
+                  f"{MIN_PASS8_GAIN}", "value": gain, "threshold": MIN_PASS8_GAIN,
+         "ok": bool(gain >= MIN_PASS8_GAIN)},
+    ]
+
+
+def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per selection method: the pick, its KL, Cov_4 and Pass@N."""
+    return [{"method": m, "iteration": s["iteration"], "KL": s["kl"],
+             "Cov_4": _key(s["cov"], 4), "Pass@4": _key(s["pass_at"], 4),
+             "Pass@8": _key(s["pass_at"], 8), "Pass@12": _key(s["pass_at"], 12)}
+            for m, s in results["selected"].items()]
+
+
+# --------------------------------------------------------------------------------------------
+# plot and report
+
+
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """Paper layout: (a) KL and Cov_N over fine-tuning; (b) Pass@N vs Cov_{N/2}; (c) vs KL.
+
+    The tournament pick is a star, the min-KL pick a cross.
+    """
+    from lmcoverage.report.figures import new_figure, save_figure
+
+    fig, axes = new_figure(ncols=3)
+    it = np.asarray(results["iterations"])
+    ax = axes[0, 0]
+    ax.plot(it, results["kl"], color="black", marker="o", ms=3, label="KL")
+    ax.set_xlabel("fine-tuning iteration")
+    ax.set_ylabel("KL (nats)")
+    ax2 = ax.twinx()
+    for n in COV_NS:
+        ax2.plot(it, _key(results["cov"], n), marker=".", label=f"Cov_{n}")
+    ax2.set_ylabel("Cov_N")
+    for method, style in (("tournament", ":"), ("min_kl", "--")):
+        ax.axvline(results["selected"][method]["iteration"], color="gray", ls=style, lw=1)
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
+    ax.set_title("KL and coverage over fine-tuning")
+    kl = np.asarray(results["kl"])
+    t_idx = results["selected"]["tournament"]["index"]
+    k_idx = results["selected"]["min_kl"]["index"]
+    for n in SCATTER_NS:
+        pa = np.asarray(_key(results["pass_at"], n))
+        cov = np.asarray(_key(results["cov"], n // 2))
+        for panel, x in ((axes[0, 1], cov), (axes[0, 2], kl)):
+            sc = panel.scatter(x, pa, s=14, label=f"N = {n}")
+            panel.scatter(x[t_idx], pa[t_idx], marker="*", s=160, color=sc.get_facecolor()[0],
+                          edgecolor="black", zorder=3)
+            panel.scatter(x[k_idx], pa[k_idx], marker="X", s=90, color=sc.get_facecolor()[0],
+                          edgecolor="black", zorder=3)
+    axes[0, 1].set_xlabel("Cov_{N/2}")
+    axes[0, 2].set_xlabel("KL (nats)")
+    for panel, title in ((axes[0, 1], "Pass@N vs coverage"), (axes[0, 2], "Pass@N vs KL")):
+        panel.set_ylabel("Pass@N")
+        panel.set_title(title + "  (star: tournament, X: min-KL)", fontsize=9)
+        panel.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
+    """A short plain-language reading generated from the numbers."""
+    sel = results["selected"]
+    t, k = sel["tournament"], sel["min_kl"]
+    p2 = results["p_star"]["2"]
+    p1 = results["p_star"]["1"]
+    n_ok = sum(c["ok"] for c in checks)
+    text = (
+        f"Over {results['iterations'][-1]} fine-tuning iterations the KL to the 0.9/0.1 "
+        f"mixture went from {results['kl'][0]:.3g} to {results['kl'][-1]:.3g} nats "
+        f"(Spearman correlation with the iteration {checks[0]['value']:.3g}). The mean "
+        f"probability of the correct path rose from {p1[0]:.3g} to {p1[-1]:.3g} on the common "
+        f"class G1 and moved from {p2[0]:.3g} to {p2[-1]:.3g} on the rare class G2 "
+        f"(minimum {min(p2):.3g}).\n\n"
+        f"The min-KL checkpoint (iteration {k['iteration']}) has Pass@8 "
+        f"{_key(k['pass_at'], 8):.4g}; the simple tournament with N = {results['tournament_n']} "
+        f"picks iteration {t['iteration']} with Pass@8 {_key(t['pass_at'], 8):.4g}. "
+        f"{n_ok} of {len(checks)} effect checks hold. "
+    )
+    if n_ok == len(checks):
+        text += ("Lower KL did not mean better Best-of-N: fine-tuning kept lowering KL by "
+                 "sharpening the common class while giving up the rare one, which coverage "
+                 "sees and KL does not, and the coverage tournament, which needs only "
+                 "held-out log-likelihoods, chose the better checkpoint.")
+    else:
+        failed = "; ".join(c["check"] for c in checks if not c["ok"])
+        text += f"Failed: {failed}. This run does not show the full effect at this size."
+    return text
+
+
+def selection_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The selection table: each method's pick with its KL, coverage and Pass@N."""
+    return summary(results)
+
+
+def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path) -> Path:
+    """Write figure1.png and report.html (figure, reading, selection table, checks, config)."""
+    from lmcoverage.report import Section, Table
+    from lmcoverage.report import write_report as write_html
+
+    figure = plot(results, out_dir / "figure1.png")
+    checks = effect_checks(results)
+    per_ckpt = [{"iteration": it, "KL": results["kl"][i],
+                 **{f"Cov_{n}": _key(results["cov"], n)[i] for n in COV_NS},
+                 **{f"Pass@{n}": _key(results["pass_at"], n)[i] for n in SCATTER_NS},
+                 "p(y*) G1": results["p_star"]["1"][i], "p(y*) G2": results["p_star"]["2"][i]}
+                for i, it in enumerate(results["iterations"])]
+    ref = results["reference"]
+    ref_rows = [{"model": name, "KL": r["kl"], "Cov_2": _key(r["cov"], 2),
+                 "Cov_8": _key(r["cov"], 8), "Pass@8": _key(r["pass_at"], 8)}
+                for name, r in ref.items()]
+    sections = [
+        Section("Reading", reading(results, checks), figures=[figure]),
+        Section("Checkpoint selection",
+                f"Tournament threshold N = {results['tournament_n']} (fixed in the preset).",
+                tables=[Table(selection_rows(results), caption="Each method's pick"),
+                        Table(checks, caption="Effect checks")]),
+        Section("Every checkpoint", tables=[Table(per_ckpt)]),
+        Section("Reference: feature-blind optima on the same validation set",
+                "Hand-built oracle models (no training): the best a model that cannot compute "
+                "the hidden class feature can do after fine-tuning, and after pre-training.",
+                tables=[Table(ref_rows)]),
+    ]
+    if PROBE_NOTES:
+        sections.append(Section("Notes: how the preset was sized", PROBE_NOTES))
+    return write_html(out_dir / "report.html", TITLE, sections, config=config)
+
+
+# --------------------------------------------------------------------------------------------
+# the experiment
+
+
+def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
+    """Pre-train, fine-tune, score every fine-tuning checkpoint, select, plot, report."""
+    from lmcoverage.scoretable import ScoreTable
+
+    if len(ctx.seeds) != 1:
+        raise ValueError(f"--seeds: figure1 runs one seed, got {ctx.seeds}")
+    seed = ctx.seeds[0]
+    out_dir = Path(out_dir)
+    pretrain, finetune = _tasks(config)
+    pre = gc.train_checkpoints(pretrain, out_dir / "pretrain", seed=seed,
+                               steps=config["pretrain_steps"], lr=config["pretrain_lr"],
+                               checkpoint_every=config["pretrain_steps"], config=config,
+                               progress=ctx.progress)
+    fine = gc.train_checkpoints(finetune, out_dir / "finetune", seed=seed + 1,
+                                steps=config["finetune_steps"], lr=config["finetune_lr"],
+                                checkpoint_every=config["checkpoint_every"], config=config,
+                                init_from=pre[-1][1], progress=ctx.progress)
+    checkpoints = [(0, pre[-1][1]), *fine]
+    names = [f"iter-{it}" for it, _ in checkpoints]
+    cache = out_dir / "scores"
+    todo = [ScoreJob(n, str(p), config) for n, (_, p) in zip(names, checkpoints, strict=True)
+            if not (cache / f"{n}.parquet").is_file()]
+    for job, table in zip(todo, ctx.executor.map(score_job, todo), strict=True):
+        table.write_parquet(cache / f"{job.name}.parquet")
+    table = ScoreTable.concat([ScoreTable.read_parquet(cache / f"{n}.parquet") for n in names])
+    table.write_parquet(out_dir / "scores.parquet")
+    vset = validation_set(config)
+    onpolicy = gc.onpolicy_matrix(
+        [gc.HFSequenceModel.load(str(p), config["score_batch_size"]) for _, p in checkpoints],
+        vset, n_threshold=config["tournament_n"], n_prompts=config["offset_prompts"],
+        samples=config["offset_samples"], seed=seed)
+    results = analyse(table, [it for it, _ in checkpoints], config, onpolicy)
+    results["reference"] = reference_optima(vset)
+    results["effect_checks"] = effect_checks(results)
+    results["config"] = config
+    atomic_write_json(out_dir / "results.json", results)
+    write_report(results, config, out_dir)
+    return results
+
+

@@ -1,0 +1,316 @@
+"""Figure 2: coverage ignores the horizon H, KL does not (SPEC.md section 5, Appendix C).
+
+For each H and seed, a GPT is trained on the ``figure2-h{H}`` mixture (class 1: one valid
+path, weight 0.94; class 2: H/2 parity decisions keyed to a hidden XOR bit, 0.05; class 3:
+uniform over 16 paths, 0.01). Every checkpoint is scored on per-class validation sets, the
+class metrics are mixed with the class weights, and KL, Cov_16 and Cov_8 are plotted over
+training per H (median over seeds, 1/16-15/16 band). Where the hard classes stay
+unlearned they add KL that grows with H but leave Cov_16 alone.
+
+Units of work (one per (H, seed)) run through ``ctx.executor``, so ``--executor ray`` trains
+seeds in parallel; each unit caches its ScoreTable and metrics in the run directory and is
+skipped on re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments.registry import RunContext
+from lmcoverage.io import atomic_write_json
+
+TITLE = "Figure 2: KL grows with the horizon H, coverage does not"
+
+CLASSES = (1, 2, 3)
+COV_NS = (8, 16)
+
+#: Effect thresholds of the issue (checked in the report, the summary and the tests).
+CLASS1_MAX_KL = 0.05
+CLASS1_MIN_ACCURACY = 0.99
+MAX_COV16 = 0.10
+KL_SLOPE_FRACTION = 0.75
+MAX_COV16_SPREAD = 0.05
+
+_COMMON: dict[str, Any] = {
+    "edge_order": "layer",
+    "model": "cpu",
+    "model_overrides": {},
+    "lr": 2e-3,
+    "weight_decay": 0.01,
+    "batch_size": 32,
+    "val_per_class": 256,
+    "val_seed": 10_000,
+    "score_batch_size": 512,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CI: two horizons, a handful of steps; checks the machinery, not the effect.
+    "test": {**_COMMON, "horizons": [4, 8], "model": "tiny", "steps": 20,
+             "checkpoint_every": 10, "val_per_class": 8},
+    "demo": {**_COMMON, "horizons": [8, 16], "steps": 600, "checkpoint_every": 150},
+    "cpu": {**_COMMON, "horizons": [8, 16], "steps": 1200, "checkpoint_every": 200},
+    "paper": {**_COMMON, "horizons": [8, 16, 24], "edge_order": "shuffled", "model": "paper",
+              "lr": 1e-4, "batch_size": 128, "steps": 40_000, "checkpoint_every": 2_000,
+              "val_per_class": 1024},
+}
+
+#: What was tried to size the CPU presets (measured on this machine; see docs/figures.md).
+PROBE_NOTES = ""
+
+
+# --------------------------------------------------------------------------------------------
+# one unit: train (H, seed), score every checkpoint
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (H, seed) run: everything a worker needs (picklable, for Ray)."""
+
+    horizon: int
+    seed: int
+    config: dict[str, Any]
+    unit_dir: str
+
+
+def _task(horizon: int, config: dict[str, Any]) -> Any:
+    from lmcoverage.tasks import get_task
+
+    return get_task(f"figure2-h{horizon}", edge_order=config["edge_order"])
+
+
+def validation_set(task: Any, config: dict[str, Any]) -> gc.ValidationSet:
+    """Per-class validation sets of ``val_per_class`` prompts, mixed with the class weights."""
+    per_class = {g: task.sample(config["val_per_class"], seed=config["val_seed"] + g, group=g)
+                 for g in task.class_weights}
+    return gc.make_validation_set(per_class, task.class_weights)
+
+
+def unit_metrics(table: Any, accuracy: dict[int, float]) -> dict[str, Any]:
+    """Mixture KL / Cov_8 / Cov_16 per checkpoint and per-class KL and accuracy at the end."""
+    mix = gc.curve_metrics(table, COV_NS, pass_ns=(1,))
+    per_class = {}
+    for g in sorted(accuracy):
+        cls = gc.curve_metrics(table, COV_NS, pass_ns=(1,), group=str(g))
+        per_class[str(g)] = {"kl": cls["kl"][-1], "cov_16": cls["cov"][16][-1],
+                             "accuracy": accuracy[g]}
+    return {"kl": mix["kl"], "cov_16": mix["cov"][16], "cov_8": mix["cov"][8],
+            "per_class": per_class}
+
+
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """Train one (H, seed) model (resuming), score its checkpoints; return metrics + table."""
+    import torch
+
+    from lmcoverage.train import train_on_task
+
+    torch.set_num_threads(1)
+    cfg = unit.config
+    task = _task(unit.horizon, cfg)
+    train_dir = Path(unit.unit_dir) / "train"
+    checkpoints = train_on_task(task, cfg, train_dir, seed=unit.seed)
+    vset = validation_set(task, cfg)
+    tables = []
+    for step, path in checkpoints:
+        model = gc.HFSequenceModel.load(str(path), batch_size=cfg["score_batch_size"])
+        tables.append(gc.score_model(model, f"step-{step}", vset, correct="valid"))
+    from lmcoverage.scoretable import ScoreTable
+
+    table = ScoreTable.concat(tables)
+    accuracy = gc.greedy_accuracy(model, vset, task)
+    return {"horizon": unit.horizon, "seed": unit.seed,
+            "iterations": [step for step, _ in checkpoints],
+            "metrics": unit_metrics(table, accuracy), "table": table}
+
+
+# --------------------------------------------------------------------------------------------
+# aggregation over seeds
+
+
+def aggregate(horizons: Sequence[int], iterations: Sequence[int],
+              per_unit: dict[tuple[int, int], dict[str, Any]]) -> dict[str, Any]:
+    """Build results.json's ``by_horizon`` (seeds x checkpoints lists, medians and bands)."""
+    by_h: dict[str, Any] = {}
+    seeds = sorted({s for _, s in per_unit})
+    for h in horizons:
+        units = [per_unit[(h, s)] for s in seeds]
+        entry: dict[str, Any] = {}
+        for key in ("kl", "cov_16", "cov_8"):
+            mat = np.array([u[key] for u in units], dtype=np.float64)
+            med, lo, hi = gc.quantile_band(mat)
+            entry[key] = mat.tolist()
+            entry[f"{key}_median"] = med.tolist()
+            if key != "cov_8":
+                entry[f"{key}_band"] = [lo.tolist(), hi.tolist()]
+        kl = np.array(entry["kl"])
+        cov = np.array(entry["cov_16"])
+        ratio = np.where(cov > 0, kl / np.where(cov > 0, cov, 1.0), np.nan)
+        entry["kl_over_cov_16_median"] = [
+            float(np.median(col[np.isfinite(col)])) if np.isfinite(col).any() else math.nan
+            for col in ratio.T]
+        entry["per_class"] = {
+            str(g): {k: float(np.median([u["per_class"][str(g)][k] for u in units]))
+                     for k in ("kl", "cov_16", "accuracy")}
+            for g in CLASSES if str(g) in units[0]["per_class"]}
+        by_h[str(h)] = entry
+    return {"horizons": list(horizons), "iterations": list(iterations), "seeds": seeds,
+            "by_horizon": by_h}
+
+
+def effect_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's Figure 2 criteria, each ``{"check", "value", "threshold", "ok"}``."""
+    hs = [int(h) for h in results["horizons"]]
+    by_h = results["by_horizon"]
+    checks: list[dict[str, Any]] = []
+    for h in hs:
+        pc = by_h[str(h)]["per_class"]["1"]
+        checks.append({"check": f"H={h}: class-1 KL <= {CLASS1_MAX_KL}", "value": pc["kl"],
+                       "threshold": CLASS1_MAX_KL, "ok": pc["kl"] <= CLASS1_MAX_KL})
+        checks.append({"check": f"H={h}: class-1 greedy accuracy >= {CLASS1_MIN_ACCURACY}",
+                       "value": pc["accuracy"], "threshold": CLASS1_MIN_ACCURACY,
+                       "ok": pc["accuracy"] >= CLASS1_MIN_ACCURACY})
+        cov = by_h[str(h)]["cov_16_median"][-1]
+        checks.append({"check": f"H={h}: final Cov_16 <= {MAX_COV16}", "value": cov,
+                       "threshold": MAX_COV16, "ok": cov <= MAX_COV16})
+    h_min, h_max = min(hs), max(hs)
+    kl_lo, kl_hi = by_h[str(h_min)]["kl_median"][-1], by_h[str(h_max)]["kl_median"][-1]
+    need = KL_SLOPE_FRACTION * h_max / h_min
+    ratio = kl_hi / kl_lo if kl_lo > 0 else math.inf
+    checks.append({"check": f"KL(H={h_max}) / KL(H={h_min}) >= {KL_SLOPE_FRACTION} * "
+                            f"{h_max}/{h_min}", "value": ratio, "threshold": need,
+                   "ok": ratio >= need})
+    covs = [by_h[str(h)]["cov_16_median"][-1] for h in hs]
+    spread = max(covs) - min(covs)
+    checks.append({"check": f"Cov_16 spread across H <= {MAX_COV16_SPREAD}", "value": spread,
+                   "threshold": MAX_COV16_SPREAD, "ok": spread <= MAX_COV16_SPREAD})
+    return checks
+
+
+def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Key numbers per H at the end of training (printed after ``lmcoverage run``)."""
+    rows = []
+    for h in results["horizons"]:
+        e = results["by_horizon"][str(h)]
+        rows.append({"H": h, "KL": e["kl_median"][-1], "Cov_16": e["cov_16_median"][-1],
+                     "Cov_8": e["cov_8_median"][-1],
+                     "class-1 KL": e["per_class"]["1"]["kl"],
+                     "class-1 acc": e["per_class"]["1"]["accuracy"],
+                     "class-2 KL": e["per_class"]["2"]["kl"]})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# plot and report
+
+
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """Three panels like the paper's Figure 2: KL, Cov_16 and KL/Cov_16 over training per H."""
+    from lmcoverage.report.figures import new_figure, save_figure
+
+    fig, axes = new_figure(ncols=3)
+    it = np.asarray(results["iterations"])
+    for h in results["horizons"]:
+        e = results["by_horizon"][str(h)]
+        for ax, key, band in ((axes[0, 0], "kl", "kl_band"), (axes[0, 1], "cov_16",
+                                                              "cov_16_band")):
+            line, = ax.plot(it, e[f"{key}_median"], marker="o", ms=3, label=f"H = {h}")
+            ax.fill_between(it, e[band][0], e[band][1], color=line.get_color(), alpha=0.2)
+        axes[0, 2].plot(it, e["kl_over_cov_16_median"], marker="o", ms=3, label=f"H = {h}")
+    titles = ("KL(pi_D || pi_hat) (nats)", "Cov_16", "KL / Cov_16")
+    for ax, title in zip(axes[0], titles, strict=True):
+        ax.set_xlabel("training iteration")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    axes[0, 0].set_yscale("log")
+    axes[0, 2].set_yscale("log")
+    return save_figure(fig, path)
+
+
+def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
+    """A short plain-language reading generated from the numbers."""
+    hs = [int(h) for h in results["horizons"]]
+    by_h = results["by_horizon"]
+    lo, hi = str(min(hs)), str(max(hs))
+    kl_lo, kl_hi = by_h[lo]["kl_median"][-1], by_h[hi]["kl_median"][-1]
+    cov_lo, cov_hi = by_h[lo]["cov_16_median"][-1], by_h[hi]["cov_16_median"][-1]
+    n_ok = sum(c["ok"] for c in checks)
+    grow = "grew" if kl_hi > kl_lo else "did not grow"
+    text = (
+        f"At the end of training, the median KL was {kl_lo:.3g} nats at H = {lo} and "
+        f"{kl_hi:.3g} nats at H = {hi}: KL {grow} with the horizon "
+        f"(ratio {kl_hi / kl_lo if kl_lo > 0 else math.inf:.3g} for a horizon ratio "
+        f"{int(hi) / int(lo):.3g}). Cov_16 was {cov_lo:.3g} and {cov_hi:.3g}. "
+        f"Class 1 reached KL {by_h[lo]['per_class']['1']['kl']:.3g} / "
+        f"{by_h[hi]['per_class']['1']['kl']:.3g} with greedy accuracy "
+        f"{by_h[lo]['per_class']['1']['accuracy']:.3g} / "
+        f"{by_h[hi]['per_class']['1']['accuracy']:.3g}; class 2 kept KL "
+        f"{by_h[lo]['per_class']['2']['kl']:.3g} / {by_h[hi]['per_class']['2']['kl']:.3g} "
+        f"(a model at 1/2 per decision would have (H/2) ln 2 = "
+        f"{int(lo) / 2 * math.log(2):.3g} / {int(hi) / 2 * math.log(2):.3g}).\n\n"
+        f"{n_ok} of {len(checks)} effect checks hold. "
+    )
+    if n_ok == len(checks):
+        text += ("The run shows the paper's point: the rare hard classes stay unlearned and "
+                 "contribute KL that scales with H, while the fraction of prompts the model "
+                 "misses by a factor of 16 or more does not depend on H.")
+    else:
+        failed = "; ".join(c["check"] for c in checks if not c["ok"])
+        text += f"Failed: {failed}. This run does not show the full effect at this size."
+    return text
+
+
+def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path) -> Path:
+    """Write figure2.png and report.html (figure, reading, checks, per-H table, config)."""
+    from lmcoverage.report import Section, Table
+    from lmcoverage.report import write_report as write_html
+
+    figure = plot(results, out_dir / "figure2.png")
+    checks = effect_checks(results)
+    table = Table(summary(results), caption="End of training, median over seeds")
+    sections = [
+        Section("Reading", reading(results, checks), figures=[figure]),
+        Section("Key numbers", tables=[table, Table(checks, caption="Effect checks")]),
+    ]
+    if PROBE_NOTES:
+        sections.append(Section("Notes: how the preset was sized", PROBE_NOTES))
+    return write_html(out_dir / "report.html", TITLE, sections, config=config)
+
+
+# --------------------------------------------------------------------------------------------
+# the experiment
+
+
+def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
+    """Train every (H, seed), score, aggregate; write results.json, figure2.png, report."""
+    out_dir = Path(out_dir)
+    horizons = [int(h) for h in config["horizons"]]
+    todo, per_unit = [], {}
+    for h in horizons:
+        for s in ctx.seeds:
+            unit_dir = out_dir / "units" / f"h{h}-seed{s}"
+            cached = unit_dir / "metrics.json"
+            if cached.is_file():
+                per_unit[(h, s)] = json.loads(cached.read_text())
+            else:
+                todo.append(Unit(h, s, config, str(unit_dir)))
+    for res in ctx.executor.map(run_unit, todo):
+        unit_dir = out_dir / "units" / f"h{res['horizon']}-seed{res['seed']}"
+        res["table"].write_parquet(unit_dir / "scores.parquet")
+        record = {**res["metrics"], "iterations": res["iterations"]}
+        atomic_write_json(unit_dir / "metrics.json", record)
+        per_unit[(res["horizon"], res["seed"])] = json.loads(
+            (unit_dir / "metrics.json").read_text())
+    iterations = per_unit[(horizons[0], ctx.seeds[0])]["iterations"]
+    results = aggregate(horizons, iterations, per_unit)
+    results["effect_checks"] = effect_checks(results)
+    results["config"] = config
+    atomic_write_json(out_dir / "results.json", results)
+    write_report(results, config, out_dir)
+    return results
