@@ -2,7 +2,8 @@
 
 Cov_N(pi_D || pi_hat) = P_{x~mu, y~pi_D}[ X >= log N ],  X = log pi_D(y|x) - log pi_hat(y|x).
 
-The whole profile N -> Cov_N is one sort of X plus a binary search per N.
+The whole profile N -> Cov_N comes from one pass over X: sort the K thresholds log N, bin every
+X among them by binary search (O(n log K)), and sum the bin weights from the top.
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ def coverage_profile(
     """
     x = as_float_array("log_ratio", log_ratio)
     n_arr = as_ns(ns)
-    w = as_weights(weights, x.size)
-    order = np.argsort(x, kind="stable")
-    x_sorted = x[order]
-    # tail[i] = total weight of the examples at sorted positions >= i; tail[n] = 0.
-    tail = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
-    idx = np.searchsorted(x_sorted, np.log(n_arr), side="left")
-    return np.asarray(tail[idx] / tail[0], dtype=np.float64)
+    w = None if weights is None else as_weights(weights, x.size)
+    thresholds = np.log(n_arr).ravel()
+    order = np.argsort(thresholds, kind="stable")
+    # bins[i] = number of thresholds <= x_i: example i counts for the first bins[i] sorted N.
+    bins = np.searchsorted(thresholds[order], x, side="right")
+    mass = np.bincount(bins, weights=w, minlength=thresholds.size + 1)
+    tail = np.cumsum(mass[::-1])[::-1]  # tail[b] = weight of examples with bins >= b
+    cov = np.empty(thresholds.size, dtype=np.float64)
+    cov[order] = tail[1:] / (x.size if w is None else w.sum())
+    return cov.reshape(n_arr.shape)
 
 
 def coverage_profile_ci(
