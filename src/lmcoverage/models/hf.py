@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
+                   "vocab.txt", "spiece.model")
 
 
 def check_model_dir(path: str | os.PathLike[str]) -> Path:
@@ -82,6 +84,8 @@ def load_tokenizer(path: str | os.PathLike[str], trust_remote_code: bool = False
     from transformers import AutoTokenizer
 
     p = Path(path)
+    if not any((p / name).is_file() for name in TOKENIZER_FILES):
+        raise ValueError(f"no usable tokenizer in model directory {p}: no tokenizer files")
     try:
         return AutoTokenizer.from_pretrained(
             p, local_files_only=True, trust_remote_code=trust_remote_code
@@ -96,9 +100,13 @@ def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Pat
     Everything is written to a temporary sibling directory first and renamed onto ``path``, so a
     crash never leaves a half-written model; an existing directory at ``path`` is replaced.
     """
+    from transformers.utils import logging as hf_logging
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         model.save_pretrained(tmp)
         if tokenizer is not None:
@@ -116,4 +124,7 @@ def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return target
