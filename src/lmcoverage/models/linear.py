@@ -71,8 +71,7 @@ CorrectFn = Callable[[Tensor, Tensor], Tensor]
 Method = Literal["sgd", "normalized_sgd", "sign_sgd", "adam", "token_sgd"]
 METHODS: tuple[str, ...] = ("sgd", "normalized_sgd", "sign_sgd", "adam", "token_sgd")
 
-#: Relative slack when checking ||theta|| <= radius (float32 rounding after a projection);
-#: a theta within the slack is projected onto the ball exactly.
+#: Relative slack when checking ||theta|| <= radius (float32 rounding after a projection).
 THETA_TOL = 1e-6
 #: Largest number of (prompt, sequence) pairs :func:`exact_metrics` enumerates by default.
 MAX_ENUMERATE = 2_000_000
@@ -235,12 +234,12 @@ class LinearARModel:
             )
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name}: contains non-finite values")
-        norm = float(t.norm(dim=-1).max()) if t.numel() else 0.0
+        norm = float(t.detach().norm(dim=-1).max()) if t.numel() else 0.0
         if norm > self.radius * (1.0 + THETA_TOL):
             raise ValueError(
                 f"{name}: ||theta|| = {norm:.6g} lies outside Theta (radius {self.radius:g})"
             )
-        return self.project(t) if norm > self.radius else t
+        return t
 
     def project(self, theta: Tensor) -> Tensor:
         """Euclidean projection onto Theta (rows independently)."""

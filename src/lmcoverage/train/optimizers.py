@@ -142,15 +142,19 @@ def adam_update(
     return new, AdamState(m, v, step)
 
 
+def _global_norm(tensors: list[Tensor]) -> float:
+    """Euclidean norm of the concatenation of ``tensors`` (float64)."""
+    return math.sqrt(sum(float((t.detach().double() ** 2).sum()) for t in tensors))
+
+
 def _project_params_(params: list[Tensor], radius: float | None) -> None:
     """In-place projection of the concatenation of ``params`` onto the radius ball."""
     if radius is None or not params:
         return
-    norm = torch.sqrt(sum((p.detach().double() ** 2).sum() for p in params))  # type: ignore[arg-type]
-    if float(norm) > radius:
-        scale = radius / float(norm)
+    norm = _global_norm(params)
+    if norm > radius:
         for p in params:
-            p.mul_(scale)
+            p.mul_(radius / norm)
 
 
 class _DescentOptimizer(torch.optim.Optimizer):
@@ -160,6 +164,13 @@ class _DescentOptimizer(torch.optim.Optimizer):
         _check_positive("lr", defaults["lr"])
         _check_radius(defaults.get("radius"))
         super().__init__(params, defaults)
+        for group in self.param_groups:
+            radius = group["radius"]
+            norm = _global_norm(list(group["params"]))
+            if radius is not None and norm > radius * (1.0 + 1e-6):
+                raise ValueError(
+                    f"params: ||params|| = {norm:.6g} lies outside the ball of radius {radius:g}"
+                )
 
     def _direction(self, grads: list[Tensor], group: dict[str, Any]) -> list[Tensor]:
         raise NotImplementedError
@@ -202,8 +213,7 @@ class NormalizedSGD(_DescentOptimizer):
         super().__init__(params, {"lr": lr, "lam": lam, "radius": radius})
 
     def _direction(self, grads: list[Tensor], group: dict[str, Any]) -> list[Tensor]:
-        norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))  # type: ignore[arg-type]
-        scale = 1.0 / (group["lam"] + float(norm))
+        scale = 1.0 / (group["lam"] + _global_norm(grads))
         return [g * scale for g in grads]
 
 
