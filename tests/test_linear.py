@@ -129,7 +129,9 @@ def test_per_sequence_theta_rows() -> None:
     x = torch.tensor([0, 1, 2, 0])
     y = torch.randint(0, V, (4, H), generator=_gen(7))
     batched = model.log_prob(thetas, x, y)
-    single = torch.stack([model.log_prob(thetas[i], x[i : i + 1], y[i : i + 1])[0] for i in range(4)])
+    single = torch.stack(
+        [model.log_prob(thetas[i], x[i : i + 1], y[i : i + 1])[0] for i in range(4)]
+    )
     torch.testing.assert_close(batched, single, rtol=0, atol=1e-12)
 
 
