@@ -1,0 +1,80 @@
+"""The usual selection baselines and the coverage oracle.
+
+- :func:`min_cross_entropy`: argmin of held-out cross-entropy (needs nothing but loglik).
+- :func:`min_kl`: argmin of sequence-level KL (needs pi_D's log-likelihoods; same pick as
+  min cross-entropy, since they differ by pi_D's entropy, but reports the KL values).
+- :func:`oracle_coverage`: argmin of Cov_N (Eq. 1) when pi_D is known: what a tournament
+  tries to achieve without pi_D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from lmcoverage.metrics import coverage_profile, cross_entropy, kl_divergence
+from lmcoverage.select._inputs import Scores, candidates, data_loglik, threshold_n
+from lmcoverage.select.result import Selection, rank_candidates
+
+
+def min_cross_entropy(
+    loglik: Scores, weights: ArrayLike | None = None, names: Sequence[str] | None = None
+) -> Selection:
+    """Pick the candidate with the smallest held-out cross-entropy E[-log pi_j(y|x)].
+
+    Args:
+        loglik: (candidates, examples) held-out log-likelihoods, or a ScoreTable.
+        weights: optional (examples,) weights; names: candidate names.
+
+    Returns:
+        A :class:`Selection` whose ``statistic`` is the cross-entropy in nats per response.
+    """
+    cands = candidates(loglik, weights, names)
+    stat = np.array([cross_entropy(row, cands.weights) for row in cands.loglik])
+    return Selection("cross-entropy", cands.names, stat, rank_candidates(stat))
+
+
+def min_kl(
+    loglik: Scores,
+    loglik_data: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    names: Sequence[str] | None = None,
+) -> Selection:
+    """Pick the candidate with the smallest sequence-level KL(pi_D || pi_j) = E[X].
+
+    Args:
+        loglik: (candidates, examples), or a ScoreTable (which then supplies ``loglik_data``).
+        loglik_data: (examples,) log pi_D(y_i|x_i).
+        weights, names: as in :func:`min_cross_entropy`.
+    """
+    cands = candidates(loglik, weights, names)
+    ld = data_loglik(loglik_data, cands)
+    stat = np.array([kl_divergence(ld - row, cands.weights) for row in cands.loglik])
+    return Selection("kl", cands.names, stat, rank_candidates(stat))
+
+
+def oracle_coverage(
+    loglik: Scores,
+    loglik_data: ArrayLike | None = None,
+    n: float | None = None,
+    weights: ArrayLike | None = None,
+    names: Sequence[str] | None = None,
+) -> Selection:
+    """Pick argmin_j Cov_N(pi_D || pi_j) (Eq. 1), estimated on the held-out examples.
+
+    Args:
+        loglik: (candidates, examples), or a ScoreTable (which then supplies ``loglik_data``).
+        loglik_data: (examples,) log pi_D(y_i|x_i).
+        n: the threshold N >= 1 (required).
+        weights, names: as in :func:`min_cross_entropy`.
+    """
+    if n is None:
+        raise ValueError("n: required (the coverage threshold N >= 1)")
+    n_value = threshold_n(n)
+    cands = candidates(loglik, weights, names)
+    ld = data_loglik(loglik_data, cands)
+    stat = np.array([coverage_profile(ld - row, n_value, cands.weights) for row in cands.loglik],
+                    dtype=np.float64)
+    return Selection("oracle", cands.names, stat, rank_candidates(stat), params={"n": n_value})

@@ -1,0 +1,251 @@
+"""Finite model families with a known pi_D, where Cov_N, KL and on-policy coverage are exact.
+
+Used to check the selection theorems (Prop E.1, Thm 6.3, Thm 6.4) where the truth is known:
+prompts x in a finite set with probabilities ``mu``, responses y in a finite set, pi_D and
+every candidate given as a conditional probability table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lmcoverage.metrics import coverage_profile
+from lmcoverage.select.tournament import onpolicy_exact
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """n held-out examples (x_i, y_i) ~ mu x pi_D and every candidate's log-likelihood of them.
+
+    Attributes:
+        prompt: (n,) prompt index of each example.
+        response: (n,) response index.
+        loglik: (candidates, n) log pi_j(y_i|x_i).
+        loglik_data: (n,) log pi_D(y_i|x_i).
+    """
+
+    prompt: NDArray[np.int64]
+    response: NDArray[np.int64]
+    loglik: NDArray[np.float64]
+    loglik_data: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FiniteFamily:
+    """pi_D and candidates on finite prompt and response sets.
+
+    Attributes:
+        mu: (prompts,) prompt distribution.
+        data: (prompts, responses) pi_D(y|x), rows sum to 1.
+        models: (candidates, prompts, responses) pi_j(y|x), rows sum to 1 (zeros allowed).
+        names: (candidates,) names.
+    """
+
+    mu: NDArray[np.float64]
+    data: NDArray[np.float64]
+    models: NDArray[np.float64]
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        p, r = self.data.shape
+        if self.mu.shape != (p,) or not np.isclose(self.mu.sum(), 1.0) or (self.mu < 0).any():
+            raise ValueError(f"mu: expected a probability vector of length {p}")
+        for name, arr in (("data", self.data), ("models", self.models)):
+            if (arr < 0).any() or not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-9):
+                raise ValueError(f"{name}: every conditional distribution must sum to 1")
+        if self.models.shape[1:] != (p, r):
+            raise ValueError(f"models: expected shape (candidates, {p}, {r}), "
+                             f"got {self.models.shape}")
+        if len(self.names) != self.models.shape[0]:
+            raise ValueError(f"names: {len(self.names)} names for {self.models.shape[0]} models")
+
+    @property
+    def size(self) -> int:
+        return int(self.models.shape[0])
+
+    def _log_ratio(self) -> NDArray[np.float64]:
+        """(candidates, prompts * responses) log pi_D - log pi_j on pi_D's support."""
+        support = self.data > 0
+        with np.errstate(divide="ignore"):
+            log_d = np.log(self.data[support])
+            log_m = np.log(self.models[:, support])
+        return np.asarray(log_d[None, :] - log_m, dtype=np.float64)
+
+    def _support_weights(self) -> NDArray[np.float64]:
+        return np.asarray((self.mu[:, None] * self.data)[self.data > 0], dtype=np.float64)
+
+    def coverage(self, ns: ArrayLike) -> NDArray[np.float64]:
+        """Exact Cov_N(pi_D || pi_j) (Eq. 1): (candidates, *ns.shape)."""
+        w = self._support_weights()
+        return np.stack([coverage_profile(x, ns, w) for x in self._log_ratio()])
+
+    def kl(self) -> NDArray[np.float64]:
+        """Exact sequence-level KL(pi_D || pi_j): (candidates,)."""
+        w = self._support_weights()
+        x = self._log_ratio()
+        with np.errstate(invalid="ignore"):
+            return np.asarray((x * w).sum(axis=1), dtype=np.float64)
+
+    def sample(self, n: int, rng: np.random.Generator) -> HeldOut:
+        """Draw ``n`` held-out examples (x, y) ~ mu x pi_D with ``rng``."""
+        if n < 1:
+            raise ValueError(f"n: need at least one held-out example, got {n}")
+        prompt = rng.choice(self.mu.size, size=n, p=self.mu)
+        cdf = np.cumsum(self.data[prompt], axis=1)
+        u = rng.random(n)[:, None] * cdf[:, -1:]
+        response = np.minimum((cdf <= u).sum(axis=1), self.data.shape[1] - 1)
+        with np.errstate(divide="ignore"):
+            loglik = np.log(self.models[:, prompt, response])
+            loglik_data = np.log(self.data[prompt, response])
+        return HeldOut(prompt, response, loglik, loglik_data)
+
+    def onpolicy(self, prompts: NDArray[np.int64], n: float) -> NDArray[np.float64]:
+        """Exact hatCov^{pi_j}_N(pi_k || pi_j) on the held-out ``prompts`` (Eq. 32)."""
+        unique, counts = np.unique(prompts, return_counts=True)
+        with np.errstate(divide="ignore"):
+            logp = np.log(self.models[:, unique, :])
+        return onpolicy_exact(logp, n, counts)
+
+
+def misspecification_example(alpha: float, m: float) -> FiniteFamily:
+    """A two-model class where the likelihood maximiser covers badly (after Prop E.1).
+
+    One prompt, three responses {a, b, s}; pi_D = ((1-p)/2, (1-p)/2, p) with
+    p = alpha^2 / (2 log M).
+
+    - ``cover`` (index 0): pi_D with a and b tilted by factors 1 + alpha and 1 - alpha. Its
+      log-ratio never exceeds log(1/(1-alpha)), so Cov_N = 0 for every N > 1/(1-alpha); its
+      KL is -(1-p)/2 log(1 - alpha^2), about alpha^2/2.
+    - ``mle`` (index 1): exact on {a, b} up to renormalisation, but M times too unlikely on s.
+      Its KL (about p log M - p) is smaller, so maximum likelihood prefers it, yet
+      Cov_N = p = alpha^2 / (2 log M) for every 1 < N < M (at N = M the ratio sits exactly on
+      the threshold, where float rounding decides).
+
+    The KL ordering holds on the whole allowed range: using log(1 - u) <= -u,
+    KL(mle) <= alpha^2/2 - p (1-p)(1-1/M)/(1-p/M) and KL(cover) >= alpha^2/2 - p alpha^2/2,
+    and (1-p)(1-1/M)/(1-p/M) >= 0.68 > 1/8 >= alpha^2/2 when alpha <= 1/2 and M >= 4.
+
+    Args:
+        alpha: tilt in (0, 1/2].
+        m: the factor M >= 4 by which ``mle`` under-weights the slice s.
+    """
+    if not 0.0 < alpha <= 0.5:
+        raise ValueError(f"alpha: must be in (0, 0.5], got {alpha}")
+    if not 4.0 <= m < np.inf:
+        raise ValueError(f"m: must be a finite number >= 4, got {m}")
+    p = alpha**2 / (2.0 * np.log(m))
+    data = np.array([[(1 - p) / 2, (1 - p) / 2, p]])
+    cover = np.array([[(1 - p) / 2 * (1 + alpha), (1 - p) / 2 * (1 - alpha), p]])
+    mle = np.array([[(1 - p / m) / 2, (1 - p / m) / 2, p / m]])
+    return FiniteFamily(np.ones(1), data, np.stack([cover, mle]), ("cover", "mle"))
+
+
+def _normalise(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(p / p.sum(axis=-1, keepdims=True), dtype=np.float64)
+
+
+def _subset(
+    mass: NDArray[np.float64], target: float, rng: np.random.Generator
+) -> NDArray[np.bool_]:
+    """A random set of entries of ``mass`` (any shape) with total mass close to, at most, target.
+
+    Greedy in a random order: an entry joins when it still fits under ``target``.
+    """
+    flat = mass.ravel()
+    mask = np.zeros(flat.size, dtype=bool)
+    total = 0.0
+    for i in rng.permutation(flat.size):
+        if total + flat[i] <= target:
+            mask[i] = True
+            total += flat[i]
+    return mask.reshape(mass.shape)
+
+
+def _per_prompt_subset(
+    data: NDArray[np.float64], target: float, rng: np.random.Generator
+) -> NDArray[np.bool_]:
+    """:func:`_subset` of each prompt's responses, with pi_D mass at most ``target`` each."""
+    return np.stack([_subset(row, target, rng) for row in data])
+
+
+def _on_subset(
+    data: NDArray[np.float64], mask: NDArray[np.bool_], eps: float
+) -> NDArray[np.float64]:
+    """pi_D conditioned on ``mask`` with probability 1 - eps, the rest (prop. to pi_D) eps."""
+    inside = np.where(mask, data, 0.0)
+    outside = np.where(mask, 0.0, data)
+    out_total = outside.sum(axis=1, keepdims=True)
+    rest = np.divide(outside, out_total, out=np.zeros_like(outside), where=out_total > 0)
+    return _normalise((1.0 - eps) * _normalise(inside) + eps * rest)
+
+
+def random_family(
+    seed: int,
+    prompts: int = 16,
+    responses: int = 24,
+    sigmas: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5),
+    slices: tuple[float, ...] = (0.005, 0.01, 0.02, 0.04),
+    slice_factor: float = 1e-3,
+    temperatures: tuple[float, ...] = (1.5,),
+) -> FiniteFamily:
+    """A random misspecified family for the Thm 6.3 check (no candidate equals pi_D).
+
+    pi_D(.|x) ~ Dirichlet(1/2) per prompt, mu uniform. Candidates:
+
+    - ``noise-s``: pi_D(y|x) exp(s g_xy), g ~ N(0, 1), renormalised: KL about s^2/2, coverage
+      poor at small N and good at large N;
+    - ``slice-p``: pi_D except on a random slice of (x, y) pairs of mass at most p, where it is
+      ``slice_factor`` times too small: low KL, Cov_N about p for every N <= 1/slice_factor
+      (the candidates maximum likelihood likes and coverage does not);
+    - ``temp-b``: pi_D^b renormalised (b > 1 sharpens, b < 1 flattens).
+    """
+    rng = np.random.default_rng(seed)
+    data = rng.dirichlet(np.full(responses, 0.5), size=prompts)
+    models: list[NDArray[np.float64]] = []
+    names: list[str] = []
+    for s in sigmas:
+        models.append(_normalise(data * np.exp(s * rng.standard_normal(data.shape))))
+        names.append(f"noise-{s:g}")
+    for p in slices:
+        mask = _subset(data / prompts, p, rng)
+        models.append(_normalise(np.where(mask, slice_factor * data, data)))
+        names.append(f"slice-{p:g}")
+    for b in temperatures:
+        models.append(_normalise(data**b))
+        names.append(f"temp-{b:g}")
+    return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))
+
+
+def offset_family(
+    seed: int,
+    ns: tuple[float, ...] = (2, 4, 8, 16),
+    prompts: int = 8,
+    responses: int = 128,
+    eps: float = 1e-6,
+) -> FiniteFamily:
+    """A family where the simple tournament is fooled at small N and the offset one is not.
+
+    pi_D(.|x) ~ Dirichlet(20) (nearly uniform), mu uniform. Candidates:
+
+    - ``good``: pi_D itself (Cov_N = 0 for N > 1);
+    - ``sharp-N`` for N in ``ns``: pi_D renormalised on a random set of pi_D-mass at least
+      1 - 1/(2N) per prompt, with mass ``eps`` on the rest: Cov_M about 1/(2N) for all
+      moderate M, but opponents rarely beat it by a factor N since it is sharper than pi_D;
+    - ``adversary-N``: pi_D renormalised on a random set of pi_D-mass at most 1/N: it beats
+      ``good`` by a factor N on mass about 1/N, which the simple tournament charges to ``good``
+      and the offset term (computed on ``good``'s own samples) cancels.
+    """
+    rng = np.random.default_rng(seed)
+    data = rng.dirichlet(np.full(responses, 20.0), size=prompts)
+    models = [data]
+    names = ["good"]
+    for n in ns:
+        models.append(_on_subset(data, ~_per_prompt_subset(data, 1.0 / (2.0 * n), rng), eps))
+        names.append(f"sharp-{n:g}")
+    for n in ns:
+        models.append(_on_subset(data, _per_prompt_subset(data, (1.0 - 1e-3) / n, rng), eps))
+        names.append(f"adversary-{n:g}")
+    return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))

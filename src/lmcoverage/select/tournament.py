@@ -1,0 +1,231 @@
+"""Coverage tournaments (Eq. 28-29, Thm 6.3; Eq. 32, Thm 6.4) and their on-policy inputs.
+
+A tournament needs only the log-likelihood of each held-out response under each candidate:
+no pi_D, and (for the simple tournament) no sampling. For candidate j and opponent k,
+
+    hatCov_N(pi_k || pi_j) = sum_i w_i 1[ pi_k(y_i|x_i) >= N pi_j(y_i|x_i) ] / sum_i w_i   (Eq. 28)
+
+is the (weighted) fraction of held-out examples on which the opponent's likelihood is at least
+N times the candidate's. As in ``coverage_profile``, the event is inclusive and compared in
+float64 on the log-ratio: ``loglik[k, i] - loglik[j, i] >= log N``. An example that both give
+probability zero (both ``-inf``, log-ratio NaN) never counts; one that the candidate gives
+zero and the opponent does not always counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lmcoverage.metrics._validate import as_float_array, as_weights, check_loglik
+from lmcoverage.select._inputs import (
+    Candidates,
+    Scores,
+    candidates,
+    threshold_n,
+)
+from lmcoverage.select.result import Selection, rank_candidates
+
+#: With at most this many distinct example weights, counts are exact integers per weight level
+#: (fast, exact ties); otherwise the indicator matrix is multiplied by the weights.
+_MAX_WEIGHT_LEVELS = 64
+
+
+def _beats(loglik: NDArray[np.float64], j: int, log_n: float) -> NDArray[np.bool_]:
+    """(candidates, examples) indicator ``loglik[k, i] - loglik[j, i] >= log N`` (NaN: no)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.subtract(loglik, loglik[j]) >= log_n)
+
+
+def pairwise_coverage(
+    loglik: Scores, n: float, weights: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """All pairwise empirical coverages hatCov_N(pi_k || pi_j) (Eq. 28).
+
+    Args:
+        loglik: (candidates, examples) log pi_j(y_i|x_i), or a ScoreTable.
+        n: the threshold N >= 1.
+        weights: optional (examples,) non-negative weights (default: the table's, or ones).
+
+    Returns:
+        (candidates, candidates) float64 ``P`` with ``P[j, k]`` = hatCov_N(pi_k || pi_j):
+        rows are candidates, columns opponents; the diagonal is NaN (not a comparison).
+
+    Cost: candidates^2 x examples comparisons, one (candidates, examples) broadcast per
+    candidate; 100 x 100,000 takes about a second on one core.
+    """
+    return _pairwise(candidates(loglik, weights), threshold_n(n))
+
+
+def _pairwise(cands: Candidates, n: float) -> NDArray[np.float64]:
+    keep = cands.weights > 0
+    ll, w = cands.loglik[:, keep], cands.weights[keep]
+    k = ll.shape[0]
+    log_n = float(np.log(n))
+    levels, level_of = np.unique(w, return_inverse=True)
+    total = np.zeros((k, k), dtype=np.float64)
+    if levels.size <= _MAX_WEIGHT_LEVELS:
+        for g, level in enumerate(levels):
+            block = np.ascontiguousarray(ll[:, level_of == g])
+            counts = np.stack([np.count_nonzero(_beats(block, j, log_n), axis=1)
+                               for j in range(k)])
+            total += level * counts
+    else:
+        for j in range(k):
+            total[j] = _beats(ll, j, log_n) @ w
+    out = total / w.sum()
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
+def _max_off_diagonal(mat: NDArray[np.float64]) -> NDArray[np.float64]:
+    masked = mat.copy()
+    np.fill_diagonal(masked, -np.inf)
+    return np.asarray(masked.max(axis=1), dtype=np.float64)
+
+
+def simple_tournament(
+    loglik: Scores,
+    n: float,
+    weights: ArrayLike | None = None,
+    names: Sequence[str] | None = None,
+) -> Selection:
+    """The simple coverage tournament (Eq. 29, Thm 6.3).
+
+    Picks argmin_j max_{k != j} hatCov_N(pi_k || pi_j): the candidate that no opponent beats by
+    a factor N on much held-out data. Guarantee (Thm 6.3): Cov_{N^(1+a)}(pick) <~
+    min_j Cov_{N^a}(pi_j) + 1/N^(1-a) + log(|Pi|/delta)/n, also under misspecification.
+
+    Args:
+        loglik: (candidates, examples) held-out log-likelihoods, or a ScoreTable.
+        n: the threshold N >= 1.
+        weights: optional (examples,) non-negative example weights.
+        names: candidate names (default: the table's models, or "0", "1", ...).
+
+    Returns:
+        A :class:`Selection` with ``statistic[j] = max_k pairwise[j, k]`` and ``pairwise``.
+        Ties (within :data:`~lmcoverage.select.result.TIE_RTOL`) go to the lowest index.
+    """
+    cands = candidates(loglik, weights, names, min_candidates=2)
+    n_value = threshold_n(n)
+    pairwise = _pairwise(cands, n_value)
+    stat = _max_off_diagonal(pairwise)
+    return Selection("tournament", cands.names, stat, rank_candidates(stat),
+                     pairwise=pairwise, params={"n": n_value})
+
+
+def offset_tournament(
+    loglik: Scores,
+    n: float,
+    a: float,
+    onpolicy: ArrayLike,
+    weights: ArrayLike | None = None,
+    names: Sequence[str] | None = None,
+) -> Selection:
+    """The offset tournament (Eq. 32, Thm 6.4).
+
+    Picks argmin_j max_{k != j} [ hatCov_N(pi_k || pi_j) - 2 N^a onpolicy[j, k] ]. The offset
+    removes the 1/N^(1-a) term of Thm 6.3, so it helps most at small N. Eq. 32 also lets
+    k = j, which adds the value 0 (for N > 1) and only clips the statistic at 0; leaving it out
+    keeps the ranking informative and the pick is still a minimiser of Eq. 32.
+
+    Args:
+        loglik: (candidates, examples) held-out log-likelihoods, or a ScoreTable.
+        n: the threshold N >= 1.
+        a: the exponent a >= 0 of Thm 6.4 (the offset weight is 2 N^a).
+        onpolicy: (candidates, candidates), ``onpolicy[j, k]`` = hatCov^{pi_j}_N(pi_k || pi_j),
+            the chance over the held-out prompts and y ~ pi_j(.|x) that pi_k(y|x) >= N pi_j(y|x)
+            (see :func:`onpolicy_from_samples`, :func:`onpolicy_exact`); diagonal ignored.
+        weights, names: as in :func:`simple_tournament`.
+    """
+    cands = candidates(loglik, weights, names, min_candidates=2)
+    n_value = threshold_n(n)
+    a_value = float(a)
+    if not np.isfinite(a_value) or a_value < 0:
+        raise ValueError(f"a: must be a finite number >= 0, got {a}")
+    k = cands.size
+    op = np.array(onpolicy, dtype=np.float64)
+    if op.shape != (k, k):
+        raise ValueError(f"onpolicy: expected shape ({k}, {k}), got {op.shape}")
+    np.fill_diagonal(op, np.nan)
+    off = ~np.eye(k, dtype=bool)
+    if np.isnan(op[off]).any() or (op[off] < 0).any() or (op[off] > 1).any():
+        bad = tuple(int(i) for i in np.argwhere(off & ~((op >= 0) & (op <= 1)))[0])
+        raise ValueError(f"onpolicy: entries must be probabilities in [0, 1], got "
+                         f"{op[bad]} at {bad}")
+    pairwise = _pairwise(cands, n_value)
+    stat = _max_off_diagonal(pairwise - 2.0 * n_value ** a_value * op)
+    return Selection("offset", cands.names, stat, rank_candidates(stat), pairwise=pairwise,
+                     onpolicy=op, params={"n": n_value, "a": a_value})
+
+
+def onpolicy_from_samples(
+    sample_loglik: ArrayLike, n: float, weights: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """Estimate hatCov^{pi_j}_N(pi_k || pi_j) from responses sampled by each candidate (Eq. 32).
+
+    Args:
+        sample_loglik: (candidates, candidates, prompts, samples); entry [j, k, i, s] is
+            log pi_k(y|x_i) for the s-th response y ~ pi_j(.|x_i) sampled by candidate j on
+            held-out prompt i, scored by candidate k.
+        n: the threshold N >= 1.
+        weights: optional (prompts,) prompt weights.
+
+    Returns:
+        (candidates, candidates) ``onpolicy[j, k]`` = sum_i w_i mean_s 1[pi_k >= N pi_j] / sum w;
+        diagonal NaN.
+    """
+    s = as_float_array("sample_loglik", sample_loglik, ndim=4)
+    check_loglik("sample_loglik", s)
+    k = s.shape[0]
+    if s.shape[1] != k:
+        raise ValueError(f"sample_loglik: expected shape (C, C, prompts, samples) with the same "
+                         f"C twice, got {s.shape}")
+    w = as_weights(weights, s.shape[2])
+    log_n = float(np.log(threshold_n(n)))
+    out = np.empty((k, k), dtype=np.float64)
+    for j in range(k):
+        flat = s[j].reshape(k, -1)
+        frac = _beats(flat, j, log_n).reshape(k, *s.shape[2:]).mean(axis=2)
+        out[j] = frac @ w / w.sum()
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
+def onpolicy_exact(
+    support_logp: ArrayLike, n: float, weights: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """hatCov^{pi_j}_N(pi_k || pi_j) exactly, when every prompt's support is enumerable.
+
+    Args:
+        support_logp: (candidates, prompts, responses) log pi_k(y|x_i) of every response y
+            in an enumeration of the responses to held-out prompt i (pad with ``-inf``).
+            Each candidate's probabilities must sum to 1 over the enumeration.
+        n: the threshold N >= 1.
+        weights: optional (prompts,) prompt weights.
+
+    Returns:
+        (candidates, candidates) ``onpolicy[j, k]`` =
+        sum_i w_i P_{y ~ pi_j(.|x_i)}[pi_k(y|x_i) >= N pi_j(y|x_i)] / sum w; diagonal NaN.
+    """
+    lp = as_float_array("support_logp", support_logp, ndim=3)
+    check_loglik("support_logp", lp)
+    mass = np.exp(lp)
+    totals = mass.sum(axis=2)
+    if not np.allclose(totals, 1.0, atol=1e-6):
+        j, i = (int(v) for v in np.argwhere(~np.isclose(totals, 1.0, atol=1e-6))[0])
+        raise ValueError(f"support_logp: candidate {j}'s probabilities on prompt {i} sum to "
+                         f"{totals[j, i]:.6g}, not 1 (enumerate the whole support)")
+    k, prompts, _ = lp.shape
+    w = as_weights(weights, prompts)
+    log_n = float(np.log(threshold_n(n)))
+    out = np.empty((k, k), dtype=np.float64)
+    for j in range(k):
+        flat = lp.reshape(k, -1)
+        hit = _beats(flat, j, log_n).reshape(lp.shape)
+        per_prompt = (hit * mass[j]).sum(axis=2)  # (candidates, prompts)
+        out[j] = per_prompt @ w / w.sum()
+    np.fill_diagonal(out, np.nan)
+    return out
