@@ -72,8 +72,8 @@ def project_ball(theta: Tensor, radius: float | None) -> Tensor:
     if radius is None:
         return theta
     norm = theta.norm(dim=-1, keepdim=True)
-    scale = torch.clamp(radius / torch.clamp(norm, min=torch.finfo(theta.dtype).tiny), max=1.0)
-    return theta * scale
+    outside = norm > radius
+    return torch.where(outside, theta * (radius / torch.where(outside, norm, 1.0)), theta)
 
 
 def sgd_update(
@@ -274,11 +274,13 @@ def truncated_kl_weights(token_kl: Tensor, log_n: float) -> Tensor:
         raise ValueError(f"log_n: must be >= 0, got {log_n!r}")
     if math.isinf(log_n):
         return torch.ones_like(eps)
-    before = torch.cumsum(eps, dim=1) - eps  # sum_{j<h} eps_j
+    before = torch.cumsum(eps, dim=1)
+    before = torch.cat([torch.zeros_like(before[:, :1]), before[:, :-1]], dim=1)  # sum_{j<h}
     remaining = log_n - before
     safe = torch.where(eps > 0, eps, torch.ones_like(eps))
     frac = torch.where(eps > 0, remaining / safe, torch.where(remaining > 0, 1.0, 0.0))
-    return frac.clamp(0.0, 1.0)
+    # cummin keeps the 1, ..., 1, fraction, 0, ..., 0 shape under float rounding
+    return torch.cummin(frac.clamp(0.0, 1.0), dim=1).values
 
 
 def truncated_distillation_loss(token_logprobs: Tensor, token_kl: Tensor, log_n: float) -> Tensor:
