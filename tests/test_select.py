@@ -301,3 +301,13 @@ def test_selection_to_dict_is_plain_json() -> None:
     json.dumps(d, allow_nan=False)
     assert d["pick"]["index"] == sel.index
     assert d["pairwise"][0][0] is None and len(d["ranking"]) == 3
+
+
+def test_family_sampled_onpolicy_converges_to_exact() -> None:
+    fam = offset_family(1, ns=(2.0, 4.0))
+    rng = np.random.default_rng(4)
+    held = fam.sample(300, rng)
+    s, counts = fam.sample_onpolicy(held.prompt, 3000, rng)
+    assert s.shape == (fam.size, fam.size, np.unique(held.prompt).size, 3000)
+    np.testing.assert_allclose(onpolicy_from_samples(s, 2.0, counts),
+                               fam.onpolicy(held.prompt, 2.0), atol=0.03)

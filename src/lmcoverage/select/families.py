@@ -94,9 +94,7 @@ class FiniteFamily:
         if n < 1:
             raise ValueError(f"n: need at least one held-out example, got {n}")
         prompt = rng.choice(self.mu.size, size=n, p=self.mu)
-        cdf = np.cumsum(self.data[prompt], axis=1)
-        u = rng.random(n)[:, None] * cdf[:, -1:]
-        response = np.minimum((cdf <= u).sum(axis=1), self.data.shape[1] - 1)
+        response = _draw(self.data[prompt], rng)
         with np.errstate(divide="ignore"):
             loglik = np.log(self.models[:, prompt, response])
             loglik_data = np.log(self.data[prompt, response])
@@ -108,6 +106,34 @@ class FiniteFamily:
         with np.errstate(divide="ignore"):
             logp = np.log(self.models[:, unique, :])
         return onpolicy_exact(logp, n, counts)
+
+    def sample_onpolicy(
+        self, prompts: NDArray[np.int64], samples: int, rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Sample ``samples`` responses per distinct held-out prompt from every candidate.
+
+        Returns:
+            ``(sample_loglik, counts)``: (candidates, candidates, distinct prompts, samples)
+            log pi_k(y|x) of responses y ~ pi_j(.|x) (the input of
+            :func:`~lmcoverage.select.onpolicy_from_samples`), and each distinct prompt's
+            number of held-out occurrences (its weight).
+        """
+        unique, counts = np.unique(prompts, return_counts=True)
+        k = self.size
+        out = np.empty((k, k, unique.size, samples), dtype=np.float64)
+        for j in range(k):
+            ys = _draw(np.repeat(self.models[j, unique], samples, axis=0), rng)
+            ys = ys.reshape(unique.size, samples)
+            with np.errstate(divide="ignore"):
+                out[j] = np.log(self.models[:, unique[:, None], ys])
+        return out, counts
+
+
+def _draw(probs: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.int64]:
+    """One index per row of ``probs`` (rows, responses), drawn by inverse CDF."""
+    cdf = np.cumsum(probs, axis=1)
+    u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=1), probs.shape[1] - 1)
 
 
 def misspecification_example(alpha: float, m: float) -> FiniteFamily:
