@@ -1,9 +1,89 @@
-"""CLI commands: tasks (placeholder until implemented)."""
+"""CLI: ``lmcoverage task export`` and ``lmcoverage train``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+_OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-option layers=4 "
+                "--task-option edge_order=shuffled. Repeatable.")
+
+
+def _task_options(pairs: list[str] | None) -> dict[str, Any]:
+    from lmcoverage.commands.experiments import _parse_overrides
+
+    return _parse_overrides(pairs or [])
+
+
+def export_task(name: str, n: int, seed: int, out: Path,
+                options: dict[str, Any] | None = None) -> int:
+    """Write ``n`` problems of task ``name`` as JSONL rows (see ``Task.to_row``); return n."""
+    from lmcoverage.io import write_jsonl
+    from lmcoverage.tasks import get_task
+
+    task = get_task(name, **(options or {}))
+    rows = [task.to_row(p) for p in task.sample(n, seed)]
+    write_jsonl(out, rows)
+    return len(rows)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add the ``task`` group (``export``) and ``train`` to ``app``."""
+    task_app = typer.Typer(help="Synthetic tasks with a known data distribution.",
+                           no_args_is_help=True)
+
+    @task_app.command("export")
+    def export_cmd(
+        name: Annotated[str, typer.Argument(help="Task: figure1-pretrain, figure1-finetune, "
+                                            "figure2-h{H} (even H >= 4).")],
+        n: Annotated[int, typer.Option("--n", help="Number of examples.")],
+        out: Annotated[Path, typer.Option(help="Output JSONL file.")],
+        seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+        task_option: Annotated[list[str] | None, typer.Option(help=_OPTION_HELP)] = None,
+    ) -> None:
+        """Write N examples as JSONL: prompt, response, group, logp_data, support, valid_paths."""
+        count = export_task(name, n, seed, out, _task_options(task_option))
+        typer.echo(f"wrote {count} examples to {out}")
+
+    app.add_typer(task_app, name="task")
+
+    @app.command("train")
+    def train_cmd(
+        task: Annotated[str, typer.Argument(help="Task name (see `lmcoverage task export`).")],
+        out: Annotated[Path, typer.Option(help="Run directory (checkpoint-STEP/, final/).")],
+        preset: Annotated[str, typer.Option(help="Model and training preset: cpu, paper, "
+                                            "tiny.")] = "cpu",
+        steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the "
+                                                  "preset's).")] = None,
+        checkpoint_every: Annotated[int | None, typer.Option(
+            help="Write checkpoint-STEP/ every K steps (0: only the last step).")] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the model and the data.")] = 0,
+        batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+        lr: Annotated[float | None, typer.Option(help="Learning rate (fixed).")] = None,
+        weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
+        dataset_size: Annotated[int | None, typer.Option(
+            help="Train on a fixed dataset of this many examples (default: fresh samples "
+                 "every batch).")] = None,
+        init_from: Annotated[Path | None, typer.Option(
+            help="Start from this HF model directory (fine-tuning) instead of a fresh GPT.")
+        ] = None,
+        task_option: Annotated[list[str] | None, typer.Option(help=_OPTION_HELP)] = None,
+        resume: Annotated[bool, typer.Option(help="Continue from the last complete "
+                                             "checkpoint in --out.")] = False,
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ) -> None:
+        """Train a GPT on TASK with AdamW (loss on response tokens) and write checkpoints."""
+        from lmcoverage.tasks import get_task
+        from lmcoverage.train import config_from_preset, train
+
+        the_task = get_task(task, **_task_options(task_option))
+        overrides = {"steps": steps, "checkpoint_every": checkpoint_every, "seed": seed,
+                     "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                     "dataset_size": dataset_size}
+        config = config_from_preset(preset, **{k: v for k, v in overrides.items()
+                                               if v is not None})
+        final = train(the_task, config, out, init_from=init_from, resume=resume,
+                      progress=progress)
+        typer.echo(f"final model: {final}")

@@ -1,0 +1,12 @@
+"""Synthetic tasks with an exactly known data distribution pi_D (SPEC.md section 5).
+
+``get_task(name, **options)`` builds a :class:`Task`; ``task.sample(n, seed)`` gives
+:class:`Problem` s with the prompt, a response, the class, log pi_D, the support of pi_D and
+the valid (correct) responses.
+"""
+
+from lmcoverage.tasks.base import Problem, Task
+from lmcoverage.tasks.graph import Graph, GraphClass, GraphTask
+from lmcoverage.tasks.registry import get_task, task_names
+
+__all__ = ["Graph", "GraphClass", "GraphTask", "Problem", "Task", "get_task", "task_names"]

@@ -1,0 +1,106 @@
+"""Task names -> tasks: ``figure1-pretrain``, ``figure1-finetune``, ``figure2-h{H}``.
+
+``get_task(name, **options)`` builds a task; options change its size for scaled-down runs, e.g.
+``get_task("figure1-finetune", layers=4, nodes_per_layer=3)``. ``task.options`` holds the options
+given, so ``get_task(task.name, **task.options)`` rebuilds the same task.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lmcoverage.tasks.base import Task
+from lmcoverage.tasks.graph import (
+    GraphTask,
+    default_node_range,
+    figure1_classes,
+    figure2_classes,
+)
+
+#: Figure 1 mixtures (SPEC.md section 5): uniform pre-training, 0.9/0.1 fine-tuning.
+FIGURE1_WEIGHTS = {
+    "figure1-pretrain": {1: 1 / 3, 2: 1 / 3, 3: 1 / 3},
+    "figure1-finetune": {1: 0.9, 2: 0.1},
+}
+#: Figure 2 class weights.
+FIGURE2_WEIGHTS = {1: 0.94, 2: 0.05, 3: 0.01}
+
+FIGURE1_OPTIONS = ("layers", "nodes_per_layer", "node_range", "n_double", "edge_order",
+                   "hidden_seed", "class_weights")
+FIGURE2_OPTIONS = ("nodes_per_layer", "node_range", "uniform_layers", "edge_order",
+                   "hidden_seed", "class_weights")
+
+_FIGURE2 = re.compile(r"figure2-h(\d+)")
+
+
+def task_names() -> list[str]:
+    """The registered names (``figure2-h{H}`` stands for any even H >= 4)."""
+    return [*FIGURE1_WEIGHTS, "figure2-h{H}"]
+
+
+def _check_options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown option {unknown[0]!r} for task {name!r}; choose from {', '.join(allowed)}"
+        )
+
+
+def _weights(options: dict[str, Any], default: dict[int, float]) -> dict[int, float]:
+    raw = options.get("class_weights", default)
+    if not isinstance(raw, dict):
+        raise ValueError(f"class_weights must be a mapping label -> weight, got {raw!r}")
+    try:
+        return {int(k): v for k, v in raw.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"class_weights labels must be integers, got {list(raw)}") from None
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """Build the task ``name`` with optional size/format ``options``.
+
+    Figure 1 options: ``layers`` (8), ``nodes_per_layer`` (4), ``node_range`` (m, default
+    :func:`~lmcoverage.tasks.graph.default_node_range`), ``n_double`` (decision layers per graph,
+    2), ``edge_order`` (``layer`` or ``shuffled``; default ``layer``), ``hidden_seed`` (0),
+    ``class_weights`` ({label: weight}). Figure 2 (``figure2-h{H}``, H intermediate layers,
+    even H >= 4): ``nodes_per_layer``, ``node_range``, ``uniform_layers`` (class 3's decision
+    layers, 4), ``edge_order``, ``hidden_seed``, ``class_weights``.
+    """
+    if name in FIGURE1_WEIGHTS:
+        _check_options(name, options, FIGURE1_OPTIONS)
+        layers = options.get("layers", 8)
+        per_layer = options.get("nodes_per_layer", 4)
+        return GraphTask(
+            name=name,
+            options=options,
+            layers=layers,
+            nodes_per_layer=per_layer,
+            node_range=options.get("node_range") or default_node_range(layers, per_layer),
+            classes=figure1_classes(options.get("n_double", 2)),
+            class_weights=_weights(options, FIGURE1_WEIGHTS[name]),
+            edge_order=options.get("edge_order", "layer"),
+            hidden_seed=options.get("hidden_seed", 0),
+        )
+    match = _FIGURE2.fullmatch(name)
+    if match:
+        horizon = int(match.group(1))
+        if horizon < 4 or horizon % 2:
+            raise ValueError(f"task {name!r}: H must be an even integer >= 4, got {horizon}")
+        _check_options(name, options, FIGURE2_OPTIONS)
+        per_layer = options.get("nodes_per_layer", 4)
+        uniform_layers = options.get("uniform_layers", 4)
+        if uniform_layers > horizon:
+            raise ValueError(f"uniform_layers must be <= H={horizon}, got {uniform_layers}")
+        return GraphTask(
+            name=name,
+            options=options,
+            layers=horizon,
+            nodes_per_layer=per_layer,
+            node_range=options.get("node_range") or default_node_range(horizon, per_layer),
+            classes=figure2_classes(horizon, uniform_layers),
+            class_weights=_weights(options, FIGURE2_WEIGHTS),
+            edge_order=options.get("edge_order", "layer"),
+            hidden_seed=options.get("hidden_seed", 0),
+        )
+    raise ValueError(f"unknown task {name!r}; choose from {', '.join(task_names())}")
