@@ -1,0 +1,251 @@
+"""Autoregressive linear instances for the theory experiments (Sec. 3-6).
+
+An :class:`IIDInstance` has features phi(x, y_1:h) = F[x, y_h] (a (P, V, d) table), so tokens are
+i.i.d. given the prompt and a response is summarised by its token counts. That gives
+
+- the sequence gradient in closed form from counts: grad log pi_theta(y|x)
+  = sum_v c_v F[x, v] - H * E_{pi_theta(.|x)} F[x, .] (Eq. 3);
+- exact Cov_N (Eq. 4) and KL of many thetas at once by enumerating count vectors
+  (:class:`CountEnumeration`), dropping count vectors of negligible pi_D-mass (reported).
+
+Instances: :func:`heterogeneous_instance` (SPEC.md section 6, Prop 5.1's separation),
+:func:`prop32_instance` (Prop 3.2: KL grows with H). The model objects are the library's
+:class:`lmcoverage.models.linear.LinearARModel` built from the same table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import Tensor
+
+from lmcoverage.experiments.theory_common import batched_coverage
+from lmcoverage.models.linear import LinearARModel, LinearPolicy
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class IIDInstance:
+    """A well-specified instance: pi_D = pi_{theta_star} on the feature table ``features``.
+
+    Attributes:
+        features: (P, V, d) phi(x, y_1:h) = features[x, y_h].
+        mu: (P,) prompt distribution.
+        theta_star: (d,) data parameters, ||theta_star|| <= radius.
+        theta0: (d,) default start of online methods.
+        radius: Theta = {||theta|| <= radius}.
+        prompt_names, token_values: labels for reports.
+    """
+
+    features: Tensor
+    mu: Tensor
+    theta_star: Tensor
+    theta0: Tensor
+    radius: float = 1.0
+    prompt_names: tuple[str, ...] = ()
+    token_values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        f = self.features
+        if f.ndim != 3 or not bool(torch.isfinite(f).all()):
+            raise ValueError(f"features: expected a finite (P, V, d) table, got {tuple(f.shape)}")
+        p, _, d = f.shape
+        if self.mu.shape != (p,) or abs(float(self.mu.sum()) - 1.0) > 1e-9 or bool(
+            (self.mu < 0).any()
+        ):
+            raise ValueError(f"mu: expected a probability vector of length {p}")
+        for name, th in (("theta_star", self.theta_star), ("theta0", self.theta0)):
+            if th.shape != (d,) or float(th.norm()) > self.radius * (1 + 1e-9):
+                raise ValueError(f"{name}: expected shape ({d},) inside the radius-"
+                                 f"{self.radius:g} ball, got norm {float(th.norm()):.4g}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[2])
+
+    @property
+    def num_prompts(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.features.shape[1])
+
+    def model(self, horizon: int) -> LinearARModel:
+        """The library's linear model class on this feature table, responses of length H."""
+        return LinearARModel(self.features, horizon, radius=self.radius)
+
+    def data_policy(self, horizon: int) -> LinearPolicy:
+        """pi_D = pi_{theta_star} as a sequence distribution."""
+        return self.model(horizon).policy(self.theta_star)
+
+    def token_log_probs(self, theta: Tensor) -> Tensor:
+        """(..., P, V) log pi_theta(v | x) for theta (..., d)."""
+        logits = torch.einsum("pvd,...d->...pv", self.features, theta.to(DTYPE))
+        return torch.log_softmax(logits, dim=-1)
+
+    def expected_features(self, theta: Tensor) -> Tensor:
+        """(..., P, d) E_{v ~ pi_theta(.|x)} F[x, v]."""
+        return torch.einsum("...pv,pvd->...pd", self.token_log_probs(theta).exp(), self.features)
+
+    def data_token_probs(self) -> NDArray[np.float64]:
+        """(P, V) pi_D(v | x) as numpy."""
+        return np.asarray(self.token_log_probs(self.theta_star).exp().numpy(), dtype=np.float64)
+
+    def sample_counts(
+        self, horizon: int, shape: tuple[int, ...], rng: np.random.Generator
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Fresh (x, y) summarised as ``(x: shape, counts: shape + (V,))``, x ~ mu, y ~ pi_D."""
+        _check_horizon(horizon)
+        x = rng.choice(self.num_prompts, size=shape, p=self.mu.numpy())
+        counts = rng.multinomial(horizon, self.data_token_probs()[x])
+        return x, counts
+
+    def count_gradient(self, theta: Tensor, x: Tensor, counts: Tensor) -> Tensor:
+        """(B, d) grad log pi_theta(y|x) from token counts: sum_v c_v F[x, v] - H E_theta F[x].
+
+        Args:
+            theta: (B, d). x: (B,) prompt ids. counts: (B, V) token counts (rows sum to H).
+        """
+        horizon = counts.sum(-1, keepdim=True).to(DTYPE)
+        feats = self.features[x]  # (B, V, d)
+        observed = torch.einsum("bv,bvd->bd", counts.to(DTYPE), feats)
+        mean = torch.einsum(
+            "bv,bvd->bd", torch.log_softmax(torch.einsum("bvd,bd->bv", feats, theta), -1).exp(),
+            feats)
+        return observed - horizon * mean
+
+    def token_kl(self, theta: Tensor) -> Tensor:
+        """(..., P) KL(pi_D(.|x) || pi_theta(.|x)) per token."""
+        lp_d = self.token_log_probs(self.theta_star)
+        lp_m = self.token_log_probs(theta)
+        return (lp_d.exp() * (lp_d - lp_m)).sum(-1).clamp(min=0.0)
+
+    def kl(self, theta: Tensor, horizon: int) -> Tensor:
+        """(...,) exact sequence KL = H * sum_x mu(x) KL_token(x)."""
+        _check_horizon(horizon)
+        return horizon * (self.token_kl(theta) * self.mu).sum(-1)
+
+
+def _check_horizon(horizon: int) -> None:
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ValueError(f"horizon: must be an integer >= 1, got {horizon!r}")
+
+
+def count_vectors(vocab_size: int, horizon: int) -> NDArray[np.int64]:
+    """(C(H+V-1, V-1), V) every vector of non-negative token counts summing to H."""
+    _check_horizon(horizon)
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size: must be >= 1, got {vocab_size}")
+    rows = np.zeros((1, 0), dtype=np.int64)
+    for _ in range(vocab_size - 1):
+        used = rows.sum(1)
+        reps = horizon - used + 1
+        rows = np.repeat(rows, reps, axis=0)
+        start = np.repeat(np.cumsum(reps) - reps, reps)
+        new = np.arange(rows.shape[0]) - start
+        rows = np.concatenate([rows, new[:, None]], axis=1)
+    return np.concatenate([rows, horizon - rows.sum(1, keepdims=True)], axis=1)
+
+
+class CountEnumeration:
+    """Exact metrics of many thetas on an :class:`IIDInstance` at horizon H.
+
+    For each prompt, the count vectors with pi_D-probability above ``min_prob`` are kept; the
+    total mass dropped (an upper bound on the error of every Cov_N) is ``dropped_mass``.
+    """
+
+    def __init__(self, inst: IIDInstance, horizon: int, min_prob: float = 1e-15) -> None:
+        from scipy.special import gammaln
+
+        _check_horizon(horizon)
+        if not 0.0 <= min_prob < 1.0:
+            raise ValueError(f"min_prob: must be in [0, 1), got {min_prob}")
+        self.inst = inst
+        self.horizon = horizon
+        counts = count_vectors(inst.vocab_size, horizon)
+        log_coef = gammaln(horizon + 1) - gammaln(counts + 1).sum(1)
+        log_pd = np.log(inst.data_token_probs())  # (P, V)
+        mu = inst.mu.numpy()
+        self.counts: list[NDArray[np.float64]] = []
+        self.weights: list[NDArray[np.float64]] = []
+        dropped = 0.0
+        for p in range(inst.num_prompts):
+            terms = np.where(counts > 0, counts * log_pd[p], 0.0)
+            pmf = np.exp(log_coef + terms.sum(1))
+            keep = pmf > min_prob
+            dropped += mu[p] * float(pmf[~keep].sum())
+            self.counts.append(counts[keep].astype(np.float64))
+            self.weights.append(mu[p] * pmf[keep])
+        self.dropped_mass = dropped
+        self.log_pd = log_pd
+
+    def log_ratios(self, theta: Tensor) -> list[NDArray[np.float64]]:
+        """Per prompt, (R, M_p) log pi_D(y|x) - log pi_theta(y|x) for theta (R, d)."""
+        lp_m = self.inst.token_log_probs(theta).numpy()  # (R, P, V)
+        out = []
+        for p, counts in enumerate(self.counts):
+            diff = self.log_pd[p][None, :] - lp_m[:, p, :]  # (R, V)
+            out.append(diff @ counts.T)
+        return out
+
+    def coverage(self, theta: Tensor, ns: ArrayLike) -> NDArray[np.float64]:
+        """(R, len(ns)) exact Cov_N of each row of theta (R, d) (Eq. 4)."""
+        th = theta.reshape(-1, self.inst.dim)
+        total = np.zeros((th.shape[0], len(np.atleast_1d(ns))))
+        for ratio, w in zip(self.log_ratios(th), self.weights, strict=True):
+            total += batched_coverage(ratio, w, np.atleast_1d(ns))
+        return total
+
+
+def _v(token: float) -> list[float]:
+    """The Lemma I.6 directions v(0) = [1, 0], v(+-1) = [1/2, +-sqrt(3)/2]."""
+    return [1.0, 0.0] if token == 0 else [0.5, math.copysign(math.sqrt(3) / 2, token)]
+
+
+def heterogeneous_instance(
+    scale_a: float = 1000.0,
+    scale_r: float = 10.0,
+    mass_a: float = 0.75,
+    theta_star: tuple[float, float, float] = (0.312, 0.0, 0.95),
+) -> IIDInstance:
+    """SPEC.md section 6: d = 3, V = {-1, 0, +1} (ids 0, 1, 2), Theta = unit ball.
+
+    Prompt A (mass 0.75) has phi(A, y_1:h) = scale_a * [v(y_h), 0] (large steps make SGD
+    oscillate, Lemma I.6); prompt R has phi(R, y_1:h) = scale_r * y_h * e_3 (small steps leave
+    it unlearned, Lemma I.7). Start theta0 = [v(+1), 0].
+    """
+    if not 0.0 < mass_a < 1.0:
+        raise ValueError(f"mass_a: must be in (0, 1), got {mass_a}")
+    tokens = (-1.0, 0.0, 1.0)
+    feat_a = [[scale_a * c for c in (*_v(t), 0.0)] for t in tokens]
+    feat_r = [[0.0, 0.0, scale_r * t] for t in tokens]
+    return IIDInstance(
+        features=torch.tensor([feat_a, feat_r], dtype=DTYPE),
+        mu=torch.tensor([mass_a, 1.0 - mass_a], dtype=DTYPE),
+        theta_star=torch.tensor(theta_star, dtype=DTYPE),
+        theta0=torch.tensor([*_v(1.0), 0.0], dtype=DTYPE),
+        prompt_names=("A", "R"),
+        token_values=tokens,
+    )
+
+
+def prop32_instance(n: int, scale: float = 1.0, theta_star: float = 1.0) -> IIDInstance:
+    """Prop 3.2: d = 1, X = {0, 1}, V = {-1, +1} (ids 0, 1), mu(1) = 1/(2n), phi(0, .) = 0,
+    phi(1, y_1:h) = scale * y_h, Theta = [-1, 1]; pi_D = pi_{theta_star}, start at 0."""
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n}")
+    rare = 1.0 / (2 * n)
+    return IIDInstance(
+        features=torch.tensor([[[0.0], [0.0]], [[-scale], [scale]]], dtype=DTYPE),
+        mu=torch.tensor([1.0 - rare, rare], dtype=DTYPE),
+        theta_star=torch.tensor([theta_star], dtype=DTYPE),
+        theta0=torch.zeros(1, dtype=DTYPE),
+        prompt_names=("0", "1"),
+        token_values=(-1.0, 1.0),
+    )
