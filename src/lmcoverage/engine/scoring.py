@@ -175,7 +175,16 @@ def mass_correct(
     """
     unique = [list(dict.fromkeys(tuple(r) for r in group)) for group in correct_sets]
     scores = score_responses(model, prompts, unique, batch_size=batch_size, progress=progress)
+    return np.array([mass_from_scores(s) for s in scores], dtype=np.float64)
+
+
+def mass_from_scores(scores: np.ndarray) -> float:
+    """``min(1, sum(exp(scores)))`` as a float64 log-sum-exp; 0 for no scores.
+
+    ``scores``: (responses,) log-likelihoods of distinct responses of one prompt.
+    """
+    if scores.size == 0:
+        return 0.0
     from scipy.special import logsumexp
 
-    mass = np.array([np.exp(logsumexp(s)) if s.size else 0.0 for s in scores], dtype=np.float64)
-    return np.minimum(mass, 1.0)
+    return float(min(1.0, np.exp(logsumexp(scores))))

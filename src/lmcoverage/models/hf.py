@@ -11,12 +11,28 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
                    "vocab.txt", "spiece.model")
+
+
+@contextmanager
+def _quiet_hf() -> Iterator[None]:
+    """Hide transformers' own progress bars (loading/writing shards) for the duration."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def check_model_dir(path: str | os.PathLike[str]) -> Path:
@@ -67,9 +83,11 @@ def load_causal_lm(
     except RuntimeError as exc:
         raise ValueError(f"device must be a torch device string, got {device!r}") from exc
     try:
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            p, use_safetensors=True, trust_remote_code=trust_remote_code, local_files_only=True
-        )
+        with _quiet_hf():
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                p, use_safetensors=True, trust_remote_code=trust_remote_code,
+                local_files_only=True,
+            )
     except (OSError, KeyError) as exc:
         raise ValueError(f"cannot load a causal LM from {p}: {exc}") from exc
     return model.to(torch_device).eval()
@@ -100,15 +118,12 @@ def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Pat
     Everything is written to a temporary sibling directory first and renamed onto ``path``, so a
     crash never leaves a half-written model; an existing directory at ``path`` is replaced.
     """
-    from transformers.utils import logging as hf_logging
-
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
     try:
-        model.save_pretrained(tmp)
+        with _quiet_hf():
+            model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if not any(tmp.glob("*.safetensors")):
@@ -124,7 +139,4 @@ def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     return target
