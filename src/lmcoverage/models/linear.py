@@ -135,7 +135,12 @@ class Rollout:
     @property
     def log_prob(self) -> Tensor:
         """(B,) sequence log-likelihood sum_h log pi(y_h | x, y_<h)."""
-        return self.token_log_probs.gather(2, self.tokens[..., None]).squeeze(2).sum(1)
+        return _sequence_log_prob(self.tokens, self.token_log_probs)
+
+
+def _sequence_log_prob(tokens: Tensor, token_log_probs: Tensor) -> Tensor:
+    """(B,) sum_h token_log_probs[b, h, tokens[b, h]]."""
+    return token_log_probs.gather(2, tokens[..., None]).squeeze(2).sum(1)
 
 
 class LinearARModel:
@@ -188,7 +193,8 @@ class LinearARModel:
         elif callable(features):
             if vocab_size is None or num_prompts is None:
                 raise ValueError(
-                    "vocab_size: and num_prompts are required with a callable features"
+                    f"vocab_size, num_prompts: both required with a callable feature map, got "
+                    f"{vocab_size!r}, {num_prompts!r}"
                 )
             self.vocab_size = _check_int("vocab_size", vocab_size, 2)
             self.num_prompts = _check_int("num_prompts", num_prompts, 1)
@@ -206,6 +212,11 @@ class LinearARModel:
     def iid_tokens(self) -> bool:
         """True when phi(x, y_1:h) depends only on (x, y_h): a (P, V, d) feature table."""
         return self._table is not None and self._table.ndim == 3
+
+    @property
+    def feature_table(self) -> Tensor | None:
+        """The (P, V, d) or (P, H, V, d) float64 feature table; None for a callable."""
+        return self._table
 
     def check_prompts(self, x: ArrayLike | Tensor, name: str = "x") -> Tensor:
         """x as a (B,) long tensor of prompt ids in [0, P)."""
@@ -406,8 +417,7 @@ class SequencePolicy(ABC):
 
     def log_prob(self, x: ArrayLike | Tensor, y: ArrayLike | Tensor) -> Tensor:
         """(B,) float64 log pi(y | x)."""
-        tokens, lp = self.rollout(x, y)
-        return lp.gather(2, tokens[..., None]).squeeze(2).sum(1)
+        return _sequence_log_prob(*self.rollout(x, y))
 
     def sample(self, x: ArrayLike | Tensor, generator: torch.Generator | None = None) -> Tensor:
         """(B, H) samples y ~ pi(. | x)."""
@@ -440,10 +450,10 @@ class LinearPolicy(SequencePolicy):
         return r.tokens, r.token_log_probs
 
     def iid_log_probs(self, x: Tensor) -> Tensor | None:
-        if not self.model.iid_tokens or self.ttt_lr > 0:
+        table = self.model.feature_table
+        if not self.model.iid_tokens or self.ttt_lr > 0 or table is None:
             return None
-        assert self.model._table is not None
-        return torch.log_softmax(self.model._table[x] @ self.theta, dim=-1)
+        return torch.log_softmax(table[x] @ self.theta, dim=-1)
 
 
 class NextTokenPolicy(SequencePolicy):
@@ -707,7 +717,7 @@ def monte_carlo_metrics(
     gen = torch.Generator().manual_seed(seed)
     x = _sample_prompts(m, num, gen)
     y, lp_tok = data.rollout(x, None, gen)
-    log_d = lp_tok.gather(2, y[..., None]).squeeze(2).sum(1)
+    log_d = _sequence_log_prob(y, lp_tok)
     ratio = (log_d - model.log_prob(x, y)).numpy()
     cov, lo, hi = metrics.coverage_profile_ci(ratio, n_arr, confidence=confidence)
     kl = float(ratio.mean())
@@ -765,9 +775,9 @@ def inherent_variance_exact(
         raise ValueError("data: vocab_size/horizon differ from the model's")
     prompts = torch.nonzero(m > 0).squeeze(1)
     lp = data.iid_log_probs(prompts)
-    if model.iid_tokens and lp is not None:
-        assert model._table is not None
-        f = model._table[prompts]  # (P, V, d)
+    table = model.feature_table
+    if model.iid_tokens and lp is not None and table is not None:
+        f = table[prompts]  # (P, V, d)
         p = lp.exp()
         mean = torch.einsum("pv,pvd->pd", p, f)
         var = torch.einsum("pv,pv->p", p, ((f - mean[:, None]) ** 2).sum(-1))
