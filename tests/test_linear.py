@@ -375,3 +375,53 @@ def test_bad_input_names_the_argument() -> None:
         model.log_prob(torch.zeros(D), torch.tensor([0]), torch.full((1, H), V))
     with pytest.raises(ValueError, match="x"):
         model.log_prob(torch.zeros(D), torch.tensor([P]), torch.zeros(1, H, dtype=torch.long))
+
+
+def test_exact_metrics_respect_prop_3_1_and_score_identity() -> None:
+    from lmcoverage.metrics import kl_to_coverage_bound
+
+    model = LinearARModel(_prefix_phi(1), 3, vocab_size=V, num_prompts=P)
+    ns = np.array([2.0, 4.0, 16.0, 256.0])
+    for seed in range(5):
+        data = model.policy(_theta(model, 200 + seed))
+        est = exact_metrics(data, model.policy(_theta(model, 300 + seed, 0.5)), MU, ns)
+        assert np.all(est.cov <= kl_to_coverage_bound(est.kl, ns) + 1e-12)  # Prop 3.1
+        assert np.all(np.diff(est.cov) <= 0)
+        # sigma_star^2 is the variance of the score at theta_star (the score has mean zero)
+        x = torch.arange(P).repeat_interleave(V**3)
+        y = all_sequences(V, 3).repeat(P, 1)
+        w = MU[x] * data.log_prob(x, y).exp()
+        score = model.grad_log_prob(data.theta, x, y)
+        assert float((w[:, None] * score).sum(0).norm()) < 1e-12
+        expected = float((w * (score**2).sum(1)).sum())
+        assert inherent_variance_exact(model, data, MU) == pytest.approx(expected, rel=1e-12)
+
+
+def test_online_fit_chains_and_recording() -> None:
+    model, _, _ = _models(30)
+    data = model.policy(_theta(model, 31))
+    res = online_fit(
+        model,
+        data,
+        MU,
+        torch.zeros(D),
+        method="sign_sgd",
+        lr=0.01,
+        steps=7,
+        chains=3,
+        record_every=3,
+    )
+    assert res.steps.tolist() == [0, 3, 6, 7]
+    assert res.trajectory.shape == (4, 3, D)
+    torch.testing.assert_close(res.trajectory[-1], res.theta)
+    assert torch.equal(res.theta[0], res.theta[2])
+    with pytest.raises(ValueError, match="theta0"):
+        online_fit(
+            model,
+            data,
+            MU,
+            torch.zeros(2, D),
+            method="sgd",
+            lr=torch.tensor([0.1, 0.2, 0.3]),
+            steps=1,
+        )
