@@ -69,10 +69,12 @@ def test_simple_tournament_matches_brute_force(seed: int, weighted: bool) -> Non
     assert sorted(sel.ranking) == list(range(k))
 
 
-def test_many_distinct_weights_use_the_matmul_path() -> None:
+def test_real_valued_weights_and_equal_nonunit_weights() -> None:
     rng = np.random.default_rng(7)
     ll = _random_loglik(rng, 4, 200)
-    w = rng.random(200)  # 200 distinct levels > the exact-count threshold
+    np.testing.assert_allclose(pairwise_coverage(ll, 3.0, np.full(200, 2.5)),
+                               pairwise_coverage(ll, 3.0), rtol=1e-15)
+    w = rng.random(200)
     np.testing.assert_allclose(pairwise_coverage(ll, 3.0, w), _ref_pairwise(ll, 3.0, w),
                                rtol=1e-12, atol=1e-15)
 

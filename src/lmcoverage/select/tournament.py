@@ -28,10 +28,6 @@ from lmcoverage.select._inputs import (
 )
 from lmcoverage.select.result import Selection, rank_candidates
 
-#: With at most this many distinct example weights, counts are exact integers per weight level
-#: (fast, exact ties); otherwise the indicator matrix is multiplied by the weights.
-_MAX_WEIGHT_LEVELS = 64
-
 
 def _beats(loglik: NDArray[np.float64], j: int, log_n: float) -> NDArray[np.bool_]:
     """(candidates, examples) indicator ``loglik[k, i] - loglik[j, i] >= log N`` (NaN: no)."""
@@ -53,31 +49,40 @@ def pairwise_coverage(
         (candidates, candidates) float64 ``P`` with ``P[j, k]`` = hatCov_N(pi_k || pi_j):
         rows are candidates, columns opponents; the diagonal is NaN (not a comparison).
 
-    Cost: candidates^2 x examples comparisons, one (candidates, examples) broadcast per
-    candidate; 100 x 100,000 takes about a second on one core.
+    Cost: candidates^2 x examples comparisons and half as many subtractions; equal weights
+    (the default) count exactly in integers. See ``benchmarks/select.md`` for timings.
     """
     return _pairwise(candidates(loglik, weights), threshold_n(n))
 
 
 def _pairwise(cands: Candidates, n: float) -> NDArray[np.float64]:
+    """Eq. 28 for every ordered pair, one subtraction per unordered pair.
+
+    d = loglik[o] - loglik[j] is computed once per pair {j, o}: o beats j where d >= log N and
+    j beats o where d <= -log N (float subtraction is exactly antisymmetric, so this is the
+    same as comparing loglik[j] - loglik[o]). Each step works on one (examples,) vector, which
+    stays in cache; zero-weight examples are dropped first.
+    """
     keep = cands.weights > 0
-    ll, w = cands.loglik[:, keep], cands.weights[keep]
+    ll = np.ascontiguousarray(cands.loglik[:, keep])
+    w = np.ascontiguousarray(cands.weights[keep])
     k = ll.shape[0]
     log_n = float(np.log(n))
-    levels, level_of = np.unique(w, return_inverse=True)
-    total = np.zeros((k, k), dtype=np.float64)
-    if levels.size <= _MAX_WEIGHT_LEVELS:
-        for g, level in enumerate(levels):
-            block = np.ascontiguousarray(ll[:, level_of == g])
-            counts = np.stack([np.count_nonzero(_beats(block, j, log_n), axis=1)
-                               for j in range(k)])
-            total += level * counts
-    else:
+    uniform = bool((w == w[0]).all())
+    diff = np.empty(ll.shape[1], dtype=np.float64)
+    hit = np.empty(ll.shape[1], dtype=bool)
+
+    def mass(mask: NDArray[np.bool_]) -> float:
+        return float(np.count_nonzero(mask)) if uniform else float(np.dot(mask, w))
+
+    out = np.full((k, k), np.nan, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # -inf - -inf = NaN: never counts
         for j in range(k):
-            total[j] = _beats(ll, j, log_n) @ w
-    out = total / w.sum()
-    np.fill_diagonal(out, np.nan)
-    return out
+            for o in range(j + 1, k):
+                np.subtract(ll[o], ll[j], out=diff)
+                out[j, o] = mass(np.greater_equal(diff, log_n, out=hit))
+                out[o, j] = mass(np.less_equal(diff, -log_n, out=hit))
+    return out / (ll.shape[1] if uniform else w.sum())
 
 
 def _max_off_diagonal(mat: NDArray[np.float64]) -> NDArray[np.float64]:
