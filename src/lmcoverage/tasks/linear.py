@@ -249,3 +249,104 @@ def prop32_instance(n: int, scale: float = 1.0, theta_star: float = 1.0) -> IIDI
         prompt_names=("0", "1"),
         token_values=(-1.0, 1.0),
     )
+
+
+@dataclass(frozen=True)
+class PositionalInstance:
+    """pi_D = pi_{theta_star} on a (P, H, V, d) table: phi(x, y_1:h) = features[x, h-1, y_h].
+
+    Tokens at different positions are independent given x, so KL and sigma_star^2 (Eq. 8) are
+    exact sums over positions, and sampling is one vectorized draw per position.
+    """
+
+    features: Tensor
+    mu: Tensor
+    theta_star: Tensor
+    radius: float
+
+    @property
+    def horizon(self) -> int:
+        return int(self.features.shape[1])
+
+    def model(self) -> LinearARModel:
+        """The library's linear model on this table."""
+        return LinearARModel(self.features, self.horizon, radius=self.radius)
+
+    def token_log_probs(self, theta: Tensor) -> Tensor:
+        """(..., P, H, V) log pi_theta(v | x, position h) for theta (..., d)."""
+        logits = torch.einsum("phvd,...d->...phv", self.features, theta.to(DTYPE))
+        return torch.log_softmax(logits, dim=-1)
+
+    def sample(
+        self, num: int, rng: np.random.Generator
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``(x: (num,), y: (num, H))`` with x ~ mu, y ~ pi_D(.|x)."""
+        x = rng.choice(self.features.shape[0], size=num, p=self.mu.numpy())
+        cdf = np.cumsum(self.token_log_probs(self.theta_star).exp().numpy(), axis=-1)[x]
+        u = rng.random((num, self.horizon, 1))
+        y = np.minimum((u > cdf).sum(-1), self.features.shape[2] - 1)
+        return x, y
+
+    def kl(self, theta: Tensor) -> Tensor:
+        """(...,) exact sequence KL: sum_x mu(x) sum_h KL(pi_D(.|x,h) || pi_theta(.|x,h))."""
+        lp_d = self.token_log_probs(self.theta_star)
+        lp_m = self.token_log_probs(theta)
+        per = (lp_d.exp() * (lp_d - lp_m)).sum(-1).clamp(min=0.0).sum(-1)  # (..., P)
+        return (per * self.mu).sum(-1)
+
+    def inherent_variance(self) -> float:
+        """sigma_star^2 (Eq. 8) exactly: sum_x mu(x) sum_h tr Cov_{pi_D(.|x,h)} phi."""
+        p = self.token_log_probs(self.theta_star).exp()  # (P, H, V)
+        mean = torch.einsum("phv,phvd->phd", p, self.features)
+        var = torch.einsum("phv,phv->ph", p, ((self.features - mean[:, :, None]) ** 2).sum(-1))
+        return float((var.sum(1) * self.mu).sum())
+
+    def log_ratios(self, theta: Tensor, x: NDArray[np.int64], y: NDArray[np.int64]) -> Tensor:
+        """(R, num) log pi_D(y|x) - log pi_theta(y|x) for thetas (R, d) and responses (num, H)."""
+        diff = self.token_log_probs(self.theta_star) - self.token_log_probs(theta)  # (R,P,H,V)
+        h = np.arange(self.horizon)
+        return diff[:, x[:, None], h[None, :], y].sum(-1)
+
+
+def pivotal_instance(
+    horizon: int,
+    pivotal: int | None,
+    rng: np.random.Generator,
+    num_prompts: int = 8,
+    vocab_size: int = 4,
+    pivot_scale: float = 3.0,
+    pivot_theta: float = 0.5,
+    det_scale: float = 40.0,
+    radius_factor: float = 1.25,
+) -> PositionalInstance:
+    """A random feature map with few "pivotal" positions (Thm 4.2's sigma_star^2 at work).
+
+    d = 1 + H. Position h has its own coordinate e_{h+1}: at a pivotal position the candidates
+    get random Gaussian features pivot_scale * g * e_{h+1} and theta_star_{h+1} = +-pivot_theta,
+    so the token is genuinely random; at any other position one random candidate gets
+    det_scale * e_0 and theta_star_0 = 1, so the token is deterministic up to exp(-det_scale).
+    ``pivotal``: the number of pivotal positions (the first ones), ``None`` for all H.
+    Theta is the ball of radius radius_factor * ||theta_star||.
+    """
+    _check_horizon(horizon)
+    k = horizon if pivotal is None else int(pivotal)
+    if not 0 <= k <= horizon:
+        raise ValueError(f"pivotal: must be in [0, H={horizon}], got {pivotal}")
+    d = 1 + horizon
+    feats = np.zeros((num_prompts, horizon, vocab_size, d))
+    theta = np.zeros(d)
+    theta[0] = 1.0
+    for h in range(horizon):
+        if h < k:
+            feats[:, h, :, h + 1] = pivot_scale * rng.standard_normal((num_prompts, vocab_size))
+            theta[h + 1] = pivot_theta * rng.choice([-1.0, 1.0])
+        else:
+            chosen = rng.integers(vocab_size, size=num_prompts)
+            feats[np.arange(num_prompts), h, chosen, 0] = det_scale
+    star = torch.tensor(theta, dtype=DTYPE)
+    return PositionalInstance(
+        features=torch.tensor(feats, dtype=DTYPE),
+        mu=torch.full((num_prompts,), 1.0 / num_prompts, dtype=DTYPE),
+        theta_star=star,
+        radius=radius_factor * float(star.norm()),
+    )
