@@ -78,6 +78,7 @@ class Unit:
     seed: int
     config: dict[str, Any]
     unit_dir: str
+    progress: bool = False
 
 
 def _task(horizon: int, config: dict[str, Any]) -> Any:
@@ -109,22 +110,22 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     """Train one (H, seed) model (resuming), score its checkpoints; return metrics + table."""
     import torch
 
-    from lmcoverage.train import train_on_task
+    from lmcoverage.scoretable import ScoreTable
 
     torch.set_num_threads(1)
     cfg = unit.config
     task = _task(unit.horizon, cfg)
-    train_dir = Path(unit.unit_dir) / "train"
-    checkpoints = train_on_task(task, cfg, train_dir, seed=unit.seed)
+    checkpoints = gc.train_checkpoints(
+        task, Path(unit.unit_dir) / "train", seed=unit.seed, steps=cfg["steps"], lr=cfg["lr"],
+        checkpoint_every=cfg["checkpoint_every"], config=cfg, save_initial=True,
+        progress=unit.progress)
     vset = validation_set(task, cfg)
     tables = []
     for step, path in checkpoints:
         model = gc.HFSequenceModel.load(str(path), batch_size=cfg["score_batch_size"])
         tables.append(gc.score_model(model, f"step-{step}", vset, correct="valid"))
-    from lmcoverage.scoretable import ScoreTable
-
+    accuracy = gc.greedy_accuracy(model, vset, task)  # the last checkpoint
     table = ScoreTable.concat(tables)
-    accuracy = gc.greedy_accuracy(model, vset, task)
     return {"horizon": unit.horizon, "seed": unit.seed,
             "iterations": [step for step, _ in checkpoints],
             "metrics": unit_metrics(table, accuracy), "table": table}
@@ -299,7 +300,8 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
             if cached.is_file():
                 per_unit[(h, s)] = json.loads(cached.read_text())
             else:
-                todo.append(Unit(h, s, config, str(unit_dir)))
+                todo.append(Unit(h, s, config, str(unit_dir),
+                                 ctx.progress and ctx.executor.name == "local"))
     for res in ctx.executor.map(run_unit, todo):
         unit_dir = out_dir / "units" / f"h{res['horizon']}-seed{res['seed']}"
         res["table"].write_parquet(unit_dir / "scores.parquet")

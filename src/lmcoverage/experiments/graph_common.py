@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -230,6 +231,29 @@ class HFSequenceModel:
                                    max_new_tokens=length, seed=seed, batch_size=self.batch_size,
                                    progress=self.progress)
         return [[tuple(r) for r in rs] for rs in decoded]
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def train_checkpoints(task: Any, out_dir: Path, *, seed: int, steps: int, lr: float,
+                      checkpoint_every: int, config: Mapping[str, Any],
+                      init_from: Path | None = None, save_initial: bool = False,
+                      progress: bool = True) -> list[tuple[int, Path]]:
+    """Train (or resume) with :func:`lmcoverage.train.train`; return ``[(step, dir), ...]``.
+
+    ``config`` supplies ``batch_size``, ``weight_decay``, ``model`` (GPT preset) and
+    ``model_overrides``. A finished run is not retrained.
+    """
+    from lmcoverage.train import TrainConfig, list_checkpoints, train
+
+    cfg = TrainConfig(steps=steps, batch_size=config["batch_size"], lr=lr,
+                      weight_decay=config["weight_decay"], seed=seed,
+                      model_preset=config["model"], model_overrides=dict(config["model_overrides"]),
+                      checkpoint_every=checkpoint_every, save_initial=save_initial)
+    train(task, cfg, out_dir, init_from=init_from, resume=True, progress=progress)
+    return list_checkpoints(out_dir)
 
 
 # --------------------------------------------------------------------------------------------
