@@ -331,16 +331,18 @@ class LinearARModel:
         grads = torch.empty(b, hor, self.dim, dtype=DTYPE)
         rows = torch.arange(b)
         step = lr_t[:, None] if lr_t.ndim == 1 else lr_t
-        for h in range(hor):
-            cand = self.candidate_features(xt, tokens[:, :h])
-            lp = torch.log_softmax(torch.einsum("bvd,bd->bv", cand, th), dim=-1)
+        fixed = self.candidate_features(xt, tokens[:, :0]) if self.iid_tokens else None
+        for h in range(hor):  # small tensors: bmm dispatches faster than einsum
+            cand = fixed if fixed is not None else self.candidate_features(xt, tokens[:, :h])
+            lp = torch.log_softmax(torch.bmm(cand, th.unsqueeze(2)).squeeze(2), dim=-1)
+            p = lp.exp()
             if yt is None:
-                tok = torch.multinomial(lp.exp(), 1, generator=generator).squeeze(1)
+                tok = torch.multinomial(p, 1, generator=generator).squeeze(1)
             else:
                 tok = yt[:, h]
             tokens[:, h] = tok
             logp[:, h] = lp
-            g = cand[rows, tok] - torch.einsum("bv,bvd->bd", lp.exp(), cand)
+            g = cand[rows, tok] - torch.bmm(p.unsqueeze(1), cand).squeeze(1)
             grads[:, h] = g
             if adaptive:
                 th = project_ball(th + step * g, self.radius)

@@ -71,9 +71,8 @@ def project_ball(theta: Tensor, radius: float | None) -> Tensor:
     onto the ball {||theta|| <= radius}; ``radius=None`` means no constraint."""
     if radius is None:
         return theta
-    norm = theta.norm(dim=-1, keepdim=True)
-    outside = norm > radius
-    return torch.where(outside, theta * (radius / torch.where(outside, norm, 1.0)), theta)
+    # radius / norm >= 1 exactly when norm <= radius, so points of the ball are returned unchanged
+    return theta * (radius / theta.norm(dim=-1, keepdim=True)).clamp_(max=1.0)
 
 
 def sgd_update(
