@@ -1,0 +1,179 @@
+"""Training checkpoints: HF model directories plus the state needed to resume bit-exactly.
+
+A run directory holds ``run.json`` (what is being trained), ``checkpoint-STEP/`` directories and,
+at the end, ``final/``. Each checkpoint is an ordinary HF model directory (``config.json``,
+``model.safetensors``, tokenizer files) plus
+
+- ``trainer_state.json``: step, loss history, the optimizer's non-tensor state (param groups);
+- ``optimizer.safetensors``: the optimizer's tensors and the torch RNG state(s).
+
+A checkpoint is written into a hidden temporary directory and renamed into place, so a killed
+run never leaves a half-written ``checkpoint-STEP/``. Only the newest checkpoint keeps
+``optimizer.safetensors`` (older ones remain full model directories, for scoring); resuming
+uses the newest checkpoint that has it. Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATE_JSON = "trainer_state.json"
+STATE_TENSORS = "optimizer.safetensors"
+RUN_JSON = "run.json"
+FINAL = "final"
+PARTIAL_PREFIX = ".partial-"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+@dataclass
+class TrainerState:
+    """What a resumed run restores: step, optimizer state dict, RNG states, loss history."""
+
+    step: int
+    optimizer: dict[str, Any]
+    rng: dict[str, Any]
+    history: list[list[float]]
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """``[(step, path), ...]`` of the run's ``checkpoint-STEP/`` directories, in step order."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ValueError(f"run directory not found: {root}")
+    found = []
+    for p in root.iterdir():
+        m = _CHECKPOINT.fullmatch(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """``run_dir/checkpoint-STEP``."""
+    return run_dir / f"checkpoint-{step}"
+
+
+def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split an optimizer ``state_dict`` into tensors (safetensors) and JSON-able data."""
+    import torch
+
+    tensors: dict[str, Any] = {}
+    plain: dict[str, Any] = {"param_groups": state_dict["param_groups"], "state": {}}
+    for idx, entry in state_dict["state"].items():
+        plain_entry: dict[str, Any] = {}
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim/{idx}/{key}"] = value.detach().contiguous().cpu()
+            else:
+                plain_entry[key] = value
+        plain["state"][str(idx)] = plain_entry
+    return tensors, plain
+
+
+def _unflatten_optimizer(tensors: dict[str, Any], plain: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(i): dict(e) for i, e in plain["state"].items()}
+    for name, value in tensors.items():
+        _, idx, key = name.split("/", 2)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch RNG states (CPU, and every CUDA device when available) as uint8 tensors."""
+    import torch
+
+    out = {"rng/torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng/cuda_{i}"] = s
+    return out
+
+
+def set_rng_state(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    import torch
+
+    torch.set_rng_state(states["rng/torch_cpu"])
+    cuda = sorted((k for k in states if k.startswith("rng/cuda_")),
+                  key=lambda k: int(k.rsplit("_", 1)[1]))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([states[k] for k in cuda])
+
+
+def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
+                     history: list[list[float]], optimizer: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` + ``tokenizer`` (+ resumable state) to ``path`` atomically.
+
+    Args:
+        step: optimizer steps taken so far.
+        history: ``[[step, loss], ...]`` recorded so far.
+        optimizer: the optimizer's ``state_dict()``; when given, it and the current torch RNG
+            states are saved so that the run can resume from here. An existing ``path`` is
+            replaced.
+    """
+    from safetensors.torch import save_file
+
+    from lmcoverage.io import atomic_write_json
+    from lmcoverage.models.hf import save
+
+    tmp = path.parent / f"{PARTIAL_PREFIX}{path.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(model, tmp, tokenizer)
+    meta: dict[str, Any] = {"step": step, "history": history}
+    if optimizer is not None:
+        tensors, plain = _flatten_optimizer(optimizer)
+        tensors.update(rng_state())
+        save_file(tensors, str(tmp / STATE_TENSORS))
+        meta["optimizer"] = plain
+    atomic_write_json(tmp / STATE_JSON, meta)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def read_state(path: Path) -> TrainerState:
+    """The resumable state of a checkpoint written with a ``state``."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((path / STATE_JSON).read_text())
+    tensors = load_file(str(path / STATE_TENSORS))
+    rng = {k: v for k, v in tensors.items() if k.startswith("rng/")}
+    optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
+    return TrainerState(step=int(meta["step"]), optimizer=_unflatten_optimizer(optim,
+                        meta["optimizer"]), rng=rng, history=meta["history"])
+
+
+def is_resumable(path: Path) -> bool:
+    """A checkpoint that holds the optimizer and RNG state (written last, atomically)."""
+    return (path / STATE_TENSORS).is_file() and (path / STATE_JSON).is_file()
+
+
+def latest_resumable(run_dir: Path) -> Path | None:
+    """The newest checkpoint with optimizer state, or None."""
+    for _, path in reversed(list_checkpoints(run_dir)):
+        if is_resumable(path):
+            return path
+    return None
+
+
+def drop_optimizer_state(path: Path) -> None:
+    """Remove ``optimizer.safetensors`` from an older checkpoint (it stays a model directory)."""
+    (path / STATE_TENSORS).unlink(missing_ok=True)
+
+
+def remove_partial(run_dir: Path) -> None:
+    """Delete temporary directories a killed run left behind (never complete checkpoints)."""
+    for p in run_dir.iterdir():
+        if p.name.startswith(PARTIAL_PREFIX) or (p.name.startswith(".") and
+                                                 p.name.endswith((".tmp", ".old"))):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
