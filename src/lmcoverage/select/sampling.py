@@ -1,0 +1,105 @@
+"""On-policy estimates for the offset tournament (Eq. 32) from Hugging Face checkpoints.
+
+For each candidate j, sample responses to every held-out prompt (``engine.sample_responses``),
+then score all of them under every candidate k (``engine.score_responses``): the
+(candidates, candidates, prompts, samples) log-likelihoods feed
+:func:`~lmcoverage.select.onpolicy_from_samples`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lmcoverage.scoretable import ScoreTable
+from lmcoverage.select.tournament import onpolicy_from_samples
+
+
+def _dirs_for_table(table: ScoreTable, patterns: Sequence[str]) -> list[Path]:
+    """The model directories in the table's model order, matched by ``lmcoverage score`` names."""
+    from lmcoverage.engine.table import model_names, resolve_model_dirs
+
+    dirs = resolve_model_dirs(patterns)
+    by_name = dict(zip(model_names(dirs), dirs, strict=True))
+    missing = [m for m in table.models if m not in by_name]
+    if missing:
+        raise ValueError(f"--model: no directory for the table's model(s) {missing}; give the "
+                         f"same directories as to lmcoverage score (got {sorted(by_name)})")
+    return [by_name[m] for m in table.models]
+
+
+def onpolicy_by_sampling(
+    table: ScoreTable,
+    data: str | os.PathLike[str],
+    models: Sequence[str],
+    n: float,
+    samples: int = 16,
+    max_new_tokens: int | None = None,
+    temperature: float = 1.0,
+    seed: int = 0,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> NDArray[np.float64]:
+    """``onpolicy[j, k]`` = hatCov^{pi_j}_N(pi_k || pi_j) estimated from samples (Eq. 32).
+
+    Args:
+        table: the ScoreTable ``lmcoverage score --data data`` wrote for these ``models``.
+        data: the held-out JSONL the table was scored on (its prompts are sampled from).
+        models: the model directories or glob patterns given to ``lmcoverage score``.
+        n: the threshold N >= 1.
+        samples: responses sampled per prompt from each candidate.
+        max_new_tokens: longest sampled response (default: the longest held-out response in
+            tokens). A sample also ends at the tokenizer's end-of-sequence token, which is
+            kept and scored.
+        temperature: sampling temperature (1 samples the candidate itself, as Eq. 32 needs).
+        seed: sampling seed; every candidate uses it (common random numbers).
+        device, trust_remote_code, progress: as for ``lmcoverage score``.
+
+    Returns:
+        (candidates, candidates) float64, rows and columns in the table's model order, weighted
+        by the table's example weights; diagonal NaN.
+    """
+    from lmcoverage.engine import load_causal_lm, sample_responses, score_responses
+    from lmcoverage.engine.table import data_examples, encode_examples
+    from lmcoverage.models.hf import load_tokenizer
+
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"--samples: must be a positive integer, got {samples!r}")
+    dirs = _dirs_for_table(table, models)
+    examples = data_examples(data)
+    if len(examples) != table.num_examples or not np.array_equal(
+            table.example_ids, np.arange(len(examples))):
+        raise ValueError(f"--data {data}: {len(examples)} examples, but the score table has "
+                         f"{table.num_examples}; give the file the table was scored on")
+    vocab = load_tokenizer(dirs[0], trust_remote_code).get_vocab()
+    for d in dirs[1:]:
+        if load_tokenizer(d, trust_remote_code).get_vocab() != vocab:
+            raise ValueError(f"--method offset: {d} and {dirs[0]} have different tokenizers; "
+                             "cross-scoring samples needs one shared tokenizer")
+    prompts, responses, _ = encode_examples(examples, dirs[0], trust_remote_code)
+    cap = max(len(r) for r in responses) if max_new_tokens is None else max_new_tokens
+    eos = load_tokenizer(dirs[0], trust_remote_code).eos_token_id
+
+    drawn: list[list[list[list[int]]]] = []
+    for j, d in enumerate(dirs):
+        if progress:
+            print(f"sampling {table.models[j]} ({j + 1}/{len(dirs)})", file=sys.stderr)
+        model = load_causal_lm(d, trust_remote_code=trust_remote_code, device=device)
+        drawn.append(sample_responses(model, prompts, samples, cap, temperature=temperature,
+                                      seed=seed, stop_token_id=eos, progress=progress))
+    k = len(dirs)
+    logliks = np.empty((k, k, len(prompts), samples), dtype=np.float64)
+    for o, d in enumerate(dirs):
+        if progress:
+            print(f"cross-scoring under {table.models[o]} ({o + 1}/{k})", file=sys.stderr)
+        model = load_causal_lm(d, trust_remote_code=trust_remote_code, device=device)
+        for j in range(k):
+            scores = score_responses(model, prompts, drawn[j], progress=progress)
+            logliks[j, o] = np.stack(scores)
+    return onpolicy_from_samples(logliks, n, table.example_column("weight"))
