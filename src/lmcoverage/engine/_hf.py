@@ -97,18 +97,33 @@ def forward(
 def select_rows(cache: Any, rows: torch.Tensor) -> Any:
     """A new cache holding rows ``rows`` (batch indices, repeats allowed) of ``cache``.
 
-    The original is left intact: its layers are copied shallowly and each copy re-indexes its
-    tensors (``batch_select_indices``, public in transformers 5.x), so one prompt cache serves
-    many continuation batches.
+    The original is left intact: its layers are copied shallowly and each copy gets re-indexed
+    tensors, so one prompt cache serves many continuation batches. Layers that keep plain
+    ``keys``/``values`` tensors ``(batch, heads, positions, head_dim)`` (transformers 5.x
+    dynamic layers) are re-indexed with ``index_select``, or with a zero-copy ``expand`` when
+    every row is the same prompt (the cache update concatenates anyway); other layer types use
+    their own ``batch_select_indices``.
     """
     new = copy.copy(cache)
     new.layers = [copy.copy(layer) for layer in cache.layers]
     n_cached = int(cache.layers[0].keys.shape[0]) if cache.layers else 0
-    identity = rows.numel() == n_cached and bool(
-        torch.equal(rows.cpu(), torch.arange(n_cached))
-    )
-    if not identity:
-        new.batch_select_indices(rows.to(cache.layers[0].keys.device))
+    if rows.numel() == n_cached and bool(torch.equal(rows.cpu(), torch.arange(n_cached))):
+        return new
+    single = bool((rows == rows[0]).all())
+    for layer in new.layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if not (isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor)
+                and keys.dim() == 4 and keys.shape[0] == n_cached):
+            layer.batch_select_indices(rows)
+            continue
+        index = rows.to(keys.device)
+        if single:
+            r = int(index[0])
+            layer.keys = keys[r : r + 1].expand(len(index), -1, -1, -1)
+            layer.values = values[r : r + 1].expand(len(index), -1, -1, -1)
+        else:
+            layer.keys = keys.index_select(0, index)
+            layer.values = values.index_select(0, index)
     return new
 
 
