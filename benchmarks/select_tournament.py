@@ -78,8 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--examples", type=int, default=100_000)
-    parser.add_argument("--small-examples", type=int, default=2_000)
-    parser.add_argument("--small-candidates", type=int, default=20)
+    parser.add_argument("--small-examples", type=int, default=1_000)
+    parser.add_argument("--small-candidates", type=int, default=100)
     parser.add_argument("--n", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
@@ -99,6 +99,8 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, "
                    f"python {platform.python_version()}, numpy {np.__version__}",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
         "big": {"candidates": args.candidates, "examples": args.examples,
                 "library_s": t_lib, "pair_loop_s": t_pairs, "speedup": t_pairs / t_lib},
         "small": {"candidates": args.small_candidates, "examples": args.small_examples,

@@ -313,3 +313,15 @@ def test_family_sampled_onpolicy_converges_to_exact() -> None:
     assert s.shape == (fam.size, fam.size, np.unique(held.prompt).size, 3000)
     np.testing.assert_allclose(onpolicy_from_samples(s, 2.0, counts),
                                fam.onpolicy(held.prompt, 2.0), atol=0.03)
+
+
+def test_hardest_opponent_sets_the_statistic() -> None:
+    rng = np.random.default_rng(8)
+    ll = _random_loglik(rng, 4, 30)
+    op = rng.random((4, 4)) * 0.1
+    for sel in (simple_tournament(ll, 2.0), offset_tournament(ll, 2.0, 0.5, op)):
+        for j in range(4):
+            k = sel.hardest_opponent(j)
+            assert k is not None and k != j
+            assert sel.contest is not None and sel.contest[j, k] == sel.statistic[j]
+    assert min_cross_entropy(ll).hardest_opponent(0) is None

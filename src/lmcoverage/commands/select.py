@@ -31,8 +31,8 @@ class Method(StrEnum):
 
 
 STATISTIC_LABEL = {
-    Method.tournament: "max_k hatCov_N(k || j)",
-    Method.offset: "max_k [hatCov_N - 2 N^a onpolicy]",
+    Method.tournament: "worst hatCov_N",
+    Method.offset: "worst offset score",
     Method.cross_entropy: "cross-entropy (nats)",
     Method.kl: "KL (nats)",
     Method.oracle: "Cov_N",
@@ -64,7 +64,6 @@ def run_selection(
 
 def print_selection(selection: Selection, method: Method, top: int) -> None:
     """Print the ranking table, the pick and the runner-up margin."""
-    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -73,14 +72,13 @@ def print_selection(selection: Selection, method: Method, top: int) -> None:
     table.add_column("rank", justify="right")
     table.add_column("model")
     table.add_column(STATISTIC_LABEL[method], justify="right")
-    if selection.pairwise is not None:
+    if selection.contest is not None:
         table.add_column("hardest opponent")
     for rank, idx in enumerate(selection.ranking[:top], start=1):
         row = [str(rank), selection.names[idx], f"{selection.statistic[idx]:.4g}"]
-        if selection.pairwise is not None:
-            scores = np.where(np.arange(len(selection.names)) == idx, -np.inf,
-                              selection.pairwise[idx])
-            row.append(selection.names[int(np.argmax(scores))])
+        opponent = selection.hardest_opponent(idx)
+        if opponent is not None:
+            row.append(selection.names[opponent])
         table.add_row(*row)
     console = Console()
     console.print(table)

@@ -53,6 +53,9 @@ class Selection:
             opponent k's likelihood is at least N times candidate j's (Eq. 28); diagonal NaN.
         onpolicy: (candidates, candidates) for the offset tournament: ``onpolicy[j, k]`` =
             hatCov^{pi_j}_N(pi_k || pi_j) (Eq. 32); diagonal NaN.
+        contest: (candidates, candidates) for tournaments: what candidate j is charged for
+            opponent k (``pairwise`` for Eq. 29, ``pairwise - 2 N^a onpolicy`` for Eq. 32);
+            ``statistic[j]`` is its row maximum. Diagonal NaN.
         params: the selector's parameters (``n``, ``a``, ...).
     """
 
@@ -62,6 +65,7 @@ class Selection:
     ranking: tuple[int, ...]
     pairwise: NDArray[np.float64] | None = None
     onpolicy: NDArray[np.float64] | None = None
+    contest: NDArray[np.float64] | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,6 +95,13 @@ class Selection:
             return float("nan")
         return float(self.statistic[second] - best)
 
+    def hardest_opponent(self, j: int) -> int | None:
+        """The opponent k that sets candidate j's statistic (None for non-tournaments)."""
+        if self.contest is None:
+            return None
+        row = np.where(np.arange(len(self.names)) == j, -np.inf, self.contest[j])
+        return int(np.argmax(row))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (NaN matrix entries become ``None``)."""
         return {
@@ -102,7 +113,9 @@ class Selection:
             "margin": None if np.isnan(self.margin) else self.margin,
             "ranking": [
                 {"rank": r + 1, "index": i, "name": self.names[i],
-                 "statistic": float(self.statistic[i])}
+                 "statistic": float(self.statistic[i]),
+                 "hardest_opponent": None if (k := self.hardest_opponent(i)) is None
+                 else self.names[k]}
                 for r, i in enumerate(self.ranking)
             ],
             "names": list(self.names),

@@ -86,8 +86,7 @@ def _pairwise(cands: Candidates, n: float) -> NDArray[np.float64]:
 
 
 def _max_off_diagonal(mat: NDArray[np.float64]) -> NDArray[np.float64]:
-    masked = mat.copy()
-    np.fill_diagonal(masked, -np.inf)
+    masked = np.where(np.eye(mat.shape[0], dtype=bool), -np.inf, mat)
     return np.asarray(masked.max(axis=1), dtype=np.float64)
 
 
@@ -118,7 +117,7 @@ def simple_tournament(
     pairwise = _pairwise(cands, n_value)
     stat = _max_off_diagonal(pairwise)
     return Selection("tournament", cands.names, stat, rank_candidates(stat),
-                     pairwise=pairwise, params={"n": n_value})
+                     pairwise=pairwise, contest=pairwise, params={"n": n_value})
 
 
 def offset_tournament(
@@ -161,9 +160,10 @@ def offset_tournament(
         raise ValueError(f"onpolicy: entries must be probabilities in [0, 1], got "
                          f"{op[bad]} at {bad}")
     pairwise = _pairwise(cands, n_value)
-    stat = _max_off_diagonal(pairwise - 2.0 * n_value ** a_value * op)
+    contest = pairwise - 2.0 * n_value ** a_value * op
+    stat = _max_off_diagonal(contest)
     return Selection("offset", cands.names, stat, rank_candidates(stat), pairwise=pairwise,
-                     onpolicy=op, params={"n": n_value, "a": a_value})
+                     onpolicy=op, contest=contest, params={"n": n_value, "a": a_value})
 
 
 def onpolicy_from_samples(
