@@ -88,3 +88,9 @@ def test_experiment_rejects_bad_config(tmp_path):
     with pytest.raises(ValueError, match="delta"):
         run_experiment("bernoulli", "test", tmp_path / "x", [0], overrides={"delta": 2.0},
                        progress=False)
+
+
+@pytest.mark.slow
+def test_cpu_preset(tmp_path):
+    res = run_experiment("bernoulli", "cpu", tmp_path / "cpu", [0], progress=False)
+    assert all(c["holds"] for c in res["checks"]), res["checks"]

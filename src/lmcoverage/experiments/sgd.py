@@ -318,21 +318,21 @@ def _plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
     steps = np.maximum(np.array(results["checkpoint_steps"]), 0.5)
     fig, axes = new_figure(ncols=2)
     ax = axes[0, 0]
-    for m in METHODS:
-        ax.plot(horizons, [results["best_final_cov"][m][str(h)] for h in horizons], "o-",
-                label=m)
+    for m, marker in zip(METHODS, "osv^", strict=True):
+        ax.plot(horizons, [results["best_final_cov"][m][str(h)] for h in horizons],
+                marker=marker, ms=9 if marker == "o" else 5, label=m)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("H (response length)")
     ax.set_ylabel(f"best final Cov_{results['N']} (T={results['T']})")
     ax.set_title("tuned coverage at a fixed budget")
     ax.legend(fontsize=8)
     ax = axes[0, 1]
-    for m in ("sgd", "normalized_sgd"):
-        for h in horizons:
-            ax.plot(steps, results["kl_curve"][m][str(h)], "-" if m == "sgd" else "--",
-                    label=f"{m}, H={h}")
+    for i, h in enumerate(horizons):
+        for m in ("sgd", "normalized_sgd"):
+            ax.plot(steps, np.maximum(results["kl_curve"][m][str(h)], 1e-6),
+                    "-" if m == "sgd" else "--", color=f"C{i}", label=f"{m}, H={h}")
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel("KL (best config)")
     ax.set_title("KL along training")
