@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from safetensors.torch import load_file
 from lmcoverage.cli import main
 from lmcoverage.tasks import get_task
 from lmcoverage.train import TrainConfig, config_from_preset, list_checkpoints, train
-from lmcoverage.train.loop import BatchSource, collate, response_loss
+from lmcoverage.train.loop import BatchSource, batch_loss, collate, length_chunks, response_nll
 
 TASK_OPTIONS = {"layers": 2, "nodes_per_layer": 2, "node_range": 12}
 
@@ -63,7 +64,8 @@ def test_collate_left_aligned_and_loss_is_response_only() -> None:
     model = build_gpt("tiny", task.vocab_size, task.max_length, seed=0)
     model.eval()
     with torch.no_grad():
-        batch_loss = float(response_loss(model, ids, targets, first))
+        n_resp = sum(len(p.response_ids) for p in problems)
+        mean_loss = float(response_nll(model, ids, targets, first)) / n_resp
         # Reference: each sequence alone, full logits, mean over all response tokens.
         total, count = 0.0, 0
         for p in problems:
@@ -73,7 +75,28 @@ def test_collate_left_aligned_and_loss_is_response_only() -> None:
             for pos, tok in enumerate(p.response_ids):
                 total -= float(logp[k - 1 + pos, tok])
                 count += 1
-    assert batch_loss == pytest.approx(total / count, rel=1e-5)
+    assert mean_loss == pytest.approx(total / count, rel=1e-5)
+    # Length-bucketed batches give the same mean loss and gradient as one padded batch.
+    chunked, _ = batch_loss(model, problems, task.pad_token_id, "cpu", backward=True)
+    grads = [q.grad.clone() for q in model.parameters()]
+    model.zero_grad()
+    whole = response_nll(model, ids, targets, first) / n_resp
+    whole.backward()
+    assert chunked == pytest.approx(float(whole.detach()), rel=1e-5)
+    for g, q in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(g, q.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_length_chunks_partition_rows() -> None:
+    lengths = [112] * 28 + [150, 160, 131, 158]
+    groups = length_chunks(lengths, max_chunks=4, overhead=256)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert sorted(groups[0]) == list(range(28))  # the 28 short rows ride together
+    for a, b in itertools.pairwise(groups):
+        assert max(lengths[i] for i in a) < min(lengths[i] for i in b)
+    assert length_chunks([5, 5, 5]) == [[0, 1, 2]]
+    assert len(length_chunks([10, 1000], overhead=0)) == 2
+    assert len(length_chunks([10, 11], overhead=256)) == 1
 
 
 def test_batch_sources_are_pure_functions_of_step() -> None:

@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, typer.Option(help="Continue from the last complete "
                                              "checkpoint in --out.")] = False,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        device: Annotated[str | None, typer.Option(help="Torch device (default: cuda if "
+                                                   "available, else cpu).")] = None,
     ) -> None:
         """Train a GPT on TASK with AdamW (loss on response tokens) and write checkpoints."""
         from lmcoverage.tasks import get_task
@@ -85,5 +87,5 @@ def register(app: typer.Typer) -> None:
         config = config_from_preset(preset, **{k: v for k, v in overrides.items()
                                                if v is not None})
         final = train(the_task, config, out, init_from=init_from, resume=resume,
-                      progress=progress)
+                      progress=progress, device=device)
         typer.echo(f"final model: {final}")

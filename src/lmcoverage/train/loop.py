@@ -187,14 +187,69 @@ def collate(problems: Sequence[Problem], pad_id: int) -> tuple[Any, Any, int]:
     return torch.from_numpy(ids), torch.from_numpy(targets[:, first:]), first
 
 
-def response_loss(model: Any, input_ids: Any, targets: Any, first: int) -> Any:
-    """Mean next-token cross-entropy (nats) over response tokens; logits only where needed."""
+def response_nll(model: Any, input_ids: Any, targets: Any, first: int) -> Any:
+    """Summed next-token cross-entropy (nats) over response tokens; logits only where needed."""
     import torch.nn.functional as F
 
     keep = input_ids.shape[1] - first + 1
     logits = model(input_ids=input_ids, logits_to_keep=keep).logits[:, :-1]
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                           ignore_index=-100)
+                           ignore_index=-100, reduction="sum")
+
+
+def length_chunks(lengths: Sequence[int], max_chunks: int = 4,
+                  overhead: int = 256) -> list[list[int]]:
+    """Split rows into at most ``max_chunks`` groups of similar length to cut padding.
+
+    Rows sorted by length are cut into contiguous groups minimising the padded token count
+    ``sum(rows * longest)`` plus ``overhead`` tokens per extra forward pass (dynamic programming).
+    Returns lists of row indices.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    values = sorted(set(lengths))  # groups are ranges of distinct lengths
+    below = [0]  # below[j]: rows no longer than values[j - 1]
+    for v in values:
+        below.append(below[-1] + sum(1 for x in lengths if x == v))
+    r = len(values)
+    inf = float("inf")
+    # cost[k][j]: cheapest split of the rows of the j shortest lengths into k groups.
+    cost = [[inf] * (r + 1) for _ in range(max_chunks + 1)]
+    cut = [[0] * (r + 1) for _ in range(max_chunks + 1)]
+    cost[0][0] = 0.0
+    for k in range(1, max_chunks + 1):
+        for j in range(1, r + 1):
+            for i in range(j):
+                c = cost[k - 1][i] + (below[j] - below[i]) * values[j - 1] + overhead
+                if c < cost[k][j]:
+                    cost[k][j], cut[k][j] = c, i
+    best = min(range(1, max_chunks + 1), key=lambda k: cost[k][r])
+    groups, j = [], r
+    for k in range(best, 0, -1):
+        i = cut[k][j]
+        groups.append(order[below[i]:below[j]])
+        j = i
+    return groups[::-1]
+
+
+def batch_loss(model: Any, problems: Sequence[Problem], pad_id: int, device: str,
+               backward: bool) -> tuple[float, int]:
+    """Mean response-token loss of ``problems`` (and its gradient if ``backward``).
+
+    The batch is split by :func:`length_chunks`; each chunk's summed loss is divided by the
+    batch's total number of response tokens before its backward pass, so the accumulated
+    gradient is that of the batch mean. Returns ``(mean loss, tokens processed)``.
+    """
+    total = sum(len(p.response_ids) for p in problems)
+    lengths = [len(p.prompt_ids) + len(p.response_ids) for p in problems]
+    loss, tokens = 0.0, 0
+    for rows in length_chunks(lengths):
+        input_ids, targets, first = collate([problems[i] for i in rows], pad_id)
+        part = response_nll(model, input_ids.to(device), targets.to(device), first) / total
+        if backward:
+            part.backward()
+        loss += float(part.detach())
+        tokens += sum(lengths[i] for i in rows)
+    return loss, tokens
 
 
 @contextmanager
@@ -254,14 +309,15 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
     atomic_write_json(out / RUN_JSON, meta)
 
 
-def _initial_model(task: Task, config: TrainConfig, init_from: Path | None) -> Any:
+def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, device: str) -> Any:
     from lmcoverage.models.gpt import build_gpt
     from lmcoverage.models.hf import load_causal_lm
 
     if init_from is None:
         return build_gpt(config.model_preset, task.vocab_size, task.max_length,
-                         seed=derive_seed(config.seed, _MODEL), **config.model_overrides)
-    model = load_causal_lm(init_from)
+                         seed=derive_seed(config.seed, _MODEL), **config.model_overrides
+                         ).to(device)
+    model = load_causal_lm(init_from, device=device)
     vocab = model.get_input_embeddings().weight.shape[0]
     if vocab < task.vocab_size:
         raise ValueError(f"init_from {init_from}: model vocabulary {vocab} is smaller than the "
@@ -281,6 +337,7 @@ def train(
     init_from: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> Path:
     """Train on ``task`` and return the ``final/`` model directory.
 
@@ -292,6 +349,8 @@ def train(
         init_from: HF model directory to fine-tune instead of a fresh GPT.
         resume: continue from the newest complete checkpoint in ``out_dir``.
         progress: show a rich progress bar with loss and tokens/s.
+        device: torch device; default ``cuda`` when available, else ``cpu``. Bit-identical
+            resume is guaranteed on CPU (GPU kernels may be non-deterministic).
 
     Raises:
         ValueError: bad config, an ``out_dir`` that is not this run, an unusable ``init_from``.
@@ -300,6 +359,12 @@ def train(
 
     out = Path(out_dir)
     init = Path(init_from) if init_from is not None else None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be a torch device string, got {device!r}") from None
     _prepare_run_dir(out, _run_meta(task, config, init), resume)
     final = out / FINAL
     if (final / STATE_JSON).is_file():
@@ -311,10 +376,10 @@ def train(
         from lmcoverage.models.hf import load_causal_lm
 
         state = read_state(latest)
-        model = load_causal_lm(latest)
+        model = load_causal_lm(latest, device=device)
         start, history = state.step, state.history
     else:
-        model = _initial_model(task, config, init)
+        model = _initial_model(task, config, init, device)
         start, history = 0, []
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
@@ -332,15 +397,13 @@ def train(
     tokens, t0 = 0, time.perf_counter()
     with _progress_bar(config.steps, start, progress) as bar:
         for step in range(start, config.steps):
-            input_ids, targets, first = collate(batches(step), task.pad_token_id)
-            loss = response_loss(model, input_ids, targets, first)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
+                                         backward=True)
             optimizer.step()
             done = step + 1
-            value = float(loss.detach())
             window.append(value)
-            tokens += int((input_ids != task.pad_token_id).sum())
+            tokens += n_tokens
             save = done == config.steps or (config.checkpoint_every > 0
                                             and done % config.checkpoint_every == 0)
             if save or done % config.log_every == 0:
