@@ -81,8 +81,8 @@ class Graph:
 
     def valid_paths(self) -> list[Tokens]:
         """Every s-t path through passable nodes, in layer-node order."""
-        inner = self.passable[1:-1]
-        return [(self.source, *mid, self.target) for mid in itertools.product(*inner)]
+        s, t = self.source, self.target
+        return [(s, *mid, t) for mid in itertools.product(*self.passable[1:-1])]
 
 
 def default_node_range(layers: int, nodes_per_layer: int) -> int:
@@ -245,10 +245,14 @@ class GraphTask(Task):
         ids += (self.slash, graph.source, graph.target, self.equals)
         return tuple(ids)
 
-    def support(self, graph: Graph, rule: str) -> tuple[tuple[Tokens, float], ...]:
-        """pi_D(.|x) of ``rule`` on ``graph`` as (path, probability) pairs."""
-        paths = graph.valid_paths()
+    def support(self, graph: Graph, rule: str,
+                paths: Sequence[Tokens] | None = None) -> tuple[tuple[Tokens, float], ...]:
+        """pi_D(.|x) of ``rule`` on ``graph`` as (path, probability) pairs.
+
+        ``paths``: ``graph.valid_paths()`` if already computed (only the uniform rule uses it).
+        """
         if rule == "uniform":
+            paths = graph.valid_paths() if paths is None else paths
             return tuple((p, 1.0 / len(paths)) for p in paths)
         if rule == "xor":
             b = 0
@@ -277,7 +281,8 @@ class GraphTask(Task):
         else:  # pragma: no cover - probability 2**-10000
             raise RuntimeError("could not sample a graph with the required hidden bit")
         prompt = self.encode_prompt(graph, rng)
-        support = self.support(graph, cls.rule)
+        paths = tuple(graph.valid_paths())
+        support = self.support(graph, cls.rule, paths)
         i = int(rng.choice(len(support), p=[p for _, p in support])) if len(support) > 1 else 0
         response, prob = support[i]
         return Problem(
@@ -286,7 +291,7 @@ class GraphTask(Task):
             group=group,
             logp_data=math.log(prob),
             support=support,
-            valid_paths=tuple(graph.valid_paths()),
+            valid_paths=paths,
         )
 
 
