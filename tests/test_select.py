@@ -325,3 +325,20 @@ def test_hardest_opponent_sets_the_statistic() -> None:
             assert k is not None and k != j
             assert sel.contest is not None and sel.contest[j, k] == sel.statistic[j]
     assert min_cross_entropy(ll).hardest_opponent(0) is None
+
+
+@pytest.mark.slow
+def test_paper_scale_tournament_is_exact_and_takes_seconds() -> None:
+    import time
+
+    rng = np.random.default_rng(11)
+    ll = _random_loglik(rng, 100, 100_000, p_inf=0.01)
+    t0 = time.perf_counter()
+    sel = simple_tournament(ll, 8.0)
+    elapsed = time.perf_counter() - t0
+    log_n = math.log(8.0)
+    with np.errstate(invalid="ignore"):
+        ref = [max(np.count_nonzero(ll[o] - ll[j] >= log_n) for o in range(100) if o != j)
+               / 100_000 for j in range(100)]
+    np.testing.assert_array_equal(sel.statistic, ref)
+    assert elapsed < 60.0, elapsed

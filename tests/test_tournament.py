@@ -72,3 +72,14 @@ def test_unknown_config_key_is_one_line_error(tmp_path: Path,
     assert code == 2
     err = capsys.readouterr().err
     assert "nope" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_full_preset_runs_and_the_offset_wins_at_small_n(tmp_path: Path) -> None:
+    out = tmp_path / "full"
+    assert main(["run", "tournament", "--preset", "full", "--out", str(out),
+                 "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert min(r["tournament_cover_rate"] for r in results["prop_e1"]) >= 0.95
+    small = results["thm64"][0]
+    assert small["offset_exact_mean"] < small["simple_mean"]

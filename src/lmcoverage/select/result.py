@@ -17,19 +17,24 @@ TIE_RTOL = 1e-12
 def rank_candidates(statistic: NDArray[np.float64]) -> tuple[int, ...]:
     """Candidate indices from best (smallest statistic) to worst; ties go to the lower index.
 
-    Two values tie when they differ by at most :data:`TIE_RTOL` times ``max(1, |value|)``;
-    ``inf`` ties with ``inf``. The sort is otherwise a stable ascending sort.
+    After a stable ascending sort, consecutive values within :data:`TIE_RTOL` times
+    ``max(1, |first|)`` of the first value of their run form one tied group, listed by index;
+    ``inf`` ties with ``inf``.
     """
     stat = np.asarray(statistic, dtype=np.float64)
-    order = list(np.argsort(stat, kind="stable"))
+    order = np.argsort(stat, kind="stable")
     ranking: list[int] = []
-    while order:
-        best = stat[order[0]]
-        tol = TIE_RTOL * max(1.0, abs(best)) if np.isfinite(best) else 0.0
-        tied = [i for i in order if stat[i] == best or abs(stat[i] - best) <= tol]
-        ranking.extend(sorted(tied))
-        order = [i for i in order if i not in tied]
-    return tuple(int(i) for i in ranking)
+    group: list[int] = []
+    for i in (int(v) for v in order):
+        if group:
+            first = stat[group[0]]
+            tol = TIE_RTOL * max(1.0, abs(first)) if np.isfinite(first) else 0.0
+            if not (stat[i] == first or abs(stat[i] - first) <= tol):
+                ranking.extend(sorted(group))
+                group = []
+        group.append(i)
+    ranking.extend(sorted(group))
+    return tuple(ranking)
 
 
 def _matrix_json(mat: NDArray[np.float64] | None) -> list[list[float | None]] | None:
