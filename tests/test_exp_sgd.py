@@ -14,8 +14,10 @@ from lmcoverage.models.linear import exact_metrics
 from lmcoverage.tasks.linear import (
     CountEnumeration,
     count_vectors,
+    graded_instance,
     heterogeneous_instance,
     prop32_instance,
+    sgd_instance,
 )
 from lmcoverage.train.optimizers import normalized_sgd_update, sgd_update
 
@@ -32,7 +34,8 @@ def test_count_vectors():
     assert count_vectors(2, 1).tolist() == [[0, 1], [1, 0]]
 
 
-@pytest.mark.parametrize("make", [heterogeneous_instance, lambda: prop32_instance(5, 2.0)])
+@pytest.mark.parametrize(
+    "make", [heterogeneous_instance, graded_instance, lambda: prop32_instance(5, 2.0)])
 def test_count_gradient_matches_library(make):
     inst = make()
     horizon = 6
@@ -57,6 +60,19 @@ def test_enumeration_matches_library_exact_metrics(horizon):
         ref = exact_metrics(data, inst.model(horizon).policy(th), inst.mu, [1, 2, 8])
         np.testing.assert_allclose(cov[i], ref.cov, atol=1e-12)
         assert float(kl[i]) == pytest.approx(ref.kl, rel=1e-9)
+
+
+def test_sgd_instances():
+    for name in ("two-prompt", "graded"):
+        inst = sgd_instance(name)
+        assert float(inst.mu.sum()) == pytest.approx(1.0)
+        assert float(inst.theta_star.norm()) == pytest.approx(1.0, abs=1e-3)
+        assert float(inst.theta0.norm()) == pytest.approx(1.0)
+    assert graded_instance().features.shape == (5, 3, 6)
+    with pytest.raises(ValueError, match="instance"):
+        sgd_instance("nope")
+    with pytest.raises(ValueError, match="rare_masses"):
+        graded_instance(rare_masses=(0.6, 0.5))
 
 
 def test_enumeration_pruning_is_tiny_and_reported():

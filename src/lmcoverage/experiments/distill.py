@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from lmcoverage.experiments.registry import RunContext
-from lmcoverage.experiments.sgd import checkpoint_steps
+from lmcoverage.experiments.sgd import checkpoint_steps, describe_instance
 from lmcoverage.experiments.theory_common import (
     Check,
     UnitCache,
@@ -41,7 +41,7 @@ from lmcoverage.experiments.theory_common import (
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
-from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, heterogeneous_instance
+from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
 from lmcoverage.train.optimizers import sgd_update
 
 TITLE = "Truncated-gradient vs plain distillation across horizons (Thm 6.2)"
@@ -56,6 +56,7 @@ def _grid(lo: float, hi: float, per_decade: int) -> list[float]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
+        "instance": "two-prompt",
         "horizons": [4, 16, 64, 256],
         "T": 1000,
         "N": 8,
@@ -65,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoints": 16,
     },
     "test": {
+        "instance": "two-prompt",
         "horizons": [4, 64],
         "T": 250,
         "N": 8,
@@ -160,7 +162,7 @@ def run_method(
 
 def run_horizon(config: dict[str, Any], horizon: int, seeds: list[int]) -> dict[str, np.ndarray]:
     """Both methods at one H (each re-reads the same teacher samples)."""
-    inst = heterogeneous_instance()
+    inst = sgd_instance(config["instance"])
     steps, reps = int(config["T"]), int(config["replicates"])
     n_cov = float(config["N"])
     enum = CountEnumeration(inst, horizon)
@@ -292,8 +294,9 @@ def _report(
         check_section(checks, "Thm 6.2 (truncated-gradient distillation is horizon-free)"),
         Section(
             "Set-up",
-            "Teacher pi_D = pi_{theta_star} on the SGD experiment's heterogeneous instance "
-            "(SPEC.md section 6), token-level teacher distributions known. Projected SGD with a "
+            "Teacher pi_D = pi_{theta_star} on the SGD experiment's heterogeneous instance, "
+            "token-level teacher distributions known. "
+            f"{describe_instance(config['instance'])} Projected SGD with a "
             "constant step eta on the plain or truncated (A = log N, Eq. 24-26) distillation "
             f"gradient, T = {results['T']} fresh teacher samples, eta tuned per method and H; "
             f"value = best over the grid of the mean over {results['replicates']} replicates of "

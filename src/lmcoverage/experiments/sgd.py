@@ -7,7 +7,9 @@ whose gradient grows with H and punishes large steps (Lemma I.6), prompt R has f
 scale 10 that need order-H total movement (Lemma I.7). For every H, each method's step size
 (and lambda, K for normalized SGD) is tuned over a grid at the fixed budget of T steps; the
 reported value is the best mean final Cov_N over the replicate runs, computed exactly by
-enumerating token counts.
+enumerating token counts. Preset ``cpu-graded`` uses the graded variant
+(:func:`lmcoverage.tasks.linear.graded_instance`: four rare prompts of increasing mass), where
+SGD's best Cov_N grows gradually with H instead of jumping.
 
 All runs of a method at one H are one batched computation: theta is a (configs * replicates, d)
 tensor, the updates are the library's functional rules (:mod:`lmcoverage.train.optimizers`) with
@@ -38,7 +40,7 @@ from lmcoverage.experiments.theory_common import (
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
-from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, heterogeneous_instance
+from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
 from lmcoverage.train.optimizers import (
     AdamState,
     adam_update,
@@ -59,6 +61,21 @@ def _grid(lo: float, hi: float, per_decade: int) -> list[float]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
+        "instance": "two-prompt",
+        "horizons": [4, 16, 64, 256],
+        "T": 1000,
+        "N": 8,
+        "replicates": 64,
+        "sgd_lr": _grid(1e-8, 1e-1, 8),
+        "nsgd_lr": _grid(1e-3, 1.0, 8),
+        "nsgd_lam": [1e-3, 0.1, 1.0, 10.0, 100.0],
+        "nsgd_K": [1, 4, 16],
+        "sign_lr": _grid(1e-4, 1.0, 8),
+        "adam_lr": _grid(1e-4, 1.0, 8),
+        "checkpoints": 16,
+    },
+    "cpu-graded": {
+        "instance": "graded",
         "horizons": [4, 16, 64, 256],
         "T": 1000,
         "N": 8,
@@ -72,6 +89,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoints": 16,
     },
     "test": {
+        "instance": "two-prompt",
         "horizons": [4, 64],
         "T": 250,
         "N": 8,
@@ -247,7 +265,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     """Sweep every method and grid at every H; write results.json, figures, report.html."""
     _validate(config)
     torch.set_num_threads(1)
-    inst = heterogeneous_instance()
+    inst = sgd_instance(config["instance"])
     cache = UnitCache(out_dir)
     horizons = [int(h) for h in config["horizons"]]
     units = {
@@ -355,6 +373,21 @@ def _plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
     return paths
 
 
+def describe_instance(name: str) -> str:
+    """One paragraph on the SGD testbed ``name`` for the reports."""
+    inst = sgd_instance(name)
+    masses = ", ".join(f"{p} {m:.4g}" for p, m in zip(inst.prompt_names, inst.mu.tolist(),
+                                                       strict=True))
+    star = ", ".join(f"{v:.3g}" for v in inst.theta_star.tolist())
+    head = (
+        "Instance (SPEC.md section 6): V = {-1, 0, +1}, Theta = unit ball, prompt A with "
+        "features 1000 * [v(y_h), 0] (v(0) = [1, 0], v(+-1) = [1/2, +-sqrt(3)/2]) and rare "
+        "prompt(s) R with features B_R * y_h on their own coordinate"
+    )
+    return (f"{head}; '{name}' variant, d = {inst.dim}, prompt masses {masses}, "
+            f"theta_star = [{star}], start [v(+1), 0].")
+
+
 def _report(
     results: dict[str, Any], figures: list[Path], checks: list[Check], config: dict[str, Any],
     out_dir: Path,
@@ -373,9 +406,7 @@ def _report(
                       "horizon-free)"),
         Section(
             "Set-up",
-            "Instance (SPEC.md section 6): d = 3, V = {-1, 0, +1}, Theta = unit ball, prompt A "
-            "(mass 0.75, features 1000 * [v(y_h), 0]) and prompt R (mass 0.25, features "
-            "10 * y_h * e_3), theta_star = [0.312, 0, 0.95], start [v(+1), 0]. "
+            f"{describe_instance(config['instance'])} "
             f"Budget T = {results['T']} steps of fresh samples; every method's step size "
             "(and lambda, K for normalized SGD) is tuned per H over the preset's grid; the "
             f"value is the best, over the grid, of the mean over {results['replicates']} "

@@ -16,6 +16,7 @@ Instances: :func:`heterogeneous_instance` (SPEC.md section 6, Prop 5.1's separat
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,6 +234,55 @@ def heterogeneous_instance(
         prompt_names=("A", "R"),
         token_values=tokens,
     )
+
+
+def graded_instance(
+    rare_masses: tuple[float, ...] = (0.0018, 0.0072, 0.029, 0.115),
+    scale_a: float = 1000.0,
+    scale_r: float = 20.0,
+    theta_a: float = 0.28,
+    theta_r: float = 0.48,
+) -> IIDInstance:
+    """The graded variant of SPEC.md section 6: prompt A as in :func:`heterogeneous_instance`
+    (theta_star coordinate ``theta_a`` along v(0)) plus one rare prompt R_i per mass, each with
+    its own coordinate: phi(R_i, y_1:h) = scale_r * y_h * e_{3+i}, theta_star_{3+i} = theta_r.
+    Larger H breaks SGD on more of the rare prompts, so its best Cov_N grows gradually with H.
+    """
+    masses = [float(m) for m in rare_masses]
+    if not masses or min(masses) <= 0 or sum(masses) >= 1:
+        raise ValueError(f"rare_masses: need positive masses summing to < 1, got {rare_masses}")
+    k = len(masses)
+    d = 2 + k
+    tokens = (-1.0, 0.0, 1.0)
+    feats = torch.zeros(1 + k, 3, d, dtype=DTYPE)
+    for j, t in enumerate(tokens):
+        feats[0, j, :2] = scale_a * torch.tensor(_v(t), dtype=DTYPE)
+        for i in range(k):
+            feats[1 + i, j, 2 + i] = scale_r * t
+    star = torch.tensor([theta_a, 0.0] + [theta_r] * k, dtype=DTYPE)
+    theta0 = torch.zeros(d, dtype=DTYPE)
+    theta0[:2] = torch.tensor(_v(1.0), dtype=DTYPE)
+    return IIDInstance(
+        features=feats,
+        mu=torch.tensor([1.0 - sum(masses), *masses], dtype=DTYPE),
+        theta_star=star,
+        theta0=theta0,
+        prompt_names=("A", *[f"R{i + 1}" for i in range(k)]),
+        token_values=tokens,
+    )
+
+
+INSTANCES: dict[str, Callable[[], IIDInstance]] = {
+    "two-prompt": heterogeneous_instance,
+    "graded": graded_instance,
+}
+
+
+def sgd_instance(name: str) -> IIDInstance:
+    """The SGD/distillation testbed by name: ``"two-prompt"`` or ``"graded"``."""
+    if name not in INSTANCES:
+        raise ValueError(f"instance: choose one of {', '.join(INSTANCES)}, got {name!r}")
+    return INSTANCES[name]()
 
 
 def prop32_instance(n: int, scale: float = 1.0, theta_star: float = 1.0) -> IIDInstance:
