@@ -243,6 +243,8 @@ def test_bad_run_directories_and_configs(tmp_path: Path) -> None:
         tiny_config(lr=-1.0)
     with pytest.raises(ValueError, match="unknown model preset"):
         tiny_config(model_preset="huge")
+    with pytest.raises(ValueError, match="device must be"):
+        train(task, tiny_config(), tmp_path / "dev", device="abacus", progress=False)
 
 
 def test_train_cli(tmp_path: Path, capsys) -> None:
