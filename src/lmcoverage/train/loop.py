@@ -281,8 +281,23 @@ def _run_meta(task: Task, config: TrainConfig, init_from: Path | None) -> dict[s
             "init_from": str(init_from.resolve()) if init_from is not None else None}
 
 
+def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """Dotted path of the first leaf where two JSON values differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    return None if a == b else f"{where} ({a!r} vs {b!r})"
+
+
 def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
-    """Create ``out`` or check it is this run; ValueError for anything else."""
+    """Create ``out`` or check it is this run; ValueError for anything else.
+
+    A run directory holding nothing but ``run.json`` (a run that failed before its first
+    checkpoint) is started afresh.
+    """
     import json
 
     from lmcoverage.io import atomic_write_json, to_jsonable
@@ -295,16 +310,16 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
         if not run_json.is_file():
             raise ValueError(f"--out {out} exists and is not a training run directory "
                              f"(no {RUN_JSON}); choose a new or empty directory")
-        saved = json.loads(run_json.read_text())
-        if not resume:
-            raise ValueError(f"--out {out} already holds a training run; pass --resume to "
-                             "continue it or choose another directory")
-        if saved != meta:
-            diff = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
-            raise ValueError(f"--resume: run directory {out} was started with a different "
-                             f"{diff[0]} ({saved.get(diff[0])!r} vs {meta.get(diff[0])!r})")
         remove_partial(out)
-        return
+        if any(p.name != RUN_JSON for p in out.iterdir()):
+            if not resume:
+                raise ValueError(f"--out {out} already holds a training run; pass --resume "
+                                 "to continue it or choose another directory")
+            diff = _first_difference(json.loads(run_json.read_text()), meta)
+            if diff:
+                raise ValueError(f"--resume: run directory {out} was started with a different "
+                                 f"{diff}")
+            return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_JSON, meta)
 
