@@ -32,11 +32,11 @@ from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.sgd import checkpoint_steps, describe_instance
 from lmcoverage.experiments.theory_common import (
     Check,
-    UnitCache,
     check_rows,
     check_section,
     checks_to_json,
     make_rng,
+    run_units,
 )
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
@@ -200,10 +200,11 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     """Tune both methods at every H; write results.json, figures, report.html."""
     _validate(config)
     torch.set_num_threads(1)
-    cache = UnitCache(out_dir)
     horizons = [int(h) for h in config["horizons"]]
-    units = {h: cache.get(f"H{h}", partial(run_horizon, config, h, list(ctx.seeds)))
-             for h in horizons}
+    done = run_units(out_dir, {
+        f"H{h}": partial(run_horizon, config, h, list(ctx.seeds)) for h in horizons
+    }, ctx.executor)
+    units = {h: done[f"H{h}"] for h in horizons}
     best_final = {m: {str(h): float(units[h][f"{m}.final_cov"][int(units[h][f"{m}.best"])])
                       for h in horizons} for m in METHODS}
     best_lr = {m: {str(h): config[f"{m}_lr"][int(units[h][f"{m}.best"])] for h in horizons}

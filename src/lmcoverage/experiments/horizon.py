@@ -28,12 +28,13 @@ import torch
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
-    UnitCache,
+    UnitFn,
     batched_coverage,
     check_rows,
     check_section,
     checks_to_json,
     make_rng,
+    run_units,
 )
 from lmcoverage.io import atomic_write_json
 from lmcoverage.models.linear import fit_mle
@@ -149,17 +150,20 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     """Both parts; one cached unit per (part, H); results.json, figures, report.html."""
     _validate(config)
     torch.set_num_threads(1)
-    cache = UnitCache(out_dir)
     horizons = [int(h) for h in config["horizons"]]
-    part1 = {h: cache.get(f"prop32_H{h}", partial(run_prop32, config, h, make_rng(ctx.seeds, 1, h)))
-             for h in horizons}
     rich_h = [int(h) for h in config["rich_horizons"]]
     families = ("pivotal", "dense")
-    part2 = {
-        (fam, h): cache.get(f"rich_{fam}_H{h}",
-                            partial(run_rich, config, fam, h, make_rng(ctx.seeds, 2, i, h)))
-        for i, fam in enumerate(families) for h in rich_h
+    jobs: dict[str, UnitFn] = {
+        f"prop32_H{h}": partial(run_prop32, config, h, make_rng(ctx.seeds, 1, h))
+        for h in horizons
     }
+    jobs.update({
+        f"rich_{fam}_H{h}": partial(run_rich, config, fam, h, make_rng(ctx.seeds, 2, i, h))
+        for i, fam in enumerate(families) for h in rich_h
+    })
+    done = run_units(out_dir, jobs, ctx.executor)
+    part1 = {h: done[f"prop32_H{h}"] for h in horizons}
+    part2 = {(fam, h): done[f"rich_{fam}_H{h}"] for fam in families for h in rich_h}
     n = int(config["n"])
     prop = {
         "mean_kl": [float(part1[h]["kl"].mean()) for h in horizons],

@@ -31,11 +31,11 @@ from torch import Tensor
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
-    UnitCache,
     check_rows,
     check_section,
     checks_to_json,
     make_rng,
+    run_units,
 )
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
@@ -266,12 +266,11 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     _validate(config)
     torch.set_num_threads(1)
     inst = sgd_instance(config["instance"])
-    cache = UnitCache(out_dir)
     horizons = [int(h) for h in config["horizons"]]
-    units = {
-        h: cache.get(f"H{h}", partial(run_horizon, inst, config, h, make_rng(ctx.seeds, h)))
-        for h in horizons
-    }
+    done = run_units(out_dir, {
+        f"H{h}": partial(run_horizon, inst, config, h, make_rng(ctx.seeds, h)) for h in horizons
+    }, ctx.executor)
+    units = {h: done[f"H{h}"] for h in horizons}
     record_at = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
     best_final: dict[str, dict[str, float]] = {m: {} for m in METHODS}
     best_config: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METHODS}

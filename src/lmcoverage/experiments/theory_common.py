@@ -2,8 +2,8 @@
 
 - :func:`make_rng`: a numpy Generator derived from the run's seeds and a unit key, so every
   unit (a horizon H, a sample size n) draws its own reproducible stream;
-- :class:`UnitCache`: finished units stored as ``.npz`` files in the run directory, so an
-  interrupted run resumes where it stopped;
+- :func:`run_units`: independent units (one per H, ...) through the run's executor, each
+  stored as an ``.npz`` file in the run directory, so an interrupted run resumes;
 - :func:`batched_coverage`: Cov_N of many models at once from an exact enumeration
   (log-ratios and probabilities of every outcome), with the same inclusive threshold as
   :func:`lmcoverage.metrics.coverage_profile`;
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lmcoverage.executors import Executor, LocalExecutor
 from lmcoverage.io import atomic_path
 from lmcoverage.report import Section, Table
 
@@ -34,25 +35,49 @@ def make_rng(seeds: Sequence[int], *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(s) for s in (*seeds, *keys)]))
 
 
-class UnitCache:
-    """Finished units of a run as ``<out_dir>/units/<name>.npz`` (arrays only, no pickle)."""
+UnitFn = Callable[[], dict[str, Any]]
 
-    def __init__(self, out_dir: Path) -> None:
-        self.root = Path(out_dir) / "units"
 
-    def get(
-        self, name: str, compute: Callable[[], dict[str, NDArray[Any]]]
-    ) -> dict[str, NDArray[Any]]:
-        """Load unit ``name`` if cached, else ``compute()`` it, store it and return it."""
-        path = self.root / f"{name}.npz"
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        arrays = {k: np.asarray(v) for k, v in compute().items()}
-        self.root.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp, tmp.open("wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        return arrays
+def _load_unit(path: Path) -> dict[str, NDArray[Any]]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _store_unit(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
+    """Write a unit's arrays to ``path`` atomically (``.npz``, no pickled objects)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+
+
+def _compute_unit(job: tuple[Path, UnitFn]) -> dict[str, NDArray[Any]]:
+    """Run one unit and store it, so it survives an interruption of the units after it."""
+    path, compute = job
+    arrays = {k: np.asarray(v) for k, v in compute().items()}
+    _store_unit(path, arrays)
+    return arrays
+
+
+def run_units(
+    out_dir: Path, jobs: dict[str, UnitFn], executor: Executor | None = None
+) -> dict[str, dict[str, NDArray[Any]]]:
+    """Results of the independent units ``jobs`` (name -> zero-argument function of arrays).
+
+    A finished unit lives in ``<out_dir>/units/<name>.npz`` and is loaded instead of recomputed,
+    so an interrupted run resumes. Missing units go through ``executor.map`` (local by default,
+    or Ray); each is stored as soon as it finishes.
+    """
+    root = Path(out_dir) / "units"
+    paths = {name: root / f"{name}.npz" for name in jobs}
+    done = {name: _load_unit(path) for name, path in paths.items() if path.is_file()}
+    missing = [name for name in jobs if name not in done]
+    computed = (executor or LocalExecutor()).map(
+        _compute_unit, [(paths[name], jobs[name]) for name in missing])
+    for name, arrays in zip(missing, computed, strict=True):
+        if not paths[name].is_file():  # a remote worker's file system is not ours
+            _store_unit(paths[name], arrays)
+        done[name] = arrays
+    return {name: done[name] for name in jobs}
 
 
 def log_thresholds(ns: ArrayLike) -> NDArray[np.float64]:

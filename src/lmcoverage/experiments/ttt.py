@@ -28,12 +28,12 @@ from torch import Tensor
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
-    UnitCache,
     batched_coverage,
     check_rows,
     check_section,
     checks_to_json,
     make_rng,
+    run_units,
 )
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
@@ -176,10 +176,11 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     """Train, decode both ways, tune eta per H; write results.json, figures, report.html."""
     _validate(config)
     torch.set_num_threads(1)
-    cache = UnitCache(out_dir)
     horizons = [int(h) for h in config["horizons"]]
-    units = {h: cache.get(f"H{h}", partial(run_horizon, config, h, make_rng(ctx.seeds, h)))
-             for h in horizons}
+    done = run_units(out_dir, {
+        f"H{h}": partial(run_horizon, config, h, make_rng(ctx.seeds, h)) for h in horizons
+    }, ctx.executor)
+    units = {h: done[f"H{h}"] for h in horizons}
     rare = 1.0 / (2 * int(config["T"]))
     res: dict[str, dict[str, Any]] = {}
     for dec in DECODERS:
