@@ -193,3 +193,26 @@ def test_bad_arguments(gpt: torch.nn.Module) -> None:
         sample_responses(gpt, [[1] * 35], n=1, max_new_tokens=6, progress=False)
     with pytest.raises(ValueError, match="stop_token_id"):
         sample_responses(gpt, [[1]], n=1, max_new_tokens=2, stop_token_id=VOCAB, progress=False)
+
+
+@pytest.mark.parametrize("name", ["gpt", "llama"])
+def test_preallocated_cache_decodes_like_the_dynamic_one(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    from lmcoverage.engine._hf import forward, preallocate, run_prompts, select_rows
+
+    model = request.getfixturevalue(name)
+    with torch.inference_mode():
+        batch = run_prompts(model, [[1, 2, 3, 4], [5, 6]])
+        rows = torch.tensor([0, 0, 1])
+        caches = [select_rows(batch.cache, rows), preallocate(select_rows(batch.cache, rows), 3)]
+        mask = batch.mask[rows]
+        for t, token in enumerate(([7], [8], [9])):
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            ids = torch.tensor(token * 3)[:, None]
+            positions = batch.lengths[rows][:, None] + t
+            outs = [forward(model, ids, mask, positions, cache) for cache in caches]
+            caches = [cache for _, cache in outs]
+            torch.testing.assert_close(outs[0][0], outs[1][0])
+        with pytest.raises(RuntimeError, match="full"):
+            forward(model, ids, torch.cat([mask, mask[:, :1]], dim=1), positions + 1, caches[1])

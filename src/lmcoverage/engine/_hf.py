@@ -10,6 +10,7 @@ out as keys. Works with transformers 5.x (``cache=`` in 5.2x, ``past_key_values=
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import operator
 from collections.abc import Iterator, Sequence
@@ -125,6 +126,57 @@ def select_rows(cache: Any, rows: torch.Tensor) -> Any:
             layer.keys = keys.index_select(0, index)
             layer.values = values.index_select(0, index)
     return new
+
+
+@functools.cache
+def _in_place_layer() -> type:
+    """A transformers ``DynamicLayer`` that appends into preallocated buffers (no per-step
+    ``torch.cat`` of the whole cache); every other method is the installed version's own."""
+    from transformers.cache_utils import DynamicLayer
+
+    class InPlaceLayer(DynamicLayer):  # type: ignore[misc]
+        key_buffer: torch.Tensor
+        value_buffer: torch.Tensor
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            start = self.get_seq_length()
+            stop = start + key_states.shape[-2]
+            if stop > self.key_buffer.shape[-2]:
+                raise RuntimeError(f"preallocated cache of {self.key_buffer.shape[-2]} "
+                                   f"positions is full")
+            self.key_buffer[:, :, start:stop] = key_states
+            self.value_buffer[:, :, start:stop] = value_states
+            self.keys = self.key_buffer[:, :, :stop]
+            self.values = self.value_buffer[:, :, :stop]
+            return self.keys, self.values
+
+    return InPlaceLayer
+
+
+def preallocate(cache: Any, extra: int) -> Any:
+    """Make room for ``extra`` more positions in every plain dynamic layer of ``cache`` (in
+    place), so step-by-step decoding writes into buffers instead of re-concatenating the whole
+    cache each step. Other layer types (sliding windows, quantized, ...) are left as they are.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    layer: Any
+    for layer in cache.layers:
+        plain = type(layer) is DynamicLayer  # a bool, so the type of layer stays Any
+        if not plain or not layer.is_initialized:
+            continue
+        length = layer.keys.shape[-2]
+        key_buffer = layer.keys.new_empty((*layer.keys.shape[:2], length + extra,
+                                           layer.keys.shape[-1]))
+        value_buffer = layer.values.new_empty((*layer.values.shape[:2], length + extra,
+                                               layer.values.shape[-1]))
+        key_buffer[:, :, :length] = layer.keys
+        value_buffer[:, :, :length] = layer.values
+        layer.__class__ = _in_place_layer()
+        layer.key_buffer, layer.value_buffer = key_buffer, value_buffer
+        layer.keys, layer.values = key_buffer[:, :, :length], value_buffer[:, :, :length]
+    return cache
 
 
 @dataclass

@@ -20,6 +20,7 @@ from lmcoverage.engine._hf import (
     context_length,
     forward,
     model_device,
+    preallocate,
     progress_bar,
     run_prompts,
     select_rows,
@@ -96,7 +97,7 @@ def sample_responses(
                      for i in chunk]
                 )
             )
-            cache = select_rows(batch.cache, rows)
+            cache = preallocate(select_rows(batch.cache, rows), max_new_tokens)
             mask = batch.mask[rows]
             positions = batch.lengths[rows][:, None]
             logprobs = batch.next_logprobs[rows]
