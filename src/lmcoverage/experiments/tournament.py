@@ -58,36 +58,43 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # ------------------------------------------------------------------------------ the units
-def _unit_prop_e1(config: dict[str, Any], seed: int) -> dict[str, Any]:
+def _steps(items: list[Any], description: str, progress: bool) -> Any:
+    """``items`` with a transient rich progress bar (none when ``progress`` is False)."""
+    from rich.progress import track
+
+    return track(items, description=description, disable=not progress, transient=True)
+
+
+def _unit_prop_e1(config: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
     from lmcoverage.select import min_cross_entropy, simple_tournament
     from lmcoverage.select.families import misspecification_example
 
     rng = np.random.default_rng([seed, 1])
     n_thr = float(config["e1_n"])
     rows = []
-    for alpha in config["alphas"]:
-        for m in config["ms"]:
-            fam = misspecification_example(float(alpha), float(m))
-            cov = fam.coverage(n_thr)
-            p = float(fam.data[0, 2])
-            size = math.ceil(config["e1_slice_examples"] / p)
-            ce_cover = tour_cover = 0
-            for _ in range(config["e1_draws"]):
-                held = fam.sample(size, rng)
-                ce_cover += min_cross_entropy(held.loglik).index == 0
-                tour_cover += simple_tournament(held.loglik, n_thr).index == 0
-            rows.append({
-                "alpha": float(alpha), "m": float(m), "heldout": size,
-                "kl_cover": float(fam.kl()[0]), "kl_mle": float(fam.kl()[1]),
-                "cov_cover": float(cov[0]), "cov_mle": float(cov[1]),
-                "prediction": float(alpha) ** 2 / (2.0 * math.log(float(m))),
-                "draws": int(config["e1_draws"]),
-                "ce_picks_cover": int(ce_cover), "tournament_picks_cover": int(tour_cover),
-            })
+    pairs = [(alpha, m) for alpha in config["alphas"] for m in config["ms"]]
+    for alpha, m in _steps(pairs, f"Prop E.1 (seed {seed})", progress):
+        fam = misspecification_example(float(alpha), float(m))
+        cov = fam.coverage(n_thr)
+        p = float(fam.data[0, 2])
+        size = math.ceil(config["e1_slice_examples"] / p)
+        ce_cover = tour_cover = 0
+        for _ in range(config["e1_draws"]):
+            held = fam.sample(size, rng)
+            ce_cover += min_cross_entropy(held.loglik).index == 0
+            tour_cover += simple_tournament(held.loglik, n_thr).index == 0
+        rows.append({
+            "alpha": float(alpha), "m": float(m), "heldout": size,
+            "kl_cover": float(fam.kl()[0]), "kl_mle": float(fam.kl()[1]),
+            "cov_cover": float(cov[0]), "cov_mle": float(cov[1]),
+            "prediction": float(alpha) ** 2 / (2.0 * math.log(float(m))),
+            "draws": int(config["e1_draws"]),
+            "ce_picks_cover": int(ce_cover), "tournament_picks_cover": int(tour_cover),
+        })
     return {"rows": rows}
 
 
-def _unit_thm63(config: dict[str, Any], seed: int) -> dict[str, Any]:
+def _unit_thm63(config: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
     from lmcoverage.select import min_cross_entropy, simple_tournament
     from lmcoverage.select.families import random_family
 
@@ -98,7 +105,7 @@ def _unit_thm63(config: dict[str, Any], seed: int) -> dict[str, Any]:
     settings += [(float(config["n_fixed"]), int(s), "heldout_sizes")
                  for s in config["heldout_sizes"]]
     rows = []
-    for n_thr, size, sweep in settings:
+    for n_thr, size, sweep in _steps(settings, f"Thm 6.3 (seed {seed})", progress):
         cov = fam.coverage(n_thr ** (1.0 + a))  # exact Cov_{N^(1+a)} of every candidate
         tour, ce = [], []
         for _ in range(config["draws"]):
@@ -110,7 +117,7 @@ def _unit_thm63(config: dict[str, Any], seed: int) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def _unit_thm64(config: dict[str, Any], seed: int) -> dict[str, Any]:
+def _unit_thm64(config: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
     from lmcoverage.select import offset_tournament, onpolicy_from_samples, simple_tournament
     from lmcoverage.select.families import offset_family
 
@@ -119,7 +126,7 @@ def _unit_thm64(config: dict[str, Any], seed: int) -> dict[str, Any]:
     rng = np.random.default_rng([seed, 3])
     a = float(config["a"])
     rows = []
-    for n in config["offset_ns"]:
+    for n in _steps(list(config["offset_ns"]), f"Thm 6.4 (seed {seed})", progress):
         n_thr = float(n)
         cov = fam.coverage(n_thr ** (1.0 + a))
         simple, exact, sampled = [], [], []
@@ -139,16 +146,16 @@ def _unit_thm64(config: dict[str, Any], seed: int) -> dict[str, Any]:
 _UNITS = {"prop_e1": _unit_prop_e1, "thm63": _unit_thm63, "thm64": _unit_thm64}
 
 
-def _run_unit(item: tuple[str, dict[str, Any], int, str]) -> dict[str, Any]:
+def _run_unit(item: tuple[str, dict[str, Any], int, str, bool]) -> dict[str, Any]:
     """Run one (part, seed) unit, or read it from the cache file; picklable for Ray."""
-    part, config, seed, cache = item
+    part, config, seed, cache, progress = item
     path = Path(cache)
     if path.is_file():
         import json
 
         cached: dict[str, Any] = json.loads(path.read_text())
         return cached
-    result = _UNITS[part](config, seed)
+    result = _UNITS[part](config, seed, progress)
     atomic_write_json(path, result)
     return result
 
@@ -289,7 +296,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     from lmcoverage.report import Section, Table, write_report
 
     units_dir = out_dir / "units"
-    items = [(part, config, seed, str(units_dir / f"{part}-seed{seed}.json"))
+    items = [(part, config, seed, str(units_dir / f"{part}-seed{seed}.json"), ctx.progress)
              for part in _UNITS for seed in ctx.seeds]
     done = ctx.executor.map(_run_unit, items)
     by_part = {part: [d for (p, *_), d in zip(items, done, strict=True) if p == part]
