@@ -8,9 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmcoverage.cli import main
-from lmcoverage.tasks import GraphTask, Problem, get_task
+from lmcoverage.tasks import GraphClass, GraphTask, Problem, get_task
 
 
 def parse_prompt(task: GraphTask, problem: Problem) -> tuple[list[tuple[int, int]], int, int]:
@@ -283,3 +285,34 @@ def test_export_cli(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "unknown task 'nope'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(layers=st.integers(1, 5), per_layer=st.integers(2, 4), data=st.data())
+def test_any_graph_layout_keeps_the_invariants(layers: int, per_layer: int, data) -> None:
+    n_double = data.draw(st.integers(0, layers))
+    extra = data.draw(st.integers(1, 20))
+    classes = [GraphClass(1, n_double, "parity", hidden=0), GraphClass(2, n_double, "xor"),
+               GraphClass(3, n_double, "uniform"), GraphClass(4, n_double, "antiparity")]
+    task = GraphTask("custom", {}, layers, per_layer, layers * per_layer + 2 + extra, classes,
+                     {1: 1, 2: 1, 3: 1, 4: 1},
+                     edge_order=data.draw(st.sampled_from(["layer", "shuffled"])))
+    for p in task.sample(12, seed=data.draw(st.integers(0, 2**32))):
+        edges, s, t = parse_prompt(task, p)
+        assert set(walks(edges, s, t)) == set(p.valid_paths)
+        assert len(p.valid_paths) == 2 ** n_double
+        assert len(p.prompt_ids) + len(p.response_ids) <= task.max_length
+        assert math.isclose(sum(q for _, q in p.support), 1.0)
+        assert len(p.support) == (2 ** n_double if p.group == 3 else 1)
+        assert task.is_correct(p, p.response_ids)
+
+
+def test_hidden_feature_needs_spare_node_ids() -> None:
+    task = GraphTask("tight", {}, 2, 2, 6, [GraphClass(1, 1, "parity", hidden=0),
+                                            GraphClass(2, 1, "antiparity", hidden=1)],
+                     {1: 1, 2: 1})
+    # With m equal to the number of graph nodes every graph uses every id: the hidden bit is
+    # constant, so one of the two classes cannot be drawn.
+    with pytest.raises(ValueError, match="node_range 6 is too small"):
+        task.sample(1, seed=0, group=1)
+        task.sample(1, seed=0, group=2)

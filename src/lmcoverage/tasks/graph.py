@@ -278,8 +278,9 @@ class GraphTask(Task):
             if cls.hidden is None or self.hidden_bit(
                     [v for layer in graph.layers for v in layer]) == cls.hidden:
                 break
-        else:  # pragma: no cover - probability 2**-10000
-            raise RuntimeError("could not sample a graph with the required hidden bit")
+        else:
+            raise ValueError(f"node_range {self.node_range} is too small: no graph of class "
+                             f"{group} with hidden bit {cls.hidden} in 10,000 draws")
         prompt = self.encode_prompt(graph, rng)
         paths = tuple(graph.valid_paths())
         support = self.support(graph, cls.rule, paths)
