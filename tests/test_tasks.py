@@ -285,6 +285,9 @@ def test_export_cli(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "unknown task 'nope'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.jsonl").exists()
+    assert main(["task", "export", "figure2-h8", "--n", "3", "--out", str(tmp_path / "y.jsonl"),
+                 "--task-option", "layers"]) == 2
+    assert "--task-option 'layers': expected KEY=VALUE" in capsys.readouterr().err
 
 
 @settings(max_examples=25, deadline=None)

@@ -12,9 +12,19 @@ _OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-optio
 
 
 def _task_options(pairs: list[str] | None) -> dict[str, Any]:
-    from lmcoverage.commands.experiments import _parse_overrides
+    """``["layers=4", "edge_order=shuffled"]`` -> ``{"layers": 4, "edge_order": "shuffled"}``."""
+    import json
 
-    return _parse_overrides(pairs or [])
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--task-option {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw  # a bare string such as shuffled
+    return out
 
 
 def export_task(name: str, n: int, seed: int, out: Path,
