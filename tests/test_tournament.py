@@ -31,6 +31,13 @@ def test_run_writes_results_figures_and_report(run_dir: Path) -> None:
     assert "Thm 6.3" in html and "data:image/png;base64" in html
 
 
+def test_checks_are_recorded_and_hold(run_dir: Path) -> None:
+    results = json.loads((run_dir / "results.json").read_text())
+    assert len(results["checks"]) == 4
+    assert all(c["holds"] for c in results["checks"]), results["checks"]
+    assert "Verdict" in (run_dir / "report.html").read_text()
+
+
 def test_prop_e1_numbers(run_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     rows = results["prop_e1"]
@@ -58,7 +65,7 @@ def test_thm63_and_thm64_rows(run_dir: Path) -> None:
 def test_rerun_resumes_from_cached_units(run_dir: Path) -> None:
     before = (run_dir / "results.json").read_text()
     units = sorted(p.name for p in (run_dir / "units").iterdir())
-    assert units == ["prop_e1-seed0.json", "thm63-seed0.json", "thm64-seed0.json"]
+    assert units == ["prop_e1-seed0.npz", "thm63-seed0.npz", "thm64-seed0.npz"]
     stamps = {p: p.stat().st_mtime_ns for p in (run_dir / "units").iterdir()}
     assert main(["run", "tournament", "--preset", "cpu", "--out", str(run_dir),
                  "--no-progress", *SMALL]) == 0
