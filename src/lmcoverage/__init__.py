@@ -5,40 +5,10 @@ checkpoints by coverage, and re-run the experiments of "The Coverage Principle"
 (arXiv 2510.15020). See ``lmcoverage --help``.
 """
 
-from lmcoverage.metrics import (
-    bon_regret_lower_bound,
-    bon_regret_upper_bound,
-    coverage_chain_rule_bound,
-    coverage_profile,
-    coverage_profile_ci,
-    cross_entropy,
-    hellinger_squared,
-    hellinger_to_coverage_bound,
-    kl_divergence,
-    kl_to_coverage_bound,
-    pass_at_k,
-    pass_at_n_exact,
-    stopped_kl,
-    stopped_kl_to_coverage_bound,
-)
+from lmcoverage import metrics
+from lmcoverage.metrics import *  # noqa: F403  (the metric functions are the top-level API)
 from lmcoverage.scoretable import ScoreTable
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ScoreTable",
-    "bon_regret_lower_bound",
-    "bon_regret_upper_bound",
-    "coverage_chain_rule_bound",
-    "coverage_profile",
-    "coverage_profile_ci",
-    "cross_entropy",
-    "hellinger_squared",
-    "hellinger_to_coverage_bound",
-    "kl_divergence",
-    "kl_to_coverage_bound",
-    "pass_at_k",
-    "pass_at_n_exact",
-    "stopped_kl",
-    "stopped_kl_to_coverage_bound",
-]
+__all__ = ["ScoreTable", *metrics.__all__]
