@@ -55,8 +55,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CI: two horizons, a handful of steps; checks the machinery, not the effect.
     "test": {**_COMMON, "horizons": [4, 8], "model": "tiny", "steps": 20,
              "checkpoint_every": 10, "val_per_class": 8},
-    "demo": {**_COMMON, "horizons": [8, 16], "steps": 600, "checkpoint_every": 150},
-    "cpu": {**_COMMON, "horizons": [8, 16], "steps": 1200, "checkpoint_every": 200},
+    "demo": {**_COMMON, "horizons": [8, 16], "steps": 1200, "checkpoint_every": 300,
+             "val_per_class": 128},
+    "cpu": {**_COMMON, "horizons": [8, 16], "steps": 1500, "checkpoint_every": 250,
+            "val_per_class": 128},
     "paper": {**_COMMON, "horizons": [8, 16, 24], "edge_order": "shuffled", "model": "paper",
               "lr": 1e-4, "batch_size": 128, "steps": 40_000, "checkpoint_every": 2_000,
               "val_per_class": 1024},
@@ -123,7 +125,7 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     tables = []
     for step, path in checkpoints:
         model = gc.HFSequenceModel.load(str(path), batch_size=cfg["score_batch_size"])
-        tables.append(gc.score_model(model, f"step-{step}", vset, correct="valid"))
+        tables.append(gc.score_model(model, f"step-{step}", vset, correct="support"))
     accuracy = gc.greedy_accuracy(model, vset, task)  # the last checkpoint
     table = ScoreTable.concat(tables)
     return {"horizon": unit.horizon, "seed": unit.seed,

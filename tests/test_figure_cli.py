@@ -1,0 +1,68 @@
+"""``lmcoverage run figure1|figure2`` end to end: the tiny ``test`` presets (mechanism, resume,
+outputs) by default; the ``cpu`` presets and their effect checks behind ``-m slow``.
+
+The ``test`` presets train for a few steps, far too few to learn anything, so the fast tests
+check the machinery (schema, files, caching, CLI errors), not the effects. The effects are
+checked without training in tests/test_figure1.py and tests/test_figure2.py (oracle models)
+and with training by the slow tests below.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmcoverage.cli import main
+
+
+def _run(name: str, preset: str, out: Path, *extra: str) -> dict:
+    code = main(["run", name, "--preset", preset, "--out", str(out), "--no-progress", *extra])
+    assert code == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_figure2_test_preset_end_to_end_and_resume(tmp_path: Path) -> None:
+    out = tmp_path / "f2"
+    res = _run("figure2", "test", out, "--seeds", "0,1")
+    assert res["horizons"] == [4, 8] and res["seeds"] == [0, 1]
+    assert res["iterations"] == [0, 10, 20]
+    entry = res["by_horizon"]["8"]
+    assert len(entry["kl"]) == 2 and len(entry["kl"][0]) == 3  # (seeds, checkpoints)
+    assert set(entry["per_class"]) == {"1", "2", "3"}
+    for f in ("figure2.png", "report.html", "units/h8-seed1/scores.parquet"):
+        assert (out / f).is_file()
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Effect checks" in html
+    cached = out / "units" / "h4-seed0" / "metrics.json"
+    stamp = cached.stat().st_mtime_ns
+    assert _run("figure2", "test", out, "--seeds", "0,1") == res  # resumed: nothing recomputed
+    assert cached.stat().st_mtime_ns == stamp
+
+
+def test_figure1_test_preset_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "f1"
+    res = _run("figure1", "test", out)
+    assert res["iterations"] == [0, 10, 20]
+    assert res["tournament_n"] == 4
+    assert set(res["selected"]) == {"min_kl", "min_cross_entropy", "tournament",
+                                    "offset_tournament", "oracle_coverage"}
+    assert set(res["cov"]) == {"2", "4", "6", "8"} and "12" in res["pass_at"]
+    assert (out / "scores.parquet").is_file() and (out / "figure1.png").is_file()
+
+
+def test_bad_runs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "figure1", "--preset", "test", "--out", str(tmp_path / "a"),
+                 "--seeds", "0,1"]) == 2
+    assert "figure1 runs one seed" in capsys.readouterr().err
+    assert main(["run", "figure2", "--preset", "nope", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["figure1", "figure2"])
+def test_cpu_preset_shows_the_effect(name: str, tmp_path: Path) -> None:
+    res = _run(name, "cpu", tmp_path / name)
+    failed = [c for c in res["effect_checks"] if not c["ok"]]
+    assert not failed, failed
