@@ -154,6 +154,7 @@ def test_test_preset_shows_the_separation_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_cpu_preset(tmp_path):
-    out = tmp_path / "cpu"
-    _check_results(out, run_experiment("sgd", "cpu", out, [0], progress=False))
+@pytest.mark.parametrize("preset", ["cpu", "cpu-graded"])
+def test_cpu_presets(tmp_path, preset):
+    out = tmp_path / preset
+    _check_results(out, run_experiment("sgd", preset, out, [0], progress=False))
