@@ -203,7 +203,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     horizons = [int(h) for h in config["horizons"]]
     done = run_units(out_dir, {
         f"H{h}": partial(run_horizon, config, h, list(ctx.seeds)) for h in horizons
-    }, ctx.executor)
+    }, ctx.executor, ctx.progress)
     units = {h: done[f"H{h}"] for h in horizons}
     best_final = {m: {str(h): float(units[h][f"{m}.final_cov"][int(units[h][f"{m}.best"])])
                       for h in horizons} for m in METHODS}

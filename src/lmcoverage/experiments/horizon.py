@@ -161,7 +161,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         f"rich_{fam}_H{h}": partial(run_rich, config, fam, h, make_rng(ctx.seeds, 2, i, h))
         for i, fam in enumerate(families) for h in rich_h
     })
-    done = run_units(out_dir, jobs, ctx.executor)
+    done = run_units(out_dir, jobs, ctx.executor, ctx.progress)
     part1 = {h: done[f"prop32_H{h}"] for h in horizons}
     part2 = {(fam, h): done[f"rich_{fam}_H{h}"] for fam in families for h in rich_h}
     n = int(config["n"])

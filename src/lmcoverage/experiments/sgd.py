@@ -269,7 +269,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     horizons = [int(h) for h in config["horizons"]]
     done = run_units(out_dir, {
         f"H{h}": partial(run_horizon, inst, config, h, make_rng(ctx.seeds, h)) for h in horizons
-    }, ctx.executor)
+    }, ctx.executor, ctx.progress)
     units = {h: done[f"H{h}"] for h in horizons}
     record_at = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
     best_final: dict[str, dict[str, float]] = {m: {} for m in METHODS}

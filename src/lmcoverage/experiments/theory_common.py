@@ -59,20 +59,28 @@ def _compute_unit(job: tuple[Path, UnitFn]) -> dict[str, NDArray[Any]]:
 
 
 def run_units(
-    out_dir: Path, jobs: dict[str, UnitFn], executor: Executor | None = None
+    out_dir: Path, jobs: dict[str, UnitFn], executor: Executor | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, NDArray[Any]]]:
     """Results of the independent units ``jobs`` (name -> zero-argument function of arrays).
 
     A finished unit lives in ``<out_dir>/units/<name>.npz`` and is loaded instead of recomputed,
     so an interrupted run resumes. Missing units go through ``executor.map`` (local by default,
-    or Ray); each is stored as soon as it finishes.
+    or Ray); each is stored as soon as it finishes. ``progress`` shows a rich progress bar
+    over the units run locally.
     """
     root = Path(out_dir) / "units"
     paths = {name: root / f"{name}.npz" for name in jobs}
     done = {name: _load_unit(path) for name, path in paths.items() if path.is_file()}
     missing = [name for name in jobs if name not in done]
-    computed = (executor or LocalExecutor()).map(
-        _compute_unit, [(paths[name], jobs[name]) for name in missing])
+    items = [(paths[name], jobs[name]) for name in missing]
+    ex = executor or LocalExecutor()
+    if progress and isinstance(ex, LocalExecutor) and items:
+        from rich.progress import track
+
+        computed = [_compute_unit(item) for item in track(items, description="units")]
+    else:
+        computed = ex.map(_compute_unit, items)
     for name, arrays in zip(missing, computed, strict=True):
         if not paths[name].is_file():  # a remote worker's file system is not ours
             _store_unit(paths[name], arrays)

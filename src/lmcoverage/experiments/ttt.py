@@ -179,7 +179,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     horizons = [int(h) for h in config["horizons"]]
     done = run_units(out_dir, {
         f"H{h}": partial(run_horizon, config, h, make_rng(ctx.seeds, h)) for h in horizons
-    }, ctx.executor)
+    }, ctx.executor, ctx.progress)
     units = {h: done[f"H{h}"] for h in horizons}
     rare = 1.0 / (2 * int(config["T"]))
     res: dict[str, dict[str, Any]] = {}
