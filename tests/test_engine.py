@@ -216,3 +216,23 @@ def test_preallocated_cache_decodes_like_the_dynamic_one(
             torch.testing.assert_close(outs[0][0], outs[1][0])
         with pytest.raises(RuntimeError, match="full"):
             forward(model, ids, torch.cat([mask, mask[:, :1]], dim=1), positions + 1, caches[1])
+
+
+@pytest.mark.slow
+def test_paper_model_on_figure2_matches_naive_scores_at_any_batch_size() -> None:
+    """Paper shape (6 layers, 4 heads, width 384) on real Figure 2 problems of each class."""
+    from lmcoverage.tasks import get_task
+
+    task = get_task("figure2-h8")
+    model = build_gpt("paper", task.vocab_size, task.max_length, seed=0).eval()
+    problems = [task.sample(1, seed=g, group=g)[0] for g in (1, 2, 3)]
+    prompts = [list(p.prompt_ids) for p in problems]
+    responses = [[list(p.response_ids), *map(list, p.valid_paths)] for p in problems]
+    reference = score_responses(model, prompts, responses, batch_size=64, progress=False)
+    for batch_size in (1, 5):
+        got = score_responses(model, prompts, responses, batch_size=batch_size, progress=False)
+        for a, b in zip(reference, got, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    for p, rs, scores in zip(prompts, responses, reference, strict=True):
+        np.testing.assert_allclose(scores[:3], [_naive_score(model, p, r) for r in rs[:3]],
+                                   atol=1e-4, rtol=0)
