@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lmcoverage.experiments.theory_common import batched_coverage, make_rng, run_units
+from lmcoverage.experiments.theory_common import batched_coverage, log_grid, make_rng, run_units
 from lmcoverage.metrics import coverage_profile
 
 
@@ -68,3 +68,11 @@ def test_batched_coverage_matches_metrics_rowwise():
         np.testing.assert_allclose(cov[r], coverage_profile(ratio[r], ns, weights=prob))
     with pytest.raises(ValueError, match="ns"):
         batched_coverage(ratio, prob, [0.5])
+
+
+def test_log_grid():
+    grid = log_grid(1e-8, 1e-1, 8)
+    assert len(grid) == 57 and grid[0] == pytest.approx(1e-8) and grid[-1] == pytest.approx(0.1)
+    np.testing.assert_allclose(np.diff(np.log10(grid)), 1 / 8)
+    with pytest.raises(ValueError, match="log_grid"):
+        log_grid(1.0, 0.5, 4)

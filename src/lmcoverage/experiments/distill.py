@@ -29,14 +29,15 @@ import torch
 from torch import Tensor
 
 from lmcoverage.experiments.registry import RunContext
-from lmcoverage.experiments.sgd import checkpoint_steps, describe_instance
+from lmcoverage.experiments.sgd import checkpoint_steps, describe_instance, summarize_sweep
 from lmcoverage.experiments.theory_common import (
     Check,
-    check_rows,
     check_section,
     checks_to_json,
+    log_grid,
     make_rng,
     run_units,
+    tuned_summary,
 )
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
@@ -49,11 +50,6 @@ TITLE = "Truncated-gradient vs plain distillation across horizons (Thm 6.2)"
 METHODS = ("plain", "truncated")
 
 
-def _grid(lo: float, hi: float, per_decade: int) -> list[float]:
-    decades = np.log10(hi) - np.log10(lo)
-    return np.logspace(np.log10(lo), np.log10(hi), int(round(decades * per_decade)) + 1).tolist()
-
-
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "instance": "two-prompt",
@@ -61,8 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "T": 1000,
         "N": 8,
         "replicates": 64,
-        "plain_lr": _grid(1e-8, 1e-1, 8),
-        "truncated_lr": _grid(1e-6, 1.0, 8),
+        "plain_lr": log_grid(1e-8, 1e-1, 8),
+        "truncated_lr": log_grid(1e-6, 1.0, 8),
         "checkpoints": 16,
     },
     "test": {
@@ -71,8 +67,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "T": 250,
         "N": 8,
         "replicates": 16,
-        "plain_lr": _grid(1e-8, 1e-1, 8),
-        "truncated_lr": _grid(1e-5, 1e-1, 4),
+        "plain_lr": log_grid(1e-8, 1e-1, 8),
+        "truncated_lr": log_grid(1e-5, 1e-1, 4),
         "checkpoints": 6,
     },
 }
@@ -172,14 +168,8 @@ def run_horizon(config: dict[str, Any], horizon: int, seeds: list[int]) -> dict[
         stream = TokenStream(inst, horizon, steps, reps, make_rng(seeds, horizon))
         lrs = config[f"{method}_lr"]
         traj = run_method(inst, stream, method, lrs, float(np.log(n_cov)), record_at, steps)
-        final = enum.coverage(traj[-1], [n_cov])[:, 0].reshape(len(lrs), reps).mean(1)
-        best = int(np.argmin(final))
-        best_traj = traj[:, best * reps:(best + 1) * reps]
-        curve = enum.coverage(best_traj.reshape(-1, inst.dim), [n_cov])[:, 0]
-        out[f"{method}.final_cov"] = final
-        out[f"{method}.best"] = np.array(best)
-        out[f"{method}.curve"] = curve.reshape(len(record_at), reps).mean(1)
-        out[f"{method}.curve_kl"] = inst.kl(best_traj, horizon).mean(1).numpy()
+        res = summarize_sweep(inst, enum, traj, len(lrs), n_cov)
+        out.update({f"{method}.{k}": v for k, v in res.items()})
     return out
 
 
@@ -207,6 +197,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     units = {h: done[f"H{h}"] for h in horizons}
     best_final = {m: {str(h): float(units[h][f"{m}.final_cov"][int(units[h][f"{m}.best"])])
                       for h in horizons} for m in METHODS}
+    best_se = {m: {str(h): float(units[h][f"{m}.best_se"]) for h in horizons} for m in METHODS}
     best_lr = {m: {str(h): config[f"{m}_lr"][int(units[h][f"{m}.best"])] for h in horizons}
                for m in METHODS}
     curves = {m: {str(h): units[h][f"{m}.curve"].tolist() for h in horizons} for m in METHODS}
@@ -220,6 +211,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "methods": list(METHODS),
         "replicates": config["replicates"],
         "best_final_cov": best_final,
+        "best_final_cov_se": best_se,
         "best_lr": best_lr,
         "checkpoint_steps": checkpoint_steps(int(config["T"]), int(config["checkpoints"])),
         "cov_curve": curves,
@@ -288,6 +280,7 @@ def _report(
 ) -> None:
     rows = [
         {"method": m, "H": h, f"best Cov_{results['N']}": results["best_final_cov"][m][str(h)],
+         "s.e.": results["best_final_cov_se"][m][str(h)],
          "final KL": results["kl_curve"][m][str(h)][-1], "best eta": results["best_lr"][m][str(h)]}
         for m in METHODS for h in results["horizons"]
     ]
@@ -312,11 +305,4 @@ def _report(
 
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Best final Cov_N per method and H, then the checks."""
-    rows: list[dict[str, Any]] = [
-        {"claim": f"best Cov_{results['N']}: {m}",
-         "measured": ", ".join(f"H={h}: {results['best_final_cov'][m][str(h)]:.3f}"
-                               for h in results["horizons"]),
-         "holds": ""}
-        for m in results["methods"]
-    ]
-    return rows + check_rows(results)
+    return tuned_summary(results)

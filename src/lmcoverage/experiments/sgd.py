@@ -31,11 +31,12 @@ from torch import Tensor
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
-    check_rows,
     check_section,
     checks_to_json,
+    log_grid,
     make_rng,
     run_units,
+    tuned_summary,
 )
 from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
@@ -54,11 +55,6 @@ TITLE = "SGD vs normalized SGD across horizons (Prop 5.1, Thm 5.1)"
 METHODS = ("sgd", "normalized_sgd", "sign_sgd", "adam")
 
 
-def _grid(lo: float, hi: float, per_decade: int) -> list[float]:
-    decades = np.log10(hi) - np.log10(lo)
-    return np.logspace(np.log10(lo), np.log10(hi), int(round(decades * per_decade)) + 1).tolist()
-
-
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "instance": "two-prompt",
@@ -66,12 +62,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "T": 1000,
         "N": 8,
         "replicates": 64,
-        "sgd_lr": _grid(1e-8, 1e-1, 8),
-        "nsgd_lr": _grid(1e-3, 1.0, 8),
+        "sgd_lr": log_grid(1e-8, 1e-1, 8),
+        "nsgd_lr": log_grid(1e-3, 1.0, 8),
         "nsgd_lam": [1e-3, 0.1, 1.0, 10.0, 100.0],
         "nsgd_K": [1, 4, 16],
-        "sign_lr": _grid(1e-4, 1.0, 8),
-        "adam_lr": _grid(1e-4, 1.0, 8),
+        "sign_lr": log_grid(1e-4, 1.0, 8),
+        "adam_lr": log_grid(1e-4, 1.0, 8),
         "checkpoints": 16,
     },
     "cpu-graded": {
@@ -80,12 +76,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "T": 1000,
         "N": 8,
         "replicates": 64,
-        "sgd_lr": _grid(1e-8, 1e-1, 8),
-        "nsgd_lr": _grid(1e-3, 1.0, 8),
+        "sgd_lr": log_grid(1e-8, 1e-1, 8),
+        "nsgd_lr": log_grid(1e-3, 1.0, 8),
         "nsgd_lam": [1e-3, 0.1, 1.0, 10.0, 100.0],
         "nsgd_K": [1, 4, 16],
-        "sign_lr": _grid(1e-4, 1.0, 8),
-        "adam_lr": _grid(1e-4, 1.0, 8),
+        "sign_lr": log_grid(1e-4, 1.0, 8),
+        "adam_lr": log_grid(1e-4, 1.0, 8),
         "checkpoints": 16,
     },
     "test": {
@@ -94,12 +90,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "T": 250,
         "N": 8,
         "replicates": 16,
-        "sgd_lr": _grid(1e-8, 1e-1, 8),
-        "nsgd_lr": _grid(1e-2, 1.0, 4),
+        "sgd_lr": log_grid(1e-8, 1e-1, 8),
+        "nsgd_lr": log_grid(1e-2, 1.0, 4),
         "nsgd_lam": [1.0, 100.0],
         "nsgd_K": [1],
-        "sign_lr": _grid(1e-3, 1.0, 2),
-        "adam_lr": _grid(1e-3, 1.0, 2),
+        "sign_lr": log_grid(1e-3, 1.0, 2),
+        "adam_lr": log_grid(1e-3, 1.0, 2),
         "checkpoints": 6,
     },
 }
@@ -149,6 +145,8 @@ def run_sweep(
 ) -> Tensor:
     """Run every (config, replicate) of ``method`` at once; returns theta at ``record_at``
     steps: (len(record_at), configs * replicates, d), rows config-major."""
+    if method not in METHODS:
+        raise ValueError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
     reps = next(iter(batches.observed.values())).shape[0]
     steps = next(iter(batches.observed.values())).shape[1]
     rows = len(configs) * reps
@@ -178,10 +176,8 @@ def run_sweep(
             theta = normalized_sgd_update(theta, g, lr, lam, inst.radius)
         elif method == "sign_sgd":
             theta = sign_sgd_update(theta, g, lr, inst.radius)
-        elif method == "adam":
-            theta, adam = adam_update(theta, g, adam, lr, radius=inst.radius)
         else:
-            raise ValueError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
+            theta, adam = adam_update(theta, g, adam, lr, radius=inst.radius)
         if t + 1 in wanted:
             out.append(theta.clone())
     return torch.stack(out)
@@ -207,40 +203,46 @@ def checkpoint_steps(steps: int, count: int) -> list[int]:
     return [0, *pts.tolist()]
 
 
-def tune_method(
-    inst: IIDInstance, batches: Batches, enum: CountEnumeration, method: str,
-    configs: list[dict[str, float]], n_cov: float, record_at: list[int],
+def summarize_sweep(
+    inst: IIDInstance, enum: CountEnumeration, traj: Tensor, num_configs: int, n_cov: float
 ) -> dict[str, np.ndarray]:
-    """Sweep ``configs`` and pick the one with the smallest mean final Cov_N.
+    """Pick the config with the smallest mean final Cov_N from a sweep's trajectory.
 
-    Returns arrays: ``final_cov`` (configs,), ``best`` (), ``curve`` (checkpoints,) and
-    ``curve_kl`` (checkpoints,) of the best config (replicate means), ``best_runs`` (replicates,).
+    Args:
+        traj: (checkpoints, configs * replicates, d), rows config-major.
+
+    Returns arrays: ``final_cov`` (configs,) replicate means, ``best`` (), ``best_se`` () the
+    standard error of the best config's mean, and its ``curve`` and ``curve_kl``
+    (checkpoints,) replicate means of Cov_N and KL along training.
     """
-    traj = run_sweep(inst, batches, method, configs, record_at)
-    reps = next(iter(batches.observed.values())).shape[0]
-    final = enum.coverage(traj[-1], [n_cov])[:, 0].reshape(len(configs), reps)
+    reps = traj.shape[1] // num_configs
+    final = enum.coverage(traj[-1], [n_cov])[:, 0].reshape(num_configs, reps)
     mean = final.mean(1)
     best = int(np.argmin(mean))
     best_traj = traj[:, best * reps:(best + 1) * reps]  # (checkpoints, reps, d)
     curve = enum.coverage(best_traj.reshape(-1, inst.dim), [n_cov])[:, 0]
-    curve_kl = inst.kl(best_traj, batches.horizon).mean(1).numpy()
-    return {"final_cov": mean, "best": np.array(best), "best_runs": final[best],
-            "curve": curve.reshape(len(record_at), reps).mean(1), "curve_kl": curve_kl}
+    return {
+        "final_cov": mean,
+        "best": np.array(best),
+        "best_se": np.array(final[best].std(ddof=1) / np.sqrt(reps) if reps > 1 else 0.0),
+        "curve": curve.reshape(traj.shape[0], reps).mean(1),
+        "curve_kl": inst.kl(best_traj, enum.horizon).mean(1).numpy(),
+    }
 
 
 def run_horizon(
-    inst: IIDInstance, config: dict[str, Any], horizon: int, rng: np.random.Generator,
-    methods: tuple[str, ...] = METHODS,
+    inst: IIDInstance, config: dict[str, Any], horizon: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Every method at one H; keys ``<method>.<array>`` as in :func:`tune_method`."""
+    """Every method at one H; keys ``<method>.<array>`` as in :func:`summarize_sweep`."""
     ks = sorted({1, *[int(k) for k in config["nsgd_K"]]})
     batches = Batches(inst, horizon, int(config["T"]), int(config["replicates"]), ks, rng)
     enum = CountEnumeration(inst, horizon)
     record_at = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
     out: dict[str, np.ndarray] = {"dropped_mass": np.array(enum.dropped_mass)}
-    for method in methods:
-        res = tune_method(inst, batches, enum, method, method_configs(config, method),
-                          float(config["N"]), record_at)
+    for method in METHODS:
+        configs = method_configs(config, method)
+        traj = run_sweep(inst, batches, method, configs, record_at)
+        res = summarize_sweep(inst, enum, traj, len(configs), float(config["N"]))
         out.update({f"{method}.{k}": v for k, v in res.items()})
     return out
 
@@ -273,6 +275,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     units = {h: done[f"H{h}"] for h in horizons}
     record_at = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
     best_final: dict[str, dict[str, float]] = {m: {} for m in METHODS}
+    best_se: dict[str, dict[str, float]] = {m: {} for m in METHODS}
     best_config: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METHODS}
     curves: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
     curves_kl: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
@@ -280,6 +283,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         for m in METHODS:
             best = int(unit[f"{m}.best"])
             best_final[m][str(h)] = float(unit[f"{m}.final_cov"][best])
+            best_se[m][str(h)] = float(unit[f"{m}.best_se"])
             best_config[m][str(h)] = method_configs(config, m)[best]
             curves[m][str(h)] = unit[f"{m}.curve"].tolist()
             curves_kl[m][str(h)] = unit[f"{m}.curve_kl"].tolist()
@@ -291,6 +295,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "methods": list(METHODS),
         "replicates": config["replicates"],
         "best_final_cov": best_final,
+        "best_final_cov_se": best_se,
         "best_config": best_config,
         "checkpoint_steps": record_at,
         "cov_curve": curves,
@@ -397,6 +402,7 @@ def _report(
             cfg = results["best_config"][m][str(h)]
             rows.append({"method": m, "H": h,
                          f"best Cov_{results['N']}": results["best_final_cov"][m][str(h)],
+                         "s.e.": results["best_final_cov_se"][m][str(h)],
                          "final KL": results["kl_curve"][m][str(h)][-1],
                          "best config": ", ".join(f"{k}={v:.3g}" for k, v in cfg.items())})
     dropped = max(results["enumeration_dropped_mass"].values())
@@ -429,11 +435,4 @@ def _report(
 
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Best final Cov_N per method and H, then the checks."""
-    rows: list[dict[str, Any]] = [
-        {"claim": f"best Cov_{results['N']}: {m}",
-         "measured": ", ".join(f"H={h}: {results['best_final_cov'][m][str(h)]:.3f}"
-                               for h in results["horizons"]),
-         "holds": ""}
-        for m in results["methods"]
-    ]
-    return rows + check_rows(results)
+    return tuned_summary(results)

@@ -26,6 +26,15 @@ from lmcoverage.io import atomic_path
 from lmcoverage.report import Section, Table
 
 
+def log_grid(lo: float, hi: float, per_decade: int) -> list[float]:
+    """Log-spaced values from ``lo`` to ``hi`` (both included), ``per_decade`` per decade."""
+    if not 0 < lo < hi or per_decade < 1:
+        raise ValueError(f"log_grid: need 0 < lo < hi and per_decade >= 1, got {lo}, {hi}, "
+                         f"{per_decade}")
+    count = int(round((np.log10(hi) - np.log10(lo)) * per_decade)) + 1
+    return [float(v) for v in np.logspace(np.log10(lo), np.log10(hi), count)]
+
+
 def make_rng(seeds: Sequence[int], *keys: int) -> np.random.Generator:
     """A Generator seeded by ``(*seeds, *keys)``: same seeds and keys, same stream."""
     if not seeds:
@@ -145,6 +154,19 @@ def check_section(checks: list[Check], theorem: str) -> Section:
 def checks_to_json(checks: list[Check]) -> list[dict[str, Any]]:
     """Checks as plain dicts for results.json."""
     return [asdict(c) for c in checks]
+
+
+def tuned_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """``summary()`` rows of a step-size sweep: best final Cov_N per method and H, then the
+    checks (``results`` has ``N``, ``horizons``, ``methods``, ``best_final_cov``)."""
+    rows: list[dict[str, Any]] = [
+        {"claim": f"best Cov_{results['N']}: {m}",
+         "measured": ", ".join(f"H={h}: {results['best_final_cov'][m][str(h)]:.3f}"
+                               for h in results["horizons"]),
+         "holds": ""}
+        for m in results["methods"]
+    ]
+    return rows + check_rows(results)
 
 
 def check_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
