@@ -165,6 +165,19 @@ def test_temperature_sharpens(gpt: torch.nn.Module) -> None:
     assert sum(r[0] == top for r in cold) > sum(r[0] == top for r in warm)
 
 
+def test_engine_runs_in_eval_mode_and_restores_the_mode() -> None:
+    model = build_gpt("tiny", VOCAB, 40, seed=0, resid_pdrop=0.5, attn_pdrop=0.5)
+    model.train()
+    a = score_responses(model, [[1, 2]], [[[3, 4, 5]]], progress=False)
+    b = score_responses(model, [[1, 2]], [[[3, 4, 5]]], progress=False)
+    assert model.training
+    assert a[0][0] == b[0][0]
+    model.eval()
+    np.testing.assert_allclose(a[0], [_naive_score(model, [1, 2], [3, 4, 5])], atol=1e-4)
+    sample_responses(model, [[1]], n=2, max_new_tokens=2, progress=False)
+    assert not model.training
+
+
 @pytest.mark.parametrize(
     ("prompts", "responses", "match"),
     [

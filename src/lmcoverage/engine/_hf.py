@@ -227,6 +227,19 @@ def run_prompts(model: Any, prompts: Sequence[Sequence[int]]) -> PromptBatch:
 
 
 @contextmanager
+def inference(model: Any) -> Iterator[None]:
+    """``torch.inference_mode`` with the model in eval mode (no dropout); the model's previous
+    train/eval mode is restored afterwards."""
+    was_training = bool(model.training)
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
     """A rich progress bar over ``total`` units; yields ``advance(k)`` (a no-op when disabled)."""
     if not enabled or total == 0:

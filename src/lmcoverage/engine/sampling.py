@@ -19,6 +19,7 @@ from lmcoverage.engine._hf import (
     check_fits,
     context_length,
     forward,
+    inference,
     model_device,
     preallocate,
     progress_bar,
@@ -86,7 +87,7 @@ def sample_responses(
     device = model_device(model)
     per_pass = max(1, batch_size // n)
     out: list[list[list[int]]] = []
-    with torch.inference_mode(), progress_bar(len(prompts), "sampling", progress) as advance:
+    with inference(model), progress_bar(len(prompts), "sampling", progress) as advance:
         for start in range(0, len(prompt_ids), per_pass):
             chunk = list(range(start, min(start + per_pass, len(prompt_ids))))
             batch = run_prompts(model, [prompt_ids[i] for i in chunk])

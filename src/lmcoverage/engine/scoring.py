@@ -21,6 +21,7 @@ from lmcoverage.engine._hf import (
     check_fits,
     context_length,
     forward,
+    inference,
     model_device,
     progress_bar,
     run_prompts,
@@ -103,7 +104,8 @@ def score_responses(
     """Sequence log-likelihoods ``log pi_hat(y|x)`` of many responses per prompt.
 
     Args:
-        model: any Hugging Face causal LM (``AutoModelForCausalLM``), on any device.
+        model: any Hugging Face causal LM (``AutoModelForCausalLM``), on any device; it runs
+            in eval mode (its train/eval mode is restored afterwards).
         prompts: P prompts, each a non-empty list of token ids.
         responses: for each prompt, its responses (lists of token ids; empty scores 0).
         batch_size: continuation rows (and at most this many prompts) per forward pass.
@@ -136,8 +138,10 @@ def score_responses(
         response_ids.append(rs)
 
     out = [np.zeros(len(rs), dtype=np.float64) for rs in response_ids]
-    with torch.inference_mode(), progress_bar(len(prompts), "scoring", progress) as advance:
-        for chunk in _chunks([len(rs) for rs in response_ids], batch_size):
+    counts = [sum(1 for r in rs if r) for rs in response_ids]  # empty responses score 0
+    total = sum(1 for c in counts if c)
+    with inference(model), progress_bar(total, "scoring", progress) as advance:
+        for chunk in _chunks(counts, batch_size):
             batch = run_prompts(model, [prompt_ids[i] for i in chunk])
             items = [
                 (local, i, j)
