@@ -31,6 +31,28 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def test_llama_directory_scores_through_the_cli(runs: Path, tmp_path: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    task = get_task(TASK)
+    config = LlamaConfig(vocab_size=task.vocab_size, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=task.max_length, bos_token_id=None,
+                         eos_token_id=None, pad_token_id=None)
+    torch.manual_seed(0)
+    llama = save(LlamaForCausalLM(config), tmp_path / "llama", tokenizer=task.tokenizer())
+    out = tmp_path / "llama.parquet"
+    assert main(["score", "--model", str(llama), "--data", str(runs / "data.jsonl"),
+                 "--out", str(out), "--no-progress"]) == 0
+    table = ScoreTable.read_parquet(out)
+    problems = task.sample(6, seed=3)
+    model = load_causal_lm(llama)
+    want = score_responses(model, [list(p.prompt_ids) for p in problems],
+                           [[list(p.response_ids)] for p in problems], progress=False)
+    assert table.models == ["llama"]
+    np.testing.assert_allclose(table.matrix("loglik")[0], [s[0] for s in want], atol=1e-4)
+
+
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
