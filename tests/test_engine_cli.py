@@ -150,3 +150,18 @@ def test_bad_inputs_exit_2_without_output(runs: Path, tmp_path: Path,
         assert not out.exists() and not list(tmp_path.glob(".s.parquet*"))
     _fails(["score", "--model", good, "--data", data, "--out", str(tmp_path)], capsys,
            "is a directory")
+
+
+def test_score_models_mass_with_and_without_the_held_out_response(runs: Path) -> None:
+    from lmcoverage.engine.table import Examples, score_models
+
+    model_dir = runs / "runs/x/checkpoint-20"
+    correct = [[[5, 6], [7, 8]], [[5, 6], [7, 8]], []]
+    examples = Examples(group=["a", "b", "c"], weight=np.ones(3),
+                        prompt_ids=[[1, 2], [1, 2], [3]],
+                        response_ids=[[5, 6], [9, 9], [4]], correct_ids=correct)
+    table = score_models([model_dir], examples, names=["m"], progress=False)
+    model = load_causal_lm(model_dir)
+    want = mass_correct(model, [[1, 2], [1, 2], [3]], correct, progress=False)
+    np.testing.assert_allclose(table.matrix("mass_correct")[0], want, rtol=1e-5)
+    assert table.matrix("mass_correct")[0, 2] == 0.0

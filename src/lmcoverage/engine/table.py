@@ -269,13 +269,18 @@ def score_models(
         model = load_causal_lm(model_dir, trust_remote_code=trust_remote_code, device=device)
         if progress:
             print(f"scoring {name} ({k + 1}/{len(model_dirs)})", file=sys.stderr)
-        if correct is None:
-            groups: list[list[Sequence[int]]] = [[r] for r in responses]
-        else:  # the distinct correct responses, scored along with the held-out one
-            groups = [[r, *dict.fromkeys(tuple(y) for y in c)]
-                      for r, c in zip(responses, correct, strict=True)]
+        # The held-out response first, then the distinct correct responses (the held-out one
+        # is scored once even when it is correct): one engine call, one prompt pass.
+        sets = [set(map(tuple, c)) for c in correct] if correct is not None else None
+        groups: list[list[Sequence[int]]] = [
+            list(dict.fromkeys([tuple(r), *(map(tuple, correct[i]) if correct else [])]))
+            for i, r in enumerate(responses)
+        ]
         scores = score_responses(model, prompts, groups, batch_size=batch_size,
                                  progress=progress)
+        mass = None if sets is None else np.array(
+            [mass_from_scores(s if tuple(r) in g else s[1:])
+             for s, r, g in zip(scores, responses, sets, strict=True)])
         tables.append(ScoreTable.from_columns(
             model=[name] * len(examples),
             example_id=np.arange(len(examples), dtype=np.int64),
@@ -283,7 +288,6 @@ def score_models(
             loglik_data=examples.loglik_data,
             weight=examples.weight,
             group=examples.group,
-            mass_correct=(None if correct is None
-                          else np.array([mass_from_scores(s[1:]) for s in scores])),
+            mass_correct=mass,
         ))
     return ScoreTable.concat(tables)
