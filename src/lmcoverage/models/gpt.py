@@ -1,8 +1,8 @@
 """GPT-2-style causal transformers built from a config (SPEC.md section 5), never downloaded.
 
 Absolute learned position embeddings, GeLU MLPs, pre-LayerNorm: the Hugging Face
-``GPT2LMHeadModel``. Presets: ``paper`` (6 layers, 4 heads, width 384: the paper's pick) and
-``cpu`` (small enough to train in minutes on two cores).
+``GPT2LMHeadModel``. Presets: ``paper`` (6 layers, 4 heads, width 384: the paper's pick),
+``cpu`` (small enough to train in minutes on two cores) and ``tiny`` (for tests).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ GPT_PRESETS: dict[str, dict[str, int]] = {
 def build_gpt(
     preset: str, vocab_size: int, n_positions: int, seed: int | None = None, **overrides: Any
 ) -> Any:
-    """A freshly initialised ``GPT2LMHeadModel`` (float32, eval mode off).
+    """A freshly initialised ``GPT2LMHeadModel`` (float32, training mode, no dropout).
 
     Args:
         preset: key of :data:`GPT_PRESETS` (``paper``, ``cpu``, ``tiny``).
@@ -41,7 +41,9 @@ def build_gpt(
     params.update(
         vocab_size=vocab_size,
         n_positions=n_positions,
-        activation_function="gelu_new",
+        # The tanh GeLU of GPT-2 ("gelu_new") as one fused torch op: same function (within
+        # 3e-7), about 3x faster than the composed version on CPU.
+        activation_function="gelu_pytorch_tanh",
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
