@@ -37,30 +37,34 @@ COV_RISE_NS = (2, 4, 8)
 MIN_PASS8_GAIN = 0.01
 
 _COMMON: dict[str, Any] = {
-    "task_options": {"layers": 4, "nodes_per_layer": 3, "edge_order": "layer"},
+    # Two intermediate layers of two nodes, both decision layers: the smallest graphs that keep
+    # the mechanism (hidden-feature classes, the first decision reveals the class).
+    "task_options": {"layers": 2, "nodes_per_layer": 2, "edge_order": "layer"},
     "model": "cpu",
     "model_overrides": {},
     "batch_size": 32,
     "weight_decay": 0.01,
     "pretrain_lr": 2e-3,
-    "finetune_lr": 2e-4,
+    "pretrain_steps": 2000,
+    "finetune_lr": 1e-4,
+    "finetune_steps": 400,
+    "checkpoint_every": 40,
     "tournament_n": 4,
     "offset_a": 0.5,
-    "offset_prompts": 64,
+    "offset_prompts": 32,
     "offset_samples": 4,
-    "val_per_class": 256,
+    "val_per_class": 128,
     "val_seed": 10_000,
     "score_batch_size": 512,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CI: checks the machinery end to end in seconds, not the effect.
-    "test": {**_COMMON, "task_options": {"layers": 2, "nodes_per_layer": 2,
-                                         "edge_order": "layer"},
-             "model": "tiny", "pretrain_steps": 20, "finetune_steps": 20,
+    "test": {**_COMMON, "model": "tiny", "pretrain_steps": 20, "finetune_steps": 20,
              "checkpoint_every": 10, "val_per_class": 8, "offset_prompts": 4,
              "offset_samples": 2},
-    "cpu": {**_COMMON, "pretrain_steps": 1200, "finetune_steps": 400, "checkpoint_every": 40},
+    "demo": _COMMON,
+    "cpu": {**_COMMON, "val_per_class": 256, "offset_prompts": 64},
     "paper": {**_COMMON, "task_options": {"layers": 8, "nodes_per_layer": 4,
                                           "edge_order": "shuffled"},
               "model": "paper", "batch_size": 128, "pretrain_lr": 1e-4, "finetune_lr": 5e-6,
