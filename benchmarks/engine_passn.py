@@ -110,8 +110,9 @@ def main() -> None:
         for eps in (1e-2, 3e-3, 1e-3, 3e-4):
             n = samples_needed(eps, big_p, big_n)
             cost = n * big_p * per_sample
+            ratio = cost / exact_total
             print(f"| {big_n} | {eps:g} | {n} | {cost:.0f} | {exact_total:.0f} | "
-                  f"{cost / exact_total:.0f}x |")
+                  f"{ratio:.{1 if ratio < 10 else 0}f}x |")
     for big_n in args.pass_n:
         if big_n <= args.samples:
             exact = float(np.mean(1 - (1 - mass) ** big_n))
