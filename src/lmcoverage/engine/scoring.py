@@ -37,19 +37,20 @@ def _check_batch_size(batch_size: int) -> None:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def _chunks(counts: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Consecutive prompt indices with responses, at most ``batch_size`` prompts and (unless a
-    single prompt has more) about ``batch_size`` responses per chunk."""
+def _chunks(order: Sequence[int], counts: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Prompt indices in ``order`` (skipping those without responses), cut into chunks of at
+    most ``batch_size`` prompts and (unless a single prompt has more) about ``batch_size``
+    responses."""
     chunk: list[int] = []
     rows = 0
-    for i, count in enumerate(counts):
-        if count == 0:
+    for i in order:
+        if counts[i] == 0:
             continue
-        if chunk and (rows + count > batch_size or len(chunk) == batch_size):
+        if chunk and (rows + counts[i] > batch_size or len(chunk) == batch_size):
             yield chunk
             chunk, rows = [], 0
         chunk.append(i)
-        rows += count
+        rows += counts[i]
     if chunk:
         yield chunk
 
@@ -141,14 +142,16 @@ def score_responses(
     counts = [sum(1 for r in rs if r) for rs in response_ids]  # empty responses score 0
     total = sum(1 for c in counts if c)
     with inference(model), progress_bar(total, "scoring", progress) as advance:
-        for chunk in _chunks(counts, batch_size):
+        # Prompts by length and, within a chunk, responses by length: less padding. Results go
+        # back to their original places, and no score depends on its batch-mates.
+        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+        for chunk in _chunks(order, counts, batch_size):
             batch = run_prompts(model, [prompt_ids[i] for i in chunk])
-            items = [
-                (local, i, j)
-                for local, i in enumerate(chunk)
-                for j, r in enumerate(response_ids[i])
-                if r
-            ]
+            items = sorted(
+                ((local, i, j) for local, i in enumerate(chunk)
+                 for j, r in enumerate(response_ids[i]) if r),
+                key=lambda item: len(response_ids[item[1]][item[2]]),
+            )
             for start in range(0, len(items), batch_size):
                 part = items[start : start + batch_size]
                 rows = torch.tensor([local for local, _, _ in part], device=batch.lengths.device)
