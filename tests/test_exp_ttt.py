@@ -70,6 +70,10 @@ def test_test_preset(tmp_path):
     assert set(saved["decoders"]) == {"plain", "ttt"}
     assert (out / "report.html").is_file() and (out / "ttt.png").is_file()
     assert all(c["holds"] for c in res["checks"]), res["checks"]
+    fresh = run_experiment("ttt", "test", tmp_path / "fresh", [0], progress=False)
+    assert fresh["decoders"] == res["decoders"]  # same seed, same numbers
+    other = run_experiment("ttt", "test", tmp_path / "other", [1], progress=False)
+    assert other["decoders"] != res["decoders"]
 
 
 @pytest.mark.slow
