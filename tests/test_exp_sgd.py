@@ -42,7 +42,10 @@ def test_count_gradient_matches_library(make):
     rng = make_rng([3])
     x, counts = inst.sample_counts(horizon, (5,), rng)
     theta = inst.model(horizon).project(torch.randn(5, inst.dim, dtype=torch.float64) * 0.3)
-    g = inst.count_gradient(theta, torch.tensor(x), torch.tensor(counts))
+    observed = torch.einsum("bv,bvd->bd", torch.tensor(counts, dtype=torch.float64),
+                            inst.features[x])
+    freq = torch.nn.functional.one_hot(torch.tensor(x), inst.num_prompts).double()
+    g = batch_gradient(inst, theta, observed, freq, horizon)
     ref = inst.model(horizon).grad_log_prob(theta, torch.tensor(x), _sequences(counts))
     torch.testing.assert_close(g, ref)
 

@@ -4,13 +4,15 @@ An :class:`IIDInstance` has features phi(x, y_1:h) = F[x, y_h] (a (P, V, d) tabl
 i.i.d. given the prompt and a response is summarised by its token counts. That gives
 
 - the sequence gradient in closed form from counts: grad log pi_theta(y|x)
-  = sum_v c_v F[x, v] - H * E_{pi_theta(.|x)} F[x, .] (Eq. 3);
+  = sum_v c_v F[x, v] - H * E_{pi_theta(.|x)} F[x, .] (Eq. 3; :meth:`IIDInstance.
+  expected_features` gives the second term);
 - exact Cov_N (Eq. 4) and KL of many thetas at once by enumerating count vectors
   (:class:`CountEnumeration`), dropping count vectors of negligible pi_D-mass (reported).
 
-Instances: :func:`heterogeneous_instance` (SPEC.md section 6, Prop 5.1's separation),
-:func:`prop32_instance` (Prop 3.2: KL grows with H). The model objects are the library's
-:class:`lmcoverage.models.linear.LinearARModel` built from the same table.
+Instances: :func:`heterogeneous_instance` and :func:`graded_instance` (SPEC.md section 6,
+Prop 5.1's separation), :func:`prop32_instance` (Prop 3.2: KL grows with H), and the
+position-dependent :func:`pivotal_instance` (:class:`PositionalInstance`, Thm 4.2). The model
+objects are the library's :class:`lmcoverage.models.linear.LinearARModel` on the same tables.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class IIDInstance:
         theta_star: (d,) data parameters, ||theta_star|| <= radius.
         theta0: (d,) default start of online methods.
         radius: Theta = {||theta|| <= radius}.
-        prompt_names, token_values: labels for reports.
+        prompt_names: labels for reports.
     """
 
     features: Tensor
@@ -49,7 +51,6 @@ class IIDInstance:
     theta0: Tensor
     radius: float = 1.0
     prompt_names: tuple[str, ...] = ()
-    token_values: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         f = self.features
@@ -106,20 +107,6 @@ class IIDInstance:
         x = rng.choice(self.num_prompts, size=shape, p=self.mu.numpy())
         counts = rng.multinomial(horizon, self.data_token_probs()[x])
         return x, counts
-
-    def count_gradient(self, theta: Tensor, x: Tensor, counts: Tensor) -> Tensor:
-        """(B, d) grad log pi_theta(y|x) from token counts: sum_v c_v F[x, v] - H E_theta F[x].
-
-        Args:
-            theta: (B, d). x: (B,) prompt ids. counts: (B, V) token counts (rows sum to H).
-        """
-        horizon = counts.sum(-1, keepdim=True).to(DTYPE)
-        feats = self.features[x]  # (B, V, d)
-        observed = torch.einsum("bv,bvd->bd", counts.to(DTYPE), feats)
-        mean = torch.einsum(
-            "bv,bvd->bd", torch.log_softmax(torch.einsum("bvd,bd->bv", feats, theta), -1).exp(),
-            feats)
-        return observed - horizon * mean
 
     def token_kl(self, theta: Tensor) -> Tensor:
         """(..., P) KL(pi_D(.|x) || pi_theta(.|x)) per token."""
@@ -232,7 +219,6 @@ def heterogeneous_instance(
         theta_star=torch.tensor(theta_star, dtype=DTYPE),
         theta0=torch.tensor([*_v(1.0), 0.0], dtype=DTYPE),
         prompt_names=("A", "R"),
-        token_values=tokens,
     )
 
 
@@ -268,7 +254,6 @@ def graded_instance(
         theta_star=star,
         theta0=theta0,
         prompt_names=("A", *[f"R{i + 1}" for i in range(k)]),
-        token_values=tokens,
     )
 
 
@@ -297,7 +282,6 @@ def prop32_instance(n: int, scale: float = 1.0, theta_star: float = 1.0) -> IIDI
         theta_star=torch.tensor([theta_star], dtype=DTYPE),
         theta0=torch.zeros(1, dtype=DTYPE),
         prompt_names=("0", "1"),
-        token_values=(-1.0, 1.0),
     )
 
 
