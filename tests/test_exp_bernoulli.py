@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lmcoverage.commands.experiments import run_experiment
-from lmcoverage.experiments.theory_common import batched_coverage, make_rng
-from lmcoverage.metrics import coverage_profile
+from lmcoverage.experiments.theory_common import make_rng
+from lmcoverage.metrics import coverage_mass, coverage_profile
 from lmcoverage.tasks.bernoulli import (
     bernoulli_coverage,
     bernoulli_kl,
@@ -49,7 +49,7 @@ def test_coverage_agrees_with_metrics_module():
         ratio = np.array([np.log1p(-p) - np.log1p(-qi) if qi < 1 else np.inf,
                           np.log(p) - np.log(qi) if qi > 0 else np.inf])
         np.testing.assert_allclose(cov[i], coverage_profile(ratio, ns, weights=[1 - p, p]))
-    np.testing.assert_allclose(batched_coverage(np.zeros((2, 3)), [0.2, 0.3, 0.5], [1.0]), 1.0)
+    np.testing.assert_allclose(coverage_mass(np.zeros((2, 3)), [0.2, 0.3, 0.5], [1.0]), 1.0)
 
 
 def test_exact_law_of_mle():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lmcoverage.experiments.theory_common import batched_coverage, log_grid, make_rng, run_units
-from lmcoverage.metrics import coverage_profile
+from lmcoverage.experiments.theory_common import log_grid, make_rng, run_units
+from lmcoverage.metrics import coverage_mass, coverage_profile
 
 
 class RecordingExecutor:
@@ -56,18 +56,18 @@ def test_make_rng_is_reproducible_and_keyed():
         make_rng([])
 
 
-def test_batched_coverage_matches_metrics_rowwise():
+def test_coverage_mass_matches_metrics_rowwise():
     rng = make_rng([9])
     ratio = rng.normal(0.5, 1.5, size=(4, 30))
     ratio[0, 3] = np.inf
     prob = rng.random(30)
     prob /= prob.sum()
     ns = [1.0, 2.0, 8.0, 100.0]
-    cov = batched_coverage(ratio, prob, ns)
+    cov = coverage_mass(ratio, prob, ns)
     for r in range(4):
         np.testing.assert_allclose(cov[r], coverage_profile(ratio[r], ns, weights=prob))
     with pytest.raises(ValueError, match="ns"):
-        batched_coverage(ratio, prob, [0.5])
+        coverage_mass(ratio, prob, [0.5])
 
 
 def test_log_grid():

@@ -29,7 +29,6 @@ from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
     UnitFn,
-    batched_coverage,
     check_rows,
     check_section,
     checks_to_json,
@@ -37,6 +36,7 @@ from lmcoverage.experiments.theory_common import (
     run_units,
 )
 from lmcoverage.io import atomic_write_json
+from lmcoverage.metrics import coverage_mass
 from lmcoverage.models.linear import fit_mle
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
@@ -120,7 +120,7 @@ def run_rich(
         xt, yt = inst.sample(int(config["rich_mc_samples"]), rng)
         ratio = inst.log_ratios(fit.theta[None], xt, yt).numpy()  # (1, samples)
         weights = np.full(ratio.shape[1], 1.0 / ratio.shape[1])
-        cov.append(batched_coverage(ratio, weights, config["coverage_ns"])[0])
+        cov.append(coverage_mass(ratio, weights, config["coverage_ns"])[0])
         kl.append(float(inst.kl(fit.theta)))
         sigma2.append(inst.inherent_variance())
         gap.append(fit.gap)

@@ -4,9 +4,6 @@
   unit (a horizon H, a sample size n) draws its own reproducible stream;
 - :func:`run_units`: independent units (one per H, ...) through the run's executor, each
   stored as an ``.npz`` file in the run directory, so an interrupted run resumes;
-- :func:`batched_coverage`: Cov_N of many models at once from an exact enumeration
-  (log-ratios and probabilities of every outcome), with the same inclusive threshold as
-  :func:`lmcoverage.metrics.coverage_profile`;
 - :class:`Check` and :func:`check_section`: the "does the measurement match the theorem" table
   every report ends with.
 """
@@ -19,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from lmcoverage.executors import Executor, LocalExecutor
 from lmcoverage.io import atomic_path
@@ -95,38 +92,6 @@ def run_units(
             _store_unit(paths[name], arrays)
         done[name] = arrays
     return {name: done[name] for name in jobs}
-
-
-def log_thresholds(ns: ArrayLike) -> NDArray[np.float64]:
-    """log N for each N (the event X >= log N is inclusive, compared exactly as in
-    :func:`lmcoverage.metrics.coverage_profile`)."""
-    log_n = np.log(np.asarray(ns, dtype=np.float64))
-    if not np.all(np.isfinite(log_n)) or np.any(log_n < 0):
-        raise ValueError(f"ns: every N must be finite and >= 1, got {np.asarray(ns).tolist()}")
-    return np.asarray(log_n, dtype=np.float64)
-
-
-def batched_coverage(
-    log_ratio: ArrayLike, prob: ArrayLike, ns: ArrayLike
-) -> NDArray[np.float64]:
-    """Exact Cov_N (Eq. 1) of many models from an enumeration of outcomes.
-
-    Args:
-        log_ratio: (..., outcomes) log pi_D(o) - log pi_hat(o) for every outcome o (+inf legal).
-        prob: (..., outcomes) pi_D(o), broadcastable against ``log_ratio``; need not sum to
-            one when outcomes of negligible mass were dropped.
-        ns: (k,) values of N >= 1.
-
-    Returns:
-        (..., k): sum of pi_D(o) over outcomes with log_ratio >= log N.
-    """
-    x = np.asarray(log_ratio, dtype=np.float64)
-    p = np.asarray(prob, dtype=np.float64)
-    if np.isnan(x).any():
-        raise ValueError("log_ratio: contains NaN")
-    thr = log_thresholds(ns)
-    hit = x[..., None, :] >= thr[:, None]
-    return np.asarray((hit * p[..., None, :]).sum(axis=-1), dtype=np.float64)
 
 
 @dataclass

@@ -28,7 +28,6 @@ from torch import Tensor
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
-    batched_coverage,
     check_rows,
     check_section,
     checks_to_json,
@@ -36,6 +35,7 @@ from lmcoverage.experiments.theory_common import (
     run_units,
 )
 from lmcoverage.io import atomic_write_json
+from lmcoverage.metrics import coverage_mass
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, prop32_instance
@@ -144,7 +144,7 @@ def run_horizon(config: dict[str, Any], horizon: int, rng: np.random.Generator
     rare = float(inst.mu[1])
     ratio = ttt_log_ratios(inst, horizon, theta, lr, 1, int(config["mc_samples"]), rng).numpy()
     weights = np.full(ratio.shape[1], rare / ratio.shape[1])
-    ttt_cov = batched_coverage(ratio, weights, ns)  # prompt 0: pi_TTT = pi_D there
+    ttt_cov = coverage_mass(ratio, weights, ns)  # prompt 0: pi_TTT = pi_D there
     ttt_kl = rare * ratio.mean(1)
     shape = (len(grid), reps)
     return {

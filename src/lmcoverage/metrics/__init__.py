@@ -8,7 +8,12 @@ from lmcoverage.metrics.bounds import (
     kl_to_coverage_bound,
     stopped_kl_to_coverage_bound,
 )
-from lmcoverage.metrics.coverage import binomial_interval, coverage_profile, coverage_profile_ci
+from lmcoverage.metrics.coverage import (
+    binomial_interval,
+    coverage_mass,
+    coverage_profile,
+    coverage_profile_ci,
+)
 from lmcoverage.metrics.divergences import (
     cross_entropy,
     hellinger_squared,
@@ -22,6 +27,7 @@ __all__ = [
     "bon_regret_lower_bound",
     "bon_regret_upper_bound",
     "coverage_chain_rule_bound",
+    "coverage_mass",
     "coverage_profile",
     "coverage_profile_ci",
     "cross_entropy",

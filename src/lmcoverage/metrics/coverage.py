@@ -45,6 +45,27 @@ def coverage_profile(
     return cov.reshape(n_arr.shape)
 
 
+def coverage_mass(log_ratio: ArrayLike, prob: ArrayLike, ns: ArrayLike) -> NDArray[np.float64]:
+    """Exact Cov_N (Eq. 1) of many models at once from an enumeration of outcomes.
+
+    Args:
+        log_ratio: (..., outcomes) log pi_D(o) - log pi_hat(o) for every outcome o (+inf legal).
+        prob: (..., outcomes) pi_D(o), broadcastable against ``log_ratio``; need not sum to
+            one (outcomes of negligible mass may be dropped).
+        ns: (k,) values of N >= 1.
+
+    Returns:
+        (..., k): the pi_D mass of the outcomes with ``log_ratio >= log N``.
+    """
+    x = as_float_array("log_ratio", log_ratio, ndim=None)
+    p = as_float_array("prob", prob, ndim=None)
+    thresholds = np.log(np.atleast_1d(as_ns(ns)))
+    if thresholds.ndim != 1:
+        raise ValueError(f"ns: expected a list of N, got shape {thresholds.shape}")
+    hit = x[..., None, :] >= thresholds[:, None]
+    return np.asarray((hit * p[..., None, :]).sum(axis=-1), dtype=np.float64)
+
+
 def coverage_profile_ci(
     log_ratio: ArrayLike,
     ns: ArrayLike,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lmcoverage.experiments.theory_common import batched_coverage
+from lmcoverage.metrics import coverage_mass
 
 
 def _check_prob(name: str, p: ArrayLike, open_interval: bool) -> NDArray[np.float64]:
@@ -57,7 +57,7 @@ def bernoulli_coverage(p_star: ArrayLike, q: ArrayLike, ns: ArrayLike) -> NDArra
     """Cov_N(Ber(p*) || Ber(q)) for every N in ``ns``: shape (..., len(ns)) (Eq. 1)."""
     ratio = bernoulli_log_ratio(p_star, q)
     prob = bernoulli_probs(np.broadcast_to(np.asarray(p_star, dtype=np.float64), ratio.shape[:-1]))
-    return batched_coverage(ratio, prob, ns)
+    return coverage_mass(ratio, prob, ns)
 
 
 def sample_mle(p_star: float, n: int, reps: int, rng: np.random.Generator) -> NDArray[np.float64]:

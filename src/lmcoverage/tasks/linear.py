@@ -26,7 +26,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
-from lmcoverage.experiments.theory_common import batched_coverage
+from lmcoverage.metrics import coverage_mass
 from lmcoverage.models.linear import LinearARModel, LinearPolicy
 
 DTYPE = torch.float64
@@ -187,7 +187,7 @@ class CountEnumeration:
         th = theta.reshape(-1, self.inst.dim)
         total = np.zeros((th.shape[0], len(np.atleast_1d(ns))))
         for ratio, w in zip(self.log_ratios(th), self.weights, strict=True):
-            total += batched_coverage(ratio, w, np.atleast_1d(ns))
+            total += coverage_mass(ratio, w, np.atleast_1d(ns))
         return total
 
 
