@@ -48,10 +48,28 @@ def run_experiment(
         raise ValueError(f"--seeds: duplicated seed in {seeds}")
     module = load_experiment(name)
     config = resolve_config(module, preset, overrides or {})
-    prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds})
     ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address), progress=progress)
-    results: dict[str, Any] = module.run(config, out, ctx)
+    fresh = not out.exists()
+    prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds})
+    try:
+        results: dict[str, Any] = module.run(config, out, ctx)
+    except BaseException:
+        discard_if_untouched(out, fresh)
+        raise
     return results
+
+
+def discard_if_untouched(out: Path, fresh: bool) -> None:
+    """Remove a run directory this call created if the run failed before writing any result.
+
+    A config the experiment rejects (e.g. ``--set instance=foo``) then leaves nothing behind,
+    and the corrected command can reuse the same ``--out``.
+    """
+    from lmcoverage.experiments.registry import CONFIG_FILE
+
+    if fresh and out.is_dir() and [p.name for p in out.iterdir()] == [CONFIG_FILE]:
+        (out / CONFIG_FILE).unlink()
+        out.rmdir()
 
 
 def _print_summary(name: str, results: dict[str, Any], out: Path) -> None:
