@@ -84,6 +84,24 @@ def test_scores_do_not_depend_on_batch_size_or_grouping(
     np.testing.assert_allclose([s[0] for s in single], [s for _, _, s in pairs], atol=1e-4, rtol=0)
 
 
+def test_logits_budget_splits_batches_without_changing_scores(
+    gpt: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmcoverage.engine import scoring
+
+    assert [len(b) for b in scoring._row_batches(list("abcde"), [1, 2, 2, 4, 9], 64, 10)] == [5]
+    monkeypatch.setattr(scoring, "LOGITS_BUDGET", 40)
+    # Each batch keeps (rows x longest length x vocab) <= 40, one item at least.
+    assert [len(b) for b in scoring._row_batches(list("abcde"), [1, 2, 2, 4, 9], 64, 10)] == [
+        2, 1, 1, 1]
+    prompts, responses = _random_problem_set(2)
+    small = score_responses(gpt, prompts, responses, progress=False)
+    monkeypatch.undo()
+    default = score_responses(gpt, prompts, responses, progress=False)
+    for a, b in zip(small, default, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
 def test_mass_correct_is_the_sum_of_probabilities(gpt: torch.nn.Module) -> None:
     prompts = [[1, 2, 3], [4], [5, 6]]
     sets = [[[1, 2], [3, 4], [1, 2]], [], [[7], [8, 9, 10]]]

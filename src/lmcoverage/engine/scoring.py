@@ -30,6 +30,9 @@ from lmcoverage.engine._hf import (
 )
 
 DEFAULT_BATCH_SIZE = 64
+#: Most logits (rows x positions x vocabulary) one continuation pass may produce: batches of long
+#: responses under large vocabularies get fewer rows (2^27 float32 = 512 MiB).
+LOGITS_BUDGET = 2**27
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -53,6 +56,20 @@ def _chunks(order: Sequence[int], counts: Sequence[int], batch_size: int) -> Ite
         rows += counts[i]
     if chunk:
         yield chunk
+
+
+def _row_batches(items: list[Any], lengths: Sequence[int], batch_size: int,
+                 vocab: int) -> Iterator[list[Any]]:
+    """Consecutive runs of ``items`` (sorted by ``lengths``, ascending) with at most
+    ``batch_size`` items and, beyond one item, at most :data:`LOGITS_BUDGET` logits."""
+    start = 0
+    while start < len(items):
+        stop = start + 1
+        while (stop < len(items) and stop - start < batch_size
+               and (stop - start + 1) * lengths[stop] * vocab <= LOGITS_BUDGET):
+            stop += 1
+        yield items[start:stop]
+        start = stop
 
 
 def _score_rows(
@@ -90,7 +107,8 @@ def _score_rows(
         positions.to(device),
         cache=select_rows(prompt_batch.cache, rows),
     )
-    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
+    token_lp = (logits.gather(-1, targets.to(device)[..., None])[..., 0]
+                - torch.logsumexp(logits, dim=-1))
     token_lp = torch.where(real.to(device), token_lp, torch.zeros_like(token_lp))
     return (scores + token_lp.double().sum(dim=1)).cpu().numpy()
 
@@ -152,8 +170,8 @@ def score_responses(
                  for j, r in enumerate(response_ids[i]) if r),
                 key=lambda item: len(response_ids[item[1]][item[2]]),
             )
-            for start in range(0, len(items), batch_size):
-                part = items[start : start + batch_size]
+            for part in _row_batches(items, [len(response_ids[i][j]) for _, i, j in items],
+                                     batch_size, vocab):
                 rows = torch.tensor([local for local, _, _ in part], device=batch.lengths.device)
                 values = _score_rows(model, batch, rows, [response_ids[i][j] for _, i, j in part],
                                      ctx)
