@@ -302,11 +302,6 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     return text
 
 
-def selection_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The selection table: each method's pick with its KL, coverage and Pass@N."""
-    return summary(results)
-
-
 def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path) -> Path:
     """Write figure1.png and report.html (figure, reading, selection table, checks, config)."""
     from lmcoverage.report import Section, Table
@@ -327,7 +322,7 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
         Section("Reading", reading(results, checks), figures=[figure]),
         Section("Checkpoint selection",
                 f"Tournament threshold N = {results['tournament_n']} (fixed in the preset).",
-                tables=[Table(selection_rows(results), caption="Each method's pick"),
+                tables=[Table(summary(results), caption="Each method's pick"),
                         Table(checks, caption="Effect checks")]),
         Section("Every checkpoint", tables=[Table(per_ckpt)]),
         Section("Reference: feature-blind optima on the same validation set",
