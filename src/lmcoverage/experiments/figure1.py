@@ -112,6 +112,7 @@ class ScoreJob:
     name: str
     path: str
     config: dict[str, Any]
+    out: str
 
 
 def _tasks(config: dict[str, Any]) -> tuple[Any, Any]:
@@ -129,13 +130,18 @@ def validation_set(config: dict[str, Any]) -> gc.ValidationSet:
          for g in task.class_weights}, task.class_weights)
 
 
-def score_job(job: ScoreJob) -> Any:
-    """ScoreTable rows of one checkpoint (correct set: pi_D's support, the class's path)."""
+def score_job(job: ScoreJob) -> str:
+    """Score one checkpoint (correct set: pi_D's support, the class's path) into ``job.out``.
+
+    Writing the Parquet file in the job makes every finished checkpoint a cache entry.
+    """
     import torch
 
     torch.set_num_threads(1)
     model = gc.HFSequenceModel.load(job.path, batch_size=job.config["score_batch_size"])
-    return gc.score_model(model, job.name, validation_set(job.config), correct="support")
+    table = gc.score_model(model, job.name, validation_set(job.config), correct="support")
+    table.write_parquet(job.out)
+    return job.out
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,10 +365,10 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     checkpoints = [(0, pre[-1][1]), *fine]
     names = [f"iter-{it}" for it, _ in checkpoints]
     cache = out_dir / "scores"
-    todo = [ScoreJob(n, str(p), config) for n, (_, p) in zip(names, checkpoints, strict=True)
+    todo = [ScoreJob(n, str(p), config, str(cache / f"{n}.parquet"))
+            for n, (_, p) in zip(names, checkpoints, strict=True)
             if not (cache / f"{n}.parquet").is_file()]
-    for job, table in zip(todo, ctx.executor.map(score_job, todo), strict=True):
-        table.write_parquet(cache / f"{job.name}.parquet")
+    ctx.executor.map(score_job, todo)
     table = ScoreTable.concat([ScoreTable.read_parquet(cache / f"{n}.parquet") for n in names])
     table.write_parquet(out_dir / "scores.parquet")
     vset = validation_set(config)

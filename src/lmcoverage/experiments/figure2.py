@@ -119,7 +119,11 @@ def unit_metrics(table: Any, accuracy: dict[int, float]) -> dict[str, Any]:
 
 
 def run_unit(unit: Unit) -> dict[str, Any]:
-    """Train one (H, seed) model (resuming), score its checkpoints; return metrics + table."""
+    """Train one (H, seed) model (resuming) and score its checkpoints.
+
+    Writes ``scores.parquet`` and ``metrics.json`` into the unit's directory (so a finished
+    unit is skipped on re-run) and returns the metrics record.
+    """
     import torch
 
     from lmcoverage.scoretable import ScoreTable
@@ -138,9 +142,11 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         tables.append(gc.score_model(model, f"step-{step}", vset, correct="support"))
     accuracy = gc.greedy_accuracy(model, vset, task)  # the last checkpoint
     table = ScoreTable.concat(tables)
-    return {"horizon": unit.horizon, "seed": unit.seed,
-            "iterations": [step for step, _ in checkpoints],
-            "metrics": unit_metrics(table, accuracy), "table": table}
+    unit_dir = Path(unit.unit_dir)
+    table.write_parquet(unit_dir / "scores.parquet")
+    record = {**unit_metrics(table, accuracy), "iterations": [step for step, _ in checkpoints]}
+    atomic_write_json(unit_dir / "metrics.json", record)  # marks the unit done
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,23 +310,14 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     """Train every (H, seed), score, aggregate; write results.json, figure2.png, report."""
     out_dir = Path(out_dir)
     horizons = [int(h) for h in config["horizons"]]
-    todo, per_unit = [], {}
-    for h in horizons:
-        for s in ctx.seeds:
-            unit_dir = out_dir / "units" / f"h{h}-seed{s}"
-            cached = unit_dir / "metrics.json"
-            if cached.is_file():
-                per_unit[(h, s)] = json.loads(cached.read_text())
-            else:
-                todo.append(Unit(h, s, config, str(unit_dir),
-                                 ctx.progress and ctx.executor.name == "local"))
-    for res in ctx.executor.map(run_unit, todo):
-        unit_dir = out_dir / "units" / f"h{res['horizon']}-seed{res['seed']}"
-        res["table"].write_parquet(unit_dir / "scores.parquet")
-        record = {**res["metrics"], "iterations": res["iterations"]}
-        atomic_write_json(unit_dir / "metrics.json", record)
-        per_unit[(res["horizon"], res["seed"])] = json.loads(
-            (unit_dir / "metrics.json").read_text())
+    units = [Unit(h, s, config, str(out_dir / "units" / f"h{h}-seed{s}"),
+                  ctx.progress and ctx.executor.name == "local")
+             for h in horizons for s in ctx.seeds]
+    todo = [u for u in units if not (Path(u.unit_dir) / "metrics.json").is_file()]
+    ctx.executor.map(run_unit, todo)
+    # Read every unit back from disk, so fresh and cached units go through the same JSON.
+    per_unit = {(u.horizon, u.seed): json.loads((Path(u.unit_dir) / "metrics.json").read_text())
+                for u in units}
     iterations = per_unit[(horizons[0], ctx.seeds[0])]["iterations"]
     results = aggregate(horizons, iterations, per_unit)
     results["effect_checks"] = effect_checks(results)
