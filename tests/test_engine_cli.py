@@ -165,3 +165,22 @@ def test_score_models_mass_with_and_without_the_held_out_response(runs: Path) ->
     want = mass_correct(model, [[1, 2], [1, 2], [3]], correct, progress=False)
     np.testing.assert_allclose(table.matrix("mass_correct")[0], want, rtol=1e-5)
     assert table.matrix("mass_correct")[0, 2] == 0.0
+
+
+def test_task_options_score_a_scaled_down_variant(tmp_path: Path, capsys) -> None:
+    small = get_task("figure1-finetune", layers=2, nodes_per_layer=2)
+    model_dir = tmp_path / "small"
+    save(build_gpt("tiny", small.vocab_size, small.max_length, seed=0), model_dir,
+         tokenizer=small.tokenizer())
+    out = tmp_path / "s.parquet"
+    base = ["score", "--model", str(model_dir), "--task", "figure1-finetune", "--n", "8",
+            "--no-progress", "--out", str(out)]
+    assert main([*base, "--task-option", "layers=2", "--task-option", "nodes_per_layer=2"]) == 0
+    table = ScoreTable.read_parquet(out)
+    expected = [small.log_prob_data(p, p.response_ids) for p in small.sample(8, 0)]
+    np.testing.assert_allclose(table.example_column("loglik_data"), expected)
+    out.unlink()
+    capsys.readouterr()
+    assert main(base) == 2  # the full-size task does not fit the small model's vocabulary
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-
-def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["steps=100", "lr=1e-3"]`` -> ``{"steps": 100, "lr": 0.001}`` (values parsed as JSON)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+from lmcoverage.commands._options import parse_key_values
 
 
 def run_experiment(
@@ -118,7 +105,7 @@ def register(app: typer.Typer) -> None:
         seed_list = list(seeds) if seeds else [seed]
         out_dir = out or Path("runs") / f"{name}-{preset}"
         results = run_experiment(name, preset, out_dir, seed_list, executor, ray_address,
-                                 _parse_overrides(set_ or []), progress)
+                                 parse_key_values(set_, "--set"), progress)
         _print_summary(name, results, out_dir)
 
     @app.command("demo")

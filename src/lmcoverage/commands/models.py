@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from lmcoverage.commands._options import parse_key_values
+
 SCORE_HELP = """Score model directories on held-out examples and write a ScoreTable (Parquet).
 
 Give models with --model DIR [DIR ...] (quoted glob patterns such as 'runs/x/checkpoint-*'
@@ -30,6 +32,9 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "--out", help="Output ScoreTable (.parquet)."),
         task: str | None = typer.Option(None, "--task", help="Task name, e.g. figure2-h8."),
+        task_option: list[str] | None = typer.Option(
+            None, "--task-option", help="Task option KEY=VALUE (--task), e.g. layers=4."
+        ),
         n: int | None = typer.Option(None, "--n", help="Problems to draw (--task; 1024)."),
         seed: int | None = typer.Option(None, "--seed", help="Sampling seed (--task; 0)."),
         per_class: bool = typer.Option(
@@ -59,14 +64,15 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"unknown option {next(a for a in extra if a.startswith('-'))!r}")
         if (task is None) == (data is None):
             raise ValueError("give exactly one of --task TASK or --data FILE.jsonl")
-        if data is not None and (n is not None or seed is not None or per_class):
-            raise ValueError("--n, --seed and --per-class apply to --task only")
+        if data is not None and (n is not None or seed is not None or per_class or task_option):
+            raise ValueError("--n, --seed, --per-class and --task-option apply to --task only")
         if out.is_dir():
             raise ValueError(f"--out {out} is a directory; give a .parquet file path")
         dirs = resolve_model_dirs([*model, *extra])
         if task is not None:
             examples = task_examples(task, 1024 if n is None else n, 0 if seed is None else seed,
-                                     per_class=per_class, correct=correct)  # type: ignore[arg-type]
+                                     per_class=per_class, correct=correct,  # type: ignore[arg-type]
+                                     options=parse_key_values(task_option, "--task-option"))
         else:
             assert data is not None
             examples = data_examples(data)

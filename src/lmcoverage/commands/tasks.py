@@ -7,24 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from lmcoverage.commands._options import parse_key_values
+
 _OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-option layers=4 "
                 "--task-option edge_order=shuffled. Repeatable.")
-
-
-def _task_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["layers=4", "edge_order=shuffled"]`` -> ``{"layers": 4, "edge_order": "shuffled"}``."""
-    import json
-
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--task-option {pair!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw  # a bare string such as shuffled
-    return out
 
 
 def export_task(name: str, n: int, seed: int, out: Path,
@@ -54,7 +40,7 @@ def register(app: typer.Typer) -> None:
         task_option: Annotated[list[str] | None, typer.Option(help=_OPTION_HELP)] = None,
     ) -> None:
         """Write N examples as JSONL: prompt, response, group, logp_data, support, valid_paths."""
-        count = export_task(name, n, seed, out, _task_options(task_option))
+        count = export_task(name, n, seed, out, parse_key_values(task_option, "--task-option"))
         typer.echo(f"wrote {count} examples to {out}")
 
     app.add_typer(task_app, name="task")
@@ -90,7 +76,7 @@ def register(app: typer.Typer) -> None:
         from lmcoverage.tasks import get_task
         from lmcoverage.train import config_from_preset, train
 
-        the_task = get_task(task, **_task_options(task_option))
+        the_task = get_task(task, **parse_key_values(task_option, "--task-option"))
         overrides = {"steps": steps, "checkpoint_every": checkpoint_every, "seed": seed,
                      "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                      "dataset_size": dataset_size}

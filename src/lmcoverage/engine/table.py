@@ -101,7 +101,12 @@ class Examples:
 
 
 def task_examples(
-    task_name: str, n: int, seed: int, per_class: bool = False, correct: CorrectSet = "valid"
+    task_name: str,
+    n: int,
+    seed: int,
+    per_class: bool = False,
+    correct: CorrectSet = "valid",
+    options: dict[str, Any] | None = None,
 ) -> Examples:
     """Examples drawn from a task (``figure1-pretrain``, ``figure2-h8``, ...).
 
@@ -111,7 +116,8 @@ def task_examples(
     class's count in the sample, normalised to sum to one, so every weighted mean over the
     examples is the mixture's expectation (post-stratification; with mixture sampling the
     weights are close to uniform). ``correct`` picks the correct set for ``mass_correct``:
-    the graph's valid paths or pi_D's support.
+    the graph's valid paths or pi_D's support. ``options`` are the task's own (e.g.
+    ``{"layers": 4}`` for a scaled-down variant), as in :func:`lmcoverage.tasks.get_task`.
     """
     from lmcoverage.experiments.graph_common import mixture_weights
     from lmcoverage.tasks import get_task
@@ -120,7 +126,7 @@ def task_examples(
         raise ValueError(f"correct must be 'valid' or 'support', got {correct!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    task = get_task(task_name)
+    task = get_task(task_name, **(options or {}))
     if per_class:
         problems = [p for k, g in enumerate(sorted(task.class_weights))
                     for p in task.sample(n, seed + k, group=g)]
