@@ -71,8 +71,10 @@ def project_ball(theta: Tensor, radius: float | None) -> Tensor:
     onto the ball {||theta|| <= radius}; ``radius=None`` means no constraint."""
     if radius is None:
         return theta
-    # radius / norm >= 1 exactly when norm <= radius, so points of the ball are returned unchanged
-    return theta * (radius / theta.norm(dim=-1, keepdim=True)).clamp_(max=1.0)
+    # Points of the ball are returned unchanged (``radius / norm`` is not exactly 1 on the sphere:
+    # torch divides a scalar by a tensor through a reciprocal).
+    norm = theta.norm(dim=-1, keepdim=True)
+    return torch.where(norm > radius, theta * (radius / norm), theta)
 
 
 def sgd_update(
