@@ -158,6 +158,7 @@ def test_pass_at_n_exact_is_stable_at_the_ends() -> None:
     assert pass_at_n_exact([np.log(tiny)], [1000], log=True)[0] == pytest.approx(1e-15, rel=1e-6)
     assert pass_at_n_exact([1.0], [3])[0] == 1.0
     assert pass_at_n_exact([0.0], [3], log=True)[0] == 1.0
+    np.testing.assert_array_equal(pass_at_n_exact([0.0, 0.5], [np.inf]), [0.5])
     near_one = np.log1p(-1e-12)
     assert pass_at_n_exact([near_one], [2], log=True)[0] == pytest.approx(1 - 1e-24)
 

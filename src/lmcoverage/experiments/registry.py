@@ -73,9 +73,38 @@ def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -
     for key, value in overrides.items():
         if key not in config:
             raise ValueError(f"--set {key}: no such config key; keys: {', '.join(config)}")
-        config[key] = value
+        config[key] = _coerce_like(key, config[key], value)
     config["preset"] = preset
     return config
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:
+    """``value`` checked against the kind of the preset's value (ints widen to floats)."""
+    expected, got = _kind(preset_value), _kind(value)
+    if preset_value is None or expected == got:
+        if isinstance(value, list) and isinstance(preset_value, list) and preset_value:
+            return [_coerce_like(f"{key}[{i}]", preset_value[0], v) for i, v in enumerate(value)]
+        return value
+    if expected == "a number" and got == "an integer":
+        return float(value)
+    raise ValueError(f"--set {key}: expected {expected} like {json.dumps(preset_value)}, "
+                     f"got {json.dumps(value)}")
 
 
 def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) -> None:

@@ -94,5 +94,6 @@ def pass_at_n_exact(
     w = as_weights(weights, m.size)
     with np.errstate(invalid="ignore"):
         per_prompt = -np.expm1(n_arr[..., None] * log_miss)  # (*ns.shape, prompts)
-    per_prompt = np.where(np.isneginf(log_miss), 1.0, per_prompt)
+    per_prompt = np.where(np.isneginf(log_miss), 1.0, per_prompt)  # m = 1: always correct
+    per_prompt = np.where(log_miss == 0.0, 0.0, per_prompt)  # m = 0: never, even for N = inf
     return np.asarray((per_prompt * w).sum(axis=-1) / w.sum(), dtype=np.float64)
