@@ -76,13 +76,17 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSONL file of objects; raise ValueError naming the file and line on bad input."""
+def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSONL file.
+
+    Lines are split on ``\\n`` only (JSON strings may hold other line separators). Raises
+    ValueError naming the file and line of a malformed row, or for a missing or empty file.
+    """
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"file not found: {p}")
-    rows: list[dict[str, Any]] = []
-    with p.open("r", encoding="utf-8") as fh:
+    rows: list[tuple[int, dict[str, Any]]] = []
+    with p.open("r", encoding="utf-8", newline="\n") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -92,10 +96,15 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 raise ValueError(f"{p}:{lineno}: malformed JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+            rows.append((lineno, row))
     if not rows:
         raise ValueError(f"{p}: no rows")
     return rows
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The objects of a JSONL file (see :func:`read_jsonl_numbered` for the errors)."""
+    return [row for _, row in read_jsonl_numbered(path)]
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:

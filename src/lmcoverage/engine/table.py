@@ -168,12 +168,12 @@ def data_examples(path: str | os.PathLike[str]) -> Examples:
     Raises:
         ValueError: naming the file and line of a malformed row.
     """
-    from lmcoverage.io import read_jsonl
+    from lmcoverage.io import read_jsonl_numbered
 
     p = Path(path)
-    rows = read_jsonl(p)
-    lines = [i for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-             if line.strip()]
+    numbered = read_jsonl_numbered(p)
+    lines = [line for line, _ in numbered]
+    rows = [row for _, row in numbered]
     prompts, responses, groups = [], [], []
     weights: list[float] = []
     data: list[float | None] = []
