@@ -116,8 +116,6 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: Annotated[int | None, typer.Option(
             help="--method offset: longest sampled response (default: longest held-out "
                  "response).")] = None,
-        temperature: Annotated[float, typer.Option(
-            help="--method offset: sampling temperature (1 samples the model itself).")] = 1.0,
         seed: Annotated[int, typer.Option(help="--method offset: sampling seed.")] = 0,
         device: Annotated[str, typer.Option(
             help="--method offset: torch device (cpu, cuda, cuda:1).")] = "cpu",
@@ -148,7 +146,7 @@ def register(app: typer.Typer) -> None:
             assert data is not None and model is not None
             onpolicy = onpolicy_by_sampling(
                 table, data, [*model, *extra], n=n, samples=samples,
-                max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                max_new_tokens=max_new_tokens, seed=seed,
                 device=device, trust_remote_code=trust_remote_code, progress=progress,
             )
         selection = run_selection(table, method, n, a, onpolicy)

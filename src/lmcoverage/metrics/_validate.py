@@ -49,6 +49,14 @@ def as_ns(ns: ArrayLike, name: str = "ns") -> NDArray[np.float64]:
     return arr
 
 
+def as_ns_list(ns: ArrayLike, name: str = "ns") -> NDArray[np.float64]:
+    """A scalar or list of N >= 1 as a 1-D float64 array; ValueError otherwise."""
+    arr = np.atleast_1d(as_ns(ns, name))
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a list of N, got shape {arr.shape}")
+    return arr
+
+
 def check_loglik(name: str, loglik: NDArray[np.float64]) -> None:
     """Sequence log-likelihoods must be <= 0 (a probability above one is an error)."""
     if (loglik > 0).any():

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
+from lmcoverage.metrics._validate import as_float_array, as_ns, as_ns_list, as_weights
 
 
 def coverage_profile(
@@ -59,9 +59,7 @@ def coverage_mass(log_ratio: ArrayLike, prob: ArrayLike, ns: ArrayLike) -> NDArr
     """
     x = as_float_array("log_ratio", log_ratio, ndim=None)
     p = as_float_array("prob", prob, ndim=None)
-    thresholds = np.log(np.atleast_1d(as_ns(ns)))
-    if thresholds.ndim != 1:
-        raise ValueError(f"ns: expected a list of N, got shape {thresholds.shape}")
+    thresholds = np.log(as_ns_list(ns))
     hit = x[..., None, :] >= thresholds[:, None]
     return np.asarray((hit * p[..., None, :]).sum(axis=-1), dtype=np.float64)
 

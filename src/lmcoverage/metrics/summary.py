@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lmcoverage.metrics._validate import as_ns
+from lmcoverage.metrics._validate import as_ns_list
 from lmcoverage.metrics.coverage import coverage_profile_ci
 from lmcoverage.metrics.divergences import cross_entropy, kl_divergence
 from lmcoverage.metrics.passk import pass_at_n_exact
@@ -50,9 +50,7 @@ def summarize_scores(
     ``examples``, ``cross_entropy``, and when available ``kl``, ``cov``/``cov_lo``/``cov_hi``
     (dicts N -> value, Eq. 1) and ``pass_at`` (dict N -> exact Pass@N).
     """
-    n_arr = np.atleast_1d(as_ns(ns))
-    if n_arr.ndim != 1:
-        raise ValueError(f"ns: expected a list of N, got shape {n_arr.shape}")
+    n_arr = as_ns_list(ns)
     loglik = table.matrix("loglik")
     data = table.example_column("loglik_data") if table.has("loglik_data") else None
     mass = table.matrix("mass_correct") if table.has("mass_correct") else None

@@ -54,6 +54,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
 from lmcoverage import metrics
+from lmcoverage.metrics._validate import as_ns_list
 from lmcoverage.train.optimizers import (
     AdamState,
     LearningRate,
@@ -594,13 +595,6 @@ def _enumerate(
     return prompts.repeat_interleave(seqs.shape[0]), seqs.repeat(prompts.numel(), 1)
 
 
-def _as_ns(ns: ArrayLike) -> NDArray[np.float64]:
-    arr = np.atleast_1d(np.asarray(ns, dtype=np.float64))
-    if arr.ndim != 1 or arr.size == 0 or np.isnan(arr).any() or (arr < 1).any():
-        raise ValueError(f"ns: values of N must be >= 1, got {np.asarray(ns).tolist()}")
-    return arr
-
-
 def _exact_iid(
     data: SequencePolicy, model: SequencePolicy, mu: Tensor
 ) -> tuple[Tensor, Tensor] | None:
@@ -654,7 +648,7 @@ def exact_metrics(
         max_sequences: refuse (ValueError) to enumerate more (prompt, response) pairs.
     """
     _check_pair(data, model)
-    n_arr = _as_ns(ns)
+    n_arr = as_ns_list(ns)
     m = _prompt_vector(mu, data, model)
     if correct is None:
         iid = _exact_iid(data, model, m)
@@ -712,7 +706,7 @@ def monte_carlo_metrics(
     model samples per prompt in mu's support and the unbiased estimator 1 - C(n-c, N)/C(n, N).
     """
     _check_pair(data, model)
-    n_arr = _as_ns(ns)
+    n_arr = as_ns_list(ns)
     num = _check_int("num_samples", num_samples, 2)
     z = _z(confidence)
     m = _prompt_vector(mu, data, model)

@@ -90,7 +90,7 @@ class Selection:
 
     @property
     def margin(self) -> float:
-        """statistic[runner_up] - statistic[pick] (>= 0; 0 means the pick won a tie).
+        """statistic[runner_up] - statistic[pick], clamped at 0 (0: the pick won a tie).
 
         NaN with a single candidate or when the pick's statistic is infinite.
         """
@@ -98,7 +98,7 @@ class Selection:
         best = self.statistic[self.index]
         if second is None or not np.isfinite(best):
             return float("nan")
-        return float(self.statistic[second] - best)
+        return max(0.0, float(self.statistic[second] - best))  # ties within TIE_RTOL
 
     def hardest_opponent(self, j: int) -> int | None:
         """The opponent k that sets candidate j's statistic (None for non-tournaments)."""
