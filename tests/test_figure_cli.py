@@ -71,3 +71,27 @@ def test_cpu_preset_shows_the_effect(name: str, tmp_path: Path) -> None:
     res = _run(name, "cpu", tmp_path / name)
     failed = [c for c in res["effect_checks"] if not c["ok"]]
     assert not failed, failed
+
+
+@pytest.mark.parametrize("name", ["figure1", "figure2"])
+def test_every_preset_builds_its_tasks_and_training_config(name: str) -> None:
+    """Paper presets cannot be run here; check that each one at least builds (no training)."""
+    from lmcoverage.experiments import figure1, figure2
+    from lmcoverage.tasks import get_task
+    from lmcoverage.train import TrainConfig
+
+    module = figure1 if name == "figure1" else figure2
+    assert {"test", "cpu", "paper"} <= set(module.PRESETS)
+    for preset, cfg in module.PRESETS.items():
+        if name == "figure1":
+            tasks = [get_task(t, **cfg["task_options"])
+                     for t in ("figure1-pretrain", "figure1-finetune")]
+            steps, lr = cfg["finetune_steps"], cfg["finetune_lr"]
+        else:
+            tasks = [get_task(f"figure2-h{h}", edge_order=cfg["edge_order"])
+                     for h in cfg["horizons"]]
+            steps, lr = cfg["steps"], cfg["lr"]
+        assert all(t.sample(1, seed=0) for t in tasks), preset
+        TrainConfig(steps=steps, batch_size=cfg["batch_size"], lr=lr,
+                    weight_decay=cfg["weight_decay"], model_preset=cfg["model"],
+                    checkpoint_every=cfg["checkpoint_every"])
