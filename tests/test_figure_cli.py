@@ -61,12 +61,7 @@ def test_bad_runs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    "figure1",
-    pytest.param("figure2", marks=pytest.mark.xfail(
-        strict=False, reason="measured once: class-1 KL at H=16 was 0.064 > 0.05 after 1500 "
-                             "steps (the other 7 checks held); see docs/figures.md")),
-])
+@pytest.mark.parametrize("name", ["figure1", "figure2"])
 def test_cpu_preset_shows_the_effect(name: str, tmp_path: Path) -> None:
     res = _run(name, "cpu", tmp_path / name)
     failed = [c for c in res["effect_checks"] if not c["ok"]]
