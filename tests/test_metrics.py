@@ -44,6 +44,7 @@ def test_coverage_matches_brute_force_with_ties(x: np.ndarray, data: st.DataObje
     w = data.draw(hnp.arrays(np.float64, x.size, elements=st.floats(0.01, 5)))
     expected = [np.sum(w * (x >= np.log(n))) / w.sum() for n in NS]
     np.testing.assert_allclose(coverage_profile(x, NS, w), expected, rtol=1e-12)
+    assert coverage_profile(np.abs(x), [1.0], w)[0] == 1.0  # every example counts: exactly 1
 
 
 def test_coverage_tie_is_inclusive() -> None:

@@ -41,7 +41,7 @@ def coverage_profile(
     mass = np.bincount(bins, weights=w, minlength=thresholds.size + 1)
     tail = np.cumsum(mass[::-1])[::-1]  # tail[b] = weight of examples with bins >= b
     cov = np.empty(thresholds.size, dtype=np.float64)
-    cov[order] = tail[1:] / (x.size if w is None else w.sum())
+    cov[order] = tail[1:] / tail[0]  # same summation order: exactly 1 when every example counts
     return cov.reshape(n_arr.shape)
 
 
