@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmcoverage.experiments import graph_common as gc
-from lmcoverage.tasks import get_task
+from lmcoverage.tasks import get_task, mixture_weights
 
 FIG1_SMALL = {"layers": 4, "nodes_per_layer": 3}
 
@@ -91,9 +91,11 @@ def test_greedy_accuracy_of_oracles() -> None:
 
 
 def test_mixture_weights() -> None:
-    w = gc.mixture_weights([1, 1, 2, 3, 3, 3], {1: 0.5, 2: 0.3, 3: 0.2})
+    w = mixture_weights([1, 1, 2, 3, 3, 3], {1: 0.5, 2: 0.3, 3: 0.2})
     np.testing.assert_allclose(w, [0.25, 0.25, 0.3, 0.2 / 3, 0.2 / 3, 0.2 / 3])
     with pytest.raises(ValueError, match="class_weights"):
-        gc.mixture_weights([1, 2], {1: 0.0})
+        mixture_weights([1, 2], {1: 0.0})
     with pytest.raises(ValueError, match="groups"):
-        gc.mixture_weights([], {1: 1.0})
+        mixture_weights([], {1: 1.0})
+    with pytest.raises(ValueError, match=r"class 3 \(weight 0.01\) has no examples"):
+        mixture_weights([1, 2], {1: 0.94, 2: 0.05, 3: 0.01})

@@ -203,6 +203,37 @@ def mass_correct(
     return np.array([mass_from_scores(s) for s in scores], dtype=np.float64)
 
 
+def held_out_then_correct(
+    responses: Sequence[Sequence[int]], correct: Sequence[Sequence[Sequence[int]]] | None
+) -> list[list[tuple[int, ...]]]:
+    """Per prompt, the responses to score in one engine call: the held-out response first, then
+    the distinct correct responses (the held-out one listed once even when it is correct)."""
+    return [
+        list(dict.fromkeys([tuple(r), *(map(tuple, correct[i]) if correct is not None else [])]))
+        for i, r in enumerate(responses)
+    ]
+
+
+def loglik_and_mass(
+    scores: Sequence[np.ndarray],
+    responses: Sequence[Sequence[int]],
+    correct: Sequence[Sequence[Sequence[int]]] | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split the scores of :func:`held_out_then_correct` lists into ``(loglik, mass_correct)``.
+
+    ``loglik``: (prompts,) log pi_hat of the held-out responses; ``mass_correct``: (prompts,)
+    pi_hat of each prompt's correct set (float64 log-sum-exp), or None without correct sets.
+    """
+    loglik = np.array([s[0] for s in scores], dtype=np.float64)
+    if correct is None:
+        return loglik, None
+    mass = np.array([
+        mass_from_scores(s if tuple(r) in set(map(tuple, c)) else s[1:])
+        for s, r, c in zip(scores, responses, correct, strict=True)
+    ])
+    return loglik, mass
+
+
 def mass_from_scores(scores: np.ndarray) -> float:
     """``min(1, sum(exp(scores)))`` as a float64 log-sum-exp; 0 for no scores.
 

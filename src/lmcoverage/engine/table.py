@@ -20,7 +20,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE, mass_from_scores, score_responses
+from lmcoverage.engine.scoring import (
+    DEFAULT_BATCH_SIZE,
+    held_out_then_correct,
+    loglik_and_mass,
+    score_responses,
+)
 from lmcoverage.models.hf import check_model_dir, load_causal_lm, load_tokenizer
 
 CorrectSet = Literal["valid", "support"]
@@ -112,15 +117,15 @@ def task_examples(
 
     With ``per_class=False``, ``n`` problems are drawn from the task's class mixture; with
     ``per_class=True``, ``n`` problems of each class (seeds ``seed``, ``seed+1``, ...), as in the
-    paper's per-class validation sets. Either way ``weight`` is the class weight divided by the
-    class's count in the sample, normalised to sum to one, so every weighted mean over the
-    examples is the mixture's expectation (post-stratification; with mixture sampling the
-    weights are close to uniform). ``correct`` picks the correct set for ``mass_correct``:
-    the graph's valid paths or pi_D's support. ``options`` are the task's own (e.g.
-    ``{"layers": 4}`` for a scaled-down variant), as in :func:`lmcoverage.tasks.get_task`.
+    paper's per-class validation sets. With mixture sampling every example weighs 1/n (the
+    sample already follows the mixture); per class, ``weight`` is the class weight divided by
+    the class's count (post-stratification), so either way every weighted mean over the
+    examples estimates the mixture's expectation. ``correct`` picks the correct set for
+    ``mass_correct``: the graph's valid paths or pi_D's support. ``options`` are the task's
+    own (e.g. ``{"layers": 4}`` for a scaled-down variant), as in
+    :func:`lmcoverage.tasks.get_task`.
     """
-    from lmcoverage.experiments.graph_common import mixture_weights
-    from lmcoverage.tasks import get_task
+    from lmcoverage.tasks import get_task, mixture_weights
 
     if correct not in ("valid", "support"):
         raise ValueError(f"correct must be 'valid' or 'support', got {correct!r}")
@@ -137,7 +142,8 @@ def task_examples(
             for p in problems]
     return Examples(
         group=[str(g) for g in groups],
-        weight=mixture_weights(groups, task.class_weights),
+        weight=(mixture_weights(groups, task.class_weights) if per_class
+                else np.full(len(problems), 1.0 / len(problems))),
         loglik_data=np.array([p.logp_data for p in problems], dtype=np.float64),
         prompt_ids=[list(p.prompt_ids) for p in problems],
         response_ids=[list(p.response_ids) for p in problems],
@@ -275,22 +281,14 @@ def score_models(
         model = load_causal_lm(model_dir, trust_remote_code=trust_remote_code, device=device)
         if progress:
             print(f"scoring {name} ({k + 1}/{len(model_dirs)})", file=sys.stderr)
-        # The held-out response first, then the distinct correct responses (the held-out one
-        # is scored once even when it is correct): one engine call, one prompt pass.
-        sets = [set(map(tuple, c)) for c in correct] if correct is not None else None
-        groups: list[list[Sequence[int]]] = [
-            list(dict.fromkeys([tuple(r), *(map(tuple, correct[i]) if correct else [])]))
-            for i, r in enumerate(responses)
-        ]
+        groups = held_out_then_correct(responses, correct)
         scores = score_responses(model, prompts, groups, batch_size=batch_size,
                                  progress=progress)
-        mass = None if sets is None else np.array(
-            [mass_from_scores(s if tuple(r) in g else s[1:])
-             for s, r, g in zip(scores, responses, sets, strict=True)])
+        loglik, mass = loglik_and_mass(scores, responses, correct)
         tables.append(ScoreTable.from_columns(
             model=[name] * len(examples),
             example_id=np.arange(len(examples), dtype=np.int64),
-            loglik=np.array([s[0] for s in scores], dtype=np.float64),
+            loglik=loglik,
             loglik_data=examples.loglik_data,
             weight=examples.weight,
             group=examples.group,

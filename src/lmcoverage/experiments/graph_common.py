@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from lmcoverage.tasks.base import mixture_weights
+
 if TYPE_CHECKING:
     from lmcoverage.scoretable import ScoreTable
     from lmcoverage.tasks import Problem
@@ -52,28 +54,6 @@ class ValidationSet:
     problems: tuple[Problem, ...]
     groups: np.ndarray
     weights: np.ndarray
-
-
-def mixture_weights(groups: Sequence[int], class_weights: Mapping[int, float]) -> np.ndarray:
-    """Per-example weights ``w_g / n_g`` (float64, (examples,)) mixing classes by their weights.
-
-    Classes present in ``groups`` but absent from ``class_weights`` (or with weight 0) get 0.
-    The weights are renormalised over the classes present, so they sum to one.
-    """
-    g = np.asarray(groups, dtype=np.int64)
-    if g.ndim != 1 or g.size == 0:
-        raise ValueError(f"groups must be a non-empty 1-D sequence, got shape {g.shape}")
-    out = np.zeros(g.size, dtype=np.float64)
-    for label in np.unique(g):
-        w = float(class_weights.get(int(label), 0.0))
-        if w < 0 or not math.isfinite(w):
-            raise ValueError(f"class_weights[{int(label)}] must be finite and >= 0, got {w}")
-        mask = g == label
-        out[mask] = w / mask.sum()
-    total = out.sum()
-    if total <= 0:
-        raise ValueError(f"class_weights {dict(class_weights)} give zero weight to every example")
-    return out / total
 
 
 def make_validation_set(
@@ -270,17 +250,13 @@ def score_model(model: SequenceModel, name: str, vset: ValidationSet,
     All responses of one prompt are scored in one call (the engine reuses the prompt's keys
     and values).
     """
+    from lmcoverage.engine.scoring import held_out_then_correct, loglik_and_mass
     from lmcoverage.scoretable import ScoreTable
 
-    responses: list[list[Path_]] = []
-    n_correct: list[int] = []
-    for p in vset.problems:
-        cs = _correct_set(p, correct)
-        responses.append([tuple(p.response_ids), *cs])
-        n_correct.append(len(cs))
-    scores = model.score(vset.problems, responses)
-    loglik = np.array([s[0] for s in scores], dtype=np.float64)
-    mass = np.array([float(np.exp(s[1:]).sum()) for s in scores], dtype=np.float64)
+    held_out = [tuple(p.response_ids) for p in vset.problems]
+    correct_sets = [_correct_set(p, correct) for p in vset.problems]
+    scores = model.score(vset.problems, held_out_then_correct(held_out, correct_sets))
+    loglik, mass = loglik_and_mass(scores, held_out, correct_sets)
     n = len(vset.problems)
     return ScoreTable.from_columns(
         model=[name] * n,
@@ -289,7 +265,7 @@ def score_model(model: SequenceModel, name: str, vset: ValidationSet,
         loglik_data=np.array([p.logp_data for p in vset.problems], dtype=np.float64),
         weight=vset.weights,
         group=[str(int(g)) for g in vset.groups],
-        mass_correct=np.clip(mass, 0.0, 1.0),
+        mass_correct=mass,
     )
 
 

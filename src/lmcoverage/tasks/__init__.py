@@ -5,8 +5,9 @@
 the valid (correct) responses.
 """
 
-from lmcoverage.tasks.base import Problem, Task
+from lmcoverage.tasks.base import Problem, Task, mixture_weights
 from lmcoverage.tasks.graph import Graph, GraphClass, GraphTask
 from lmcoverage.tasks.registry import get_task, task_names
 
-__all__ = ["Graph", "GraphClass", "GraphTask", "Problem", "Task", "get_task", "task_names"]
+__all__ = ["Graph", "GraphClass", "GraphTask", "Problem", "Task", "get_task", "mixture_weights",
+           "task_names"]

@@ -216,3 +216,33 @@ def normalise_weights(
     if total <= 0:
         raise ValueError(f"{name} must have a positive total, got {dict(weights)}")
     return {int(g): float(w) / total for g, w in weights.items() if w > 0}
+
+
+def mixture_weights(groups: Sequence[int], class_weights: Mapping[int, float]) -> np.ndarray:
+    """Per-example weights ``w_g / n_g`` (float64, (examples,)) mixing classes by their weights.
+
+    Classes present in ``groups`` but absent from ``class_weights`` (or with weight 0) get 0.
+    A class with positive weight but no example is an error (the mixture cannot be estimated
+    without it; silently renormalising over the classes present would bias every metric).
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    if g.ndim != 1 or g.size == 0:
+        raise ValueError(f"groups must be a non-empty 1-D sequence, got shape {g.shape}")
+    out = np.zeros(g.size, dtype=np.float64)
+    for label in np.unique(g):
+        w = float(class_weights.get(int(label), 0.0))
+        if w < 0 or not math.isfinite(w):
+            raise ValueError(f"class_weights[{int(label)}] must be finite and >= 0, got {w}")
+        mask = g == label
+        out[mask] = w / mask.sum()
+    missing = sorted(int(c) for c, w in class_weights.items()
+                     if w > 0 and not np.any(g == int(c)))
+    if missing:
+        raise ValueError(
+            f"class {missing[0]} (weight {class_weights[missing[0]]:g}) has no examples; "
+            "sample every class (e.g. score --per-class) or draw more examples"
+        )
+    total = out.sum()
+    if total <= 0:
+        raise ValueError(f"class_weights {dict(class_weights)} give zero weight to every example")
+    return out / total
