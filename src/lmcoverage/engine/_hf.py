@@ -245,22 +245,8 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
     if not enabled or total == 0:
         yield lambda k=1: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from lmcoverage.progress import standard_progress
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
+    with standard_progress(transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda k=1: bar.advance(task, k)

@@ -258,19 +258,10 @@ def _progress_bar(total: int, start: int, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from lmcoverage.progress import standard_progress
 
-    columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
+    with standard_progress("loss {task.fields[loss]}", "{task.fields[tps]} tok/s",
+                           transient=False) as bar:
         bar.add_task("train", total=total, completed=start, loss="-", tps="-")
         yield bar
 

@@ -1,0 +1,35 @@
+"""The rich progress bar used by long loops (scoring, sampling, training).
+
+One column layout everywhere: ``description | bar | done/total | extra text columns | elapsed |
+remaining``. ``rich`` is imported lazily, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def standard_progress(*extra: str, transient: bool = True) -> Any:
+    """A ``rich.progress.Progress`` with the standard columns.
+
+    ``extra`` are ``TextColumn`` format strings (e.g. ``"loss {task.fields[loss]}"``) placed
+    after the ``done/total`` count; ``transient`` removes the bar when it finishes.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(TextColumn(text) for text in extra),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=transient,
+    )
