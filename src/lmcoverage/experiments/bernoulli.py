@@ -22,9 +22,9 @@ from lmcoverage.experiments.theory_common import (
     check_rows,
     check_section,
     checks_to_json,
+    finish_run,
     make_rng,
 )
-from lmcoverage.io import atomic_write_json
 from lmcoverage.metrics import binomial_interval
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
@@ -155,10 +155,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "loglog_slope_worst_quantile": slopes,
         "checks": checks_to_json(checks),
     }
-    atomic_write_json(out_dir / "results.json", results)
-    figures = _plot(results, out_dir)
-    _report(results, figures, checks, config, out_dir)
-    return results
+    return finish_run(out_dir, results, checks, config, _plot, _report)
 
 
 def _checks(

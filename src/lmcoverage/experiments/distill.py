@@ -32,14 +32,15 @@ from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.sgd import checkpoint_steps, describe_instance, summarize_sweep
 from lmcoverage.experiments.theory_common import (
     Check,
+    best_over_grid,
     check_section,
     checks_to_json,
+    finish_run,
     log_grid,
     make_rng,
     run_units,
     tuned_summary,
 )
-from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
@@ -195,33 +196,23 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         f"H{h}": partial(run_horizon, config, h, list(ctx.seeds)) for h in horizons
     }, ctx.executor, ctx.progress)
     units = {h: done[f"H{h}"] for h in horizons}
-    best_final = {m: {str(h): float(units[h][f"{m}.final_cov"][int(units[h][f"{m}.best"])])
-                      for h in horizons} for m in METHODS}
-    best_se = {m: {str(h): float(units[h][f"{m}.best_se"]) for h in horizons} for m in METHODS}
-    best_lr = {m: {str(h): config[f"{m}_lr"][int(units[h][f"{m}.best"])] for h in horizons}
-               for m in METHODS}
-    curves = {m: {str(h): units[h][f"{m}.curve"].tolist() for h in horizons} for m in METHODS}
-    curves_kl = {m: {str(h): units[h][f"{m}.curve_kl"].tolist() for h in horizons}
-                 for m in METHODS}
-    checks = _checks(best_final, horizons)
+    best = best_over_grid(units, METHODS, lambda m, i: config[f"{m}_lr"][i])
+    checks = _checks(best.final_cov, horizons)
     results: dict[str, Any] = {
         "N": config["N"],
         "T": config["T"],
         "horizons": horizons,
         "methods": list(METHODS),
         "replicates": config["replicates"],
-        "best_final_cov": best_final,
-        "best_final_cov_se": best_se,
-        "best_lr": best_lr,
+        "best_final_cov": best.final_cov,
+        "best_final_cov_se": best.final_cov_se,
+        "best_lr": best.choice,
         "checkpoint_steps": checkpoint_steps(int(config["T"]), int(config["checkpoints"])),
-        "cov_curve": curves,
-        "kl_curve": curves_kl,
+        "cov_curve": best.cov_curve,
+        "kl_curve": best.kl_curve,
         "checks": checks_to_json(checks),
     }
-    atomic_write_json(out_dir / "results.json", results)
-    figures = _plot(results, out_dir)
-    _report(results, figures, checks, config, out_dir)
-    return results
+    return finish_run(out_dir, results, checks, config, _plot, _report)
 
 
 def _checks(best: dict[str, dict[str, float]], horizons: list[int]) -> list[Check]:

@@ -32,10 +32,10 @@ from lmcoverage.experiments.theory_common import (
     check_rows,
     check_section,
     checks_to_json,
+    finish_run,
     make_rng,
     run_units,
 )
-from lmcoverage.io import atomic_write_json
 from lmcoverage.metrics import coverage_mass
 from lmcoverage.models.linear import fit_mle
 from lmcoverage.report import Section, Table, write_report
@@ -191,10 +191,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "rich": rich,
         "checks": checks_to_json(checks),
     }
-    atomic_write_json(out_dir / "results.json", results)
-    figures = _plot(results, out_dir)
-    _report(results, figures, checks, config, out_dir)
-    return results
+    return finish_run(out_dir, results, checks, config, _plot, _report)
 
 
 def _slope(xs: list[int], ys: list[float]) -> float:

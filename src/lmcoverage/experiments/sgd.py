@@ -31,14 +31,15 @@ from torch import Tensor
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.theory_common import (
     Check,
+    best_over_grid,
     check_section,
     checks_to_json,
+    finish_run,
     log_grid,
     make_rng,
     run_units,
     tuned_summary,
 )
-from lmcoverage.io import atomic_write_json
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
@@ -274,39 +275,24 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     }, ctx.executor, ctx.progress)
     units = {h: done[f"H{h}"] for h in horizons}
     record_at = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
-    best_final: dict[str, dict[str, float]] = {m: {} for m in METHODS}
-    best_se: dict[str, dict[str, float]] = {m: {} for m in METHODS}
-    best_config: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METHODS}
-    curves: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
-    curves_kl: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
-    for h, unit in units.items():
-        for m in METHODS:
-            best = int(unit[f"{m}.best"])
-            best_final[m][str(h)] = float(unit[f"{m}.final_cov"][best])
-            best_se[m][str(h)] = float(unit[f"{m}.best_se"])
-            best_config[m][str(h)] = method_configs(config, m)[best]
-            curves[m][str(h)] = unit[f"{m}.curve"].tolist()
-            curves_kl[m][str(h)] = unit[f"{m}.curve_kl"].tolist()
-    checks = _checks(best_final, horizons)
+    best = best_over_grid(units, METHODS, lambda m, i: method_configs(config, m)[i])
+    checks = _checks(best.final_cov, horizons)
     results: dict[str, Any] = {
         "N": config["N"],
         "T": config["T"],
         "horizons": horizons,
         "methods": list(METHODS),
         "replicates": config["replicates"],
-        "best_final_cov": best_final,
-        "best_final_cov_se": best_se,
-        "best_config": best_config,
+        "best_final_cov": best.final_cov,
+        "best_final_cov_se": best.final_cov_se,
+        "best_config": best.choice,
         "checkpoint_steps": record_at,
-        "cov_curve": curves,
-        "kl_curve": curves_kl,
+        "cov_curve": best.cov_curve,
+        "kl_curve": best.kl_curve,
         "enumeration_dropped_mass": {str(h): float(u["dropped_mass"]) for h, u in units.items()},
         "checks": checks_to_json(checks),
     }
-    atomic_write_json(out_dir / "results.json", results)
-    figures = _plot(results, out_dir)
-    _report(results, figures, checks, config, out_dir)
-    return results
+    return finish_run(out_dir, results, checks, config, _plot, _report)
 
 
 def _checks(best: dict[str, dict[str, float]], horizons: list[int]) -> list[Check]:

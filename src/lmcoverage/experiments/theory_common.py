@@ -5,7 +5,10 @@
 - :func:`run_units`: independent units (one per H, ...) through the run's executor, each
   stored as an ``.npz`` file in the run directory, so an interrupted run resumes;
 - :class:`Check` and :func:`check_section`: the "does the measurement match the theorem" table
-  every report ends with.
+  every report ends with;
+- :func:`best_over_grid`: per method and H, the grid point with the best final Cov_N of a
+  tuned sweep (sgd, distill);
+- :func:`finish_run`: the common tail of ``run()``: results.json, figures, report.html.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lmcoverage.executors import Executor, LocalExecutor
-from lmcoverage.io import atomic_path
+from lmcoverage.io import atomic_path, atomic_write_json
 from lmcoverage.report import Section, Table
 
 
@@ -119,6 +122,55 @@ def check_section(checks: list[Check], theorem: str) -> Section:
 def checks_to_json(checks: list[Check]) -> list[dict[str, Any]]:
     """Checks as plain dicts for results.json."""
     return [asdict(c) for c in checks]
+
+
+@dataclass
+class GridBest:
+    """Per method and H (keys ``[method][str(H)]``), the best grid point of a tuned sweep."""
+
+    final_cov: dict[str, dict[str, float]]
+    final_cov_se: dict[str, dict[str, float]]
+    choice: dict[str, dict[str, Any]]
+    cov_curve: dict[str, dict[str, list[float]]]
+    kl_curve: dict[str, dict[str, list[float]]]
+
+
+def best_over_grid(
+    units: dict[int, dict[str, NDArray[Any]]], methods: Sequence[str],
+    choice: Callable[[str, int], Any],
+) -> GridBest:
+    """Read each unit's best grid point per method.
+
+    ``units`` maps H to a unit with, per method ``m``, arrays ``m.best`` (index of the best
+    grid point), ``m.final_cov`` (grid,), ``m.best_se``, ``m.curve`` and ``m.curve_kl``
+    (checkpoints,). ``choice(m, index)`` is the grid value stored for the best index.
+    """
+    out = GridBest({m: {} for m in methods}, {m: {} for m in methods}, {m: {} for m in methods},
+                   {m: {} for m in methods}, {m: {} for m in methods})
+    for h, unit in units.items():
+        for m in methods:
+            best = int(unit[f"{m}.best"])
+            out.final_cov[m][str(h)] = float(unit[f"{m}.final_cov"][best])
+            out.final_cov_se[m][str(h)] = float(unit[f"{m}.best_se"])
+            out.choice[m][str(h)] = choice(m, best)
+            out.cov_curve[m][str(h)] = unit[f"{m}.curve"].tolist()
+            out.kl_curve[m][str(h)] = unit[f"{m}.curve_kl"].tolist()
+    return out
+
+
+ReportFn = Callable[[dict[str, Any], list[Path], list[Check], dict[str, Any], Path], None]
+
+
+def finish_run(
+    out_dir: Path, results: dict[str, Any], checks: list[Check], config: dict[str, Any],
+    plot: Callable[[dict[str, Any], Path], list[Path]], report: ReportFn,
+) -> dict[str, Any]:
+    """Write ``results.json``, then ``plot(results, out_dir)``'s figures, then
+    ``report(results, figures, checks, config, out_dir)``; return ``results``."""
+    atomic_write_json(out_dir / "results.json", results)
+    figures = plot(results, out_dir)
+    report(results, figures, checks, config, out_dir)
+    return results
 
 
 def tuned_summary(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -31,10 +31,10 @@ from lmcoverage.experiments.theory_common import (
     check_rows,
     check_section,
     checks_to_json,
+    finish_run,
     make_rng,
     run_units,
 )
-from lmcoverage.io import atomic_write_json
 from lmcoverage.metrics import coverage_mass
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
@@ -204,10 +204,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "decoders": res,
         "checks": checks_to_json(checks),
     }
-    atomic_write_json(out_dir / "results.json", results)
-    figures = _plot(results, out_dir)
-    _report(results, figures, checks, config, out_dir)
-    return results
+    return finish_run(out_dir, results, checks, config, _plot, _report)
 
 
 def _checks(res: dict[str, Any], horizons: list[int], ns: list[float], rare: float
