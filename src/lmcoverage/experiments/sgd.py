@@ -56,35 +56,25 @@ TITLE = "SGD vs normalized SGD across horizons (Prop 5.1, Thm 5.1)"
 METHODS = ("sgd", "normalized_sgd", "sign_sgd", "adam")
 
 
+_CPU_PRESET: dict[str, Any] = {
+    "instance": "two-prompt",
+    "horizons": [4, 16, 64, 256],
+    "T": 1000,
+    "N": 8,
+    "replicates": 64,
+    "sgd_lr": log_grid(1e-8, 1e-1, 8),
+    "nsgd_lr": log_grid(1e-3, 1.0, 8),
+    "nsgd_lam": [1e-3, 0.1, 1.0, 10.0, 100.0],
+    "nsgd_K": [1, 4, 16],
+    "sign_lr": log_grid(1e-4, 1.0, 8),
+    "adam_lr": log_grid(1e-4, 1.0, 8),
+    "checkpoints": 16,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {
-        "instance": "two-prompt",
-        "horizons": [4, 16, 64, 256],
-        "T": 1000,
-        "N": 8,
-        "replicates": 64,
-        "sgd_lr": log_grid(1e-8, 1e-1, 8),
-        "nsgd_lr": log_grid(1e-3, 1.0, 8),
-        "nsgd_lam": [1e-3, 0.1, 1.0, 10.0, 100.0],
-        "nsgd_K": [1, 4, 16],
-        "sign_lr": log_grid(1e-4, 1.0, 8),
-        "adam_lr": log_grid(1e-4, 1.0, 8),
-        "checkpoints": 16,
-    },
-    "cpu-graded": {
-        "instance": "graded",
-        "horizons": [4, 16, 64, 256],
-        "T": 1000,
-        "N": 8,
-        "replicates": 64,
-        "sgd_lr": log_grid(1e-8, 1e-1, 8),
-        "nsgd_lr": log_grid(1e-3, 1.0, 8),
-        "nsgd_lam": [1e-3, 0.1, 1.0, 10.0, 100.0],
-        "nsgd_K": [1, 4, 16],
-        "sign_lr": log_grid(1e-4, 1.0, 8),
-        "adam_lr": log_grid(1e-4, 1.0, 8),
-        "checkpoints": 16,
-    },
+    "cpu": _CPU_PRESET,
+    # the same sweep on the graded instance
+    "cpu-graded": {**_CPU_PRESET, "instance": "graded"},
     "test": {
         "instance": "two-prompt",
         "horizons": [4, 64],
