@@ -284,7 +284,6 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     t, k = sel["tournament"], sel["min_kl"]
     p2 = results["p_star"]["2"]
     p1 = results["p_star"]["1"]
-    n_ok = sum(c["ok"] for c in checks)
     text = (
         f"Over {results['iterations'][-1]} fine-tuning iterations the KL to the 0.9/0.1 "
         f"mixture went from {results['kl'][0]:.3g} to {results['kl'][-1]:.3g} nats "
@@ -295,17 +294,14 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         f"The min-KL checkpoint (iteration {k['iteration']}) has Pass@8 "
         f"{_key(k['pass_at'], 8):.4g}; the simple tournament with N = {results['tournament_n']} "
         f"picks iteration {t['iteration']} with Pass@8 {_key(t['pass_at'], 8):.4g}. "
-        f"{n_ok} of {len(checks)} effect checks hold. "
     )
-    if n_ok == len(checks):
-        text += ("Lower KL did not mean better Best-of-N: fine-tuning kept lowering KL by "
-                 "sharpening the common class while giving up the rare one, which coverage "
-                 "sees and KL does not, and the coverage tournament, which needs only "
-                 "held-out log-likelihoods, chose the better checkpoint.")
-    else:
-        failed = "; ".join(c["check"] for c in checks if not c["ok"])
-        text += f"Failed: {failed}. This run does not show the full effect at this size."
-    return text
+    return text + gc.effect_verdict(
+        checks,
+        "Lower KL did not mean better Best-of-N: fine-tuning kept lowering KL by "
+        "sharpening the common class while giving up the rare one, which coverage "
+        "sees and KL does not, and the coverage tournament, which needs only "
+        "held-out log-likelihoods, chose the better checkpoint.",
+    )
 
 
 def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path) -> Path:

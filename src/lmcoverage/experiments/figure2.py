@@ -264,7 +264,6 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     lo, hi = str(min(hs)), str(max(hs))
     kl_lo, kl_hi = by_h[lo]["kl_median"][-1], by_h[hi]["kl_median"][-1]
     cov_lo, cov_hi = by_h[lo]["cov_16_median"][-1], by_h[hi]["cov_16_median"][-1]
-    n_ok = sum(c["ok"] for c in checks)
     grow = "grew" if kl_hi > kl_lo else "did not grow"
     text = (
         f"At the end of training, the median KL was {kl_lo:.3g} nats at H = {lo} and "
@@ -278,16 +277,13 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         f"{by_h[lo]['per_class']['2']['kl']:.3g} / {by_h[hi]['per_class']['2']['kl']:.3g} "
         f"(a model at 1/2 per decision would have (H/2) ln 2 = "
         f"{int(lo) / 2 * math.log(2):.3g} / {int(hi) / 2 * math.log(2):.3g}).\n\n"
-        f"{n_ok} of {len(checks)} effect checks hold. "
     )
-    if n_ok == len(checks):
-        text += ("The run shows the paper's point: the rare hard classes stay unlearned and "
-                 "contribute KL that scales with H, while the fraction of prompts the model "
-                 "misses by a factor of 16 or more does not depend on H.")
-    else:
-        failed = "; ".join(c["check"] for c in checks if not c["ok"])
-        text += f"Failed: {failed}. This run does not show the full effect at this size."
-    return text
+    return text + gc.effect_verdict(
+        checks,
+        "The run shows the paper's point: the rare hard classes stay unlearned and "
+        "contribute KL that scales with H, while the fraction of prompts the model "
+        "misses by a factor of 16 or more does not depend on H.",
+    )
 
 
 def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path) -> Path:

@@ -14,7 +14,8 @@ The pieces (SPEC.md sections 2, 5 and 7):
   (the log-likelihood of the held-out response, pi_D's log-likelihood, the weight, the class,
   and the model's mass on the correct set, so Pass@N is exact);
 - :func:`curve_metrics` computes KL, Cov_N and Pass@N per checkpoint from a table, for the
-  mixture or one class.
+  mixture or one class;
+- :func:`effect_verdict` ends a report's reading with how many effect checks hold.
 """
 
 from __future__ import annotations
@@ -324,6 +325,17 @@ def quantile_band(values: np.ndarray, lo: float = 1 / 16, hi: float = 15 / 16
     if v.ndim != 2 or v.shape[0] == 0:
         raise ValueError(f"values must be (seeds, checkpoints), got shape {v.shape}")
     return (np.median(v, axis=0), np.quantile(v, lo, axis=0), np.quantile(v, hi, axis=0))
+
+
+def effect_verdict(checks: Sequence[Mapping[str, Any]], success: str) -> str:
+    """The end of a report's reading: how many effect checks (dicts with ``check`` and ``ok``)
+    hold, then ``success`` if all do, else the failed checks by name."""
+    n_ok = sum(c["ok"] for c in checks)
+    text = f"{n_ok} of {len(checks)} effect checks hold. "
+    if n_ok == len(checks):
+        return text + success
+    failed = "; ".join(c["check"] for c in checks if not c["ok"])
+    return text + f"Failed: {failed}. This run does not show the full effect at this size."
 
 
 # --------------------------------------------------------------------------------------------
