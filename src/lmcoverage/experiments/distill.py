@@ -39,6 +39,7 @@ from lmcoverage.experiments.theory_common import (
     log_grid,
     make_rng,
     run_units,
+    tuned_results,
     tuned_summary,
 )
 from lmcoverage.report import Section, Table, write_report
@@ -198,18 +199,9 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     units = {h: done[f"H{h}"] for h in horizons}
     best = best_over_grid(units, METHODS, lambda m, i: config[f"{m}_lr"][i])
     checks = _checks(best.final_cov, horizons)
+    steps = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
     results: dict[str, Any] = {
-        "N": config["N"],
-        "T": config["T"],
-        "horizons": horizons,
-        "methods": list(METHODS),
-        "replicates": config["replicates"],
-        "best_final_cov": best.final_cov,
-        "best_final_cov_se": best.final_cov_se,
-        "best_lr": best.choice,
-        "checkpoint_steps": checkpoint_steps(int(config["T"]), int(config["checkpoints"])),
-        "cov_curve": best.cov_curve,
-        "kl_curve": best.kl_curve,
+        **tuned_results(config, horizons, METHODS, best, "best_lr", steps),
         "checks": checks_to_json(checks),
     }
     return finish_run(out_dir, results, checks, config, _plot, _report)

@@ -38,6 +38,7 @@ from lmcoverage.experiments.theory_common import (
     log_grid,
     make_rng,
     run_units,
+    tuned_results,
     tuned_summary,
 )
 from lmcoverage.report import Section, Table, write_report
@@ -268,17 +269,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     best = best_over_grid(units, METHODS, lambda m, i: method_configs(config, m)[i])
     checks = _checks(best.final_cov, horizons)
     results: dict[str, Any] = {
-        "N": config["N"],
-        "T": config["T"],
-        "horizons": horizons,
-        "methods": list(METHODS),
-        "replicates": config["replicates"],
-        "best_final_cov": best.final_cov,
-        "best_final_cov_se": best.final_cov_se,
-        "best_config": best.choice,
-        "checkpoint_steps": record_at,
-        "cov_curve": best.cov_curve,
-        "kl_curve": best.kl_curve,
+        **tuned_results(config, horizons, METHODS, best, "best_config", record_at),
         "enumeration_dropped_mass": {str(h): float(u["dropped_mass"]) for h, u in units.items()},
         "checks": checks_to_json(checks),
     }

@@ -158,6 +158,27 @@ def best_over_grid(
     return out
 
 
+def tuned_results(
+    config: dict[str, Any], horizons: list[int], methods: Sequence[str], best: GridBest,
+    choice_key: str, steps: list[int],
+) -> dict[str, Any]:
+    """The results.json fields every step-size sweep shares (those :func:`tuned_summary` and
+    the sweep plots read), in this order; ``best.choice`` is stored under ``choice_key``."""
+    return {
+        "N": config["N"],
+        "T": config["T"],
+        "horizons": horizons,
+        "methods": list(methods),
+        "replicates": config["replicates"],
+        "best_final_cov": best.final_cov,
+        "best_final_cov_se": best.final_cov_se,
+        choice_key: best.choice,
+        "checkpoint_steps": steps,
+        "cov_curve": best.cov_curve,
+        "kl_curve": best.kl_curve,
+    }
+
+
 ReportFn = Callable[[dict[str, Any], list[Path], list[Check], dict[str, Any], Path], None]
 
 
