@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,12 @@ def test_run_refuses_foreign_or_different_directories(tmp_path: Path, capsys) ->
     assert _run(out) == 0
     assert _run(out, "--seed", "3") == 2
     assert "different configuration" in capsys.readouterr().err
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
+    from lmcoverage.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
