@@ -65,7 +65,12 @@ def test_run_refuses_foreign_or_different_directories(tmp_path: Path, capsys) ->
 def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
     from lmcoverage.io import atomic_write_text
 
+    from lmcoverage.models.gpt import build_gpt
+    from lmcoverage.models.hf import save
+
     atomic_write_text(tmp_path / "a.txt", "x")
+    save(build_gpt("tiny", 10, 8), tmp_path / "model")
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -29,17 +29,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; use the usual mode
+        os.chmod(tmp, usual_mode())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _current_umask() -> int:
+def usual_mode(directory: bool = False) -> int:
+    """The mode a plain ``open``/``mkdir`` would give (0666 or 0777 less the umask).
+
+    ``tempfile.mkstemp``/``mkdtemp`` create 0600/0700 entries; renamed into place as outputs
+    they get this mode instead.
+    """
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return (0o777 if directory else 0o666) & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
