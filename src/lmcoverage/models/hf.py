@@ -131,6 +131,9 @@ def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Pat
             tokenizer.save_pretrained(tmp)
         if not any(tmp.glob("*.safetensors")):
             raise ValueError(f"save_pretrained wrote no safetensors weights for {target}")
+        for written in tmp.iterdir():  # some writers use 0600 temporary files
+            if written.is_file():
+                os.chmod(written, usual_mode())
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
                                         dir=target.parent))
