@@ -64,7 +64,6 @@ def test_run_refuses_foreign_or_different_directories(tmp_path: Path, capsys) ->
 
 def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
     from lmcoverage.io import atomic_write_text
-
     from lmcoverage.models.gpt import build_gpt
     from lmcoverage.models.hf import save
 
