@@ -73,3 +73,14 @@ def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_version_and_help(capsys) -> None:
+    from lmcoverage import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"lmcoverage {__version__}"
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("profile", "passk", "train", "score", "select", "run", "demo", "task"):
+        assert command in out

@@ -16,10 +16,6 @@ from lmcoverage.commands import experiments, metrics, models, select, tasks
 
 app = typer.Typer(
     name="lmcoverage",
-    help=(
-        "Coverage profiles, Pass@N and coverage-based checkpoint selection for language models, "
-        "and the experiments of 'The Coverage Principle' (arXiv 2510.15020)."
-    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,6 +23,23 @@ app = typer.Typer(
 
 for module in (metrics, tasks, models, select, experiments):
     module.register(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from lmcoverage import __version__
+
+        print(f"lmcoverage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Coverage profiles, Pass@N and coverage-based checkpoint selection for language models,
+    and the experiments of 'The Coverage Principle' (arXiv 2510.15020)."""
 
 
 #: Options that take several values (``--n 2 4 8``); :func:`expand_multi_value` rewrites them
