@@ -26,7 +26,7 @@ from lmcoverage.engine.scoring import (
     loglik_and_mass,
     score_responses,
 )
-from lmcoverage.models.hf import check_model_dir, load_causal_lm, load_tokenizer
+from lmcoverage.models.hf import check_model_dir, is_gguf, load_causal_lm, load_tokenizer
 
 CorrectSet = Literal["valid", "support"]
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -39,18 +39,22 @@ def _natural_key(text: str) -> list[Any]:
 
 def resolve_model_dirs(patterns: Sequence[str]) -> list[Path]:
     """Expand model arguments: plain paths stay in order, each glob pattern expands to its
-    matching directories in natural order (step numbers compared as numbers).
+    matching directories (and ``*.gguf`` files) in natural order (step numbers compared as
+    numbers).
 
     Raises:
         ValueError: no arguments, a pattern matching no directory, a directory given twice, or
-            a directory that is not a safetensors model (see :func:`check_model_dir`).
+            a path that is neither a safetensors model directory nor a GGUF file (see
+            :func:`check_model_dir`).
     """
     if not patterns:
         raise ValueError("--model: give at least one model directory")
     out: list[Path] = []
     for pattern in patterns:
         if _GLOB_CHARS.search(pattern):
-            matches = sorted((m for m in glob.glob(pattern) if os.path.isdir(m)), key=_natural_key)
+            matches = sorted((m for m in glob.glob(pattern)
+                              if os.path.isdir(m) or (is_gguf(m) and os.path.isfile(m))),
+                             key=_natural_key)
             if not matches:
                 raise ValueError(f"--model: no directory matches the pattern {pattern!r}")
             out.extend(Path(m) for m in matches)
@@ -70,14 +74,24 @@ def model_names(dirs: Sequence[Path]) -> list[str]:
     """Unique, readable names: each path relative to the directories' common parent.
 
     ``runs/x/checkpoint-1000`` and ``runs/y/checkpoint-1000`` become ``x/checkpoint-1000`` and
-    ``y/checkpoint-1000``; a single directory is named by its base name.
+    ``y/checkpoint-1000``; a single directory is named by its base name. A GGUF file loses its
+    ``.gguf`` suffix: ``models/SmolLM2-135M-Instruct.Q4_1.gguf`` alone is
+    ``SmolLM2-135M-Instruct.Q4_1`` (the file's stem).
     """
     resolved = [p.resolve() for p in dirs]
     parent = Path(os.path.commonpath(resolved)) if len(resolved) > 1 else resolved[0].parent
-    names = [r.relative_to(parent).as_posix() if r != parent else r.name for r in resolved]
+    names = [_drop_gguf(r.relative_to(parent) if r != parent else Path(r.name))
+             for r in resolved]
     if len(set(names)) != len(names):
+        names = [_drop_gguf(r) for r in resolved]
+    if len(set(names)) != len(names):  # e.g. ``m`` and ``m.gguf`` side by side
         names = [r.as_posix() for r in resolved]
     return names
+
+
+def _drop_gguf(path: Path) -> str:
+    """``path`` as POSIX text, without a ``.gguf`` suffix."""
+    return path.with_suffix("").as_posix() if is_gguf(path) else path.as_posix()
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
 """Hugging Face causal-LM directories: load (safetensors only, never unpickle) and save atomically.
 
 A model directory is what ``save_pretrained`` writes: ``config.json``, ``model.safetensors`` (or
-sharded ``model-0000x-of-0000y.safetensors`` with an index), and optionally a tokenizer. Pickle
-checkpoints (``pytorch_model.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``) are refused: unpickling a
-file someone handed us can run arbitrary code. Nothing is downloaded: loading is local-only.
+sharded ``model-0000x-of-0000y.safetensors`` with an index), and optionally a tokenizer. A single
+GGUF file (``*.gguf``, llama.cpp's format; not pickle) is accepted too: model and tokenizer are
+read from it and dequantised to float32 (needs the ``gguf`` package: the ``lmcoverage[gguf]``
+extra). Pickle checkpoints (``pytorch_model.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``) are refused:
+unpickling a file someone handed us can run arbitrary code. Nothing is downloaded: loading is
+local-only.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -19,6 +23,8 @@ from typing import Any
 from lmcoverage.io import usual_mode
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+GGUF_SUFFIX = ".gguf"
+_GGUF_MAGIC = b"GGUF"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
                    "vocab.txt", "spiece.model")
 
@@ -37,18 +43,48 @@ def _quiet_hf() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def is_gguf(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a GGUF model file (by its ``.gguf`` suffix; it need not exist)."""
+    return Path(path).suffix.lower() == GGUF_SUFFIX
+
+
+def _require_gguf() -> None:
+    """ValueError with the install hint when the ``gguf`` package is missing."""
+    if importlib.util.find_spec("gguf") is None:
+        raise ValueError("loading a .gguf model needs the gguf package: "
+                         "pip install 'lmcoverage[gguf]'")
+
+
+def _check_gguf_file(p: Path) -> Path:
+    """``p`` if it is a regular file that starts with the GGUF magic bytes."""
+    if not p.is_file():
+        raise ValueError(f"GGUF model path is not a file: {p}")
+    with open(p, "rb") as fh:
+        magic = fh.read(len(_GGUF_MAGIC))
+    if magic != _GGUF_MAGIC:
+        raise ValueError(f"not a GGUF file (no GGUF header): {p}")
+    return p
+
+
 def check_model_dir(path: str | os.PathLike[str]) -> Path:
-    """Return ``path`` as a Path if it is a local HF model directory with safetensors weights.
+    """Return ``path`` as a Path if it is a local HF model directory with safetensors weights,
+    or a GGUF model file (``*.gguf``).
 
     Raises:
-        ValueError: the path is missing, is not a directory, has no ``config.json``, has only
-            pickle weights, or has no weights at all.
+        ValueError: the path is missing, is not a directory (nor a GGUF file), has no
+            ``config.json``, has only pickle weights, or has no weights at all; a ``.gguf``
+            path without the GGUF header.
     """
     p = Path(path)
     if not p.exists():
         raise ValueError(f"model directory not found: {p}")
+    if is_gguf(p):
+        return _check_gguf_file(p)
     if not p.is_dir():
-        raise ValueError(f"model path is not a directory: {p}")
+        if p.suffix.lower() in PICKLE_SUFFIXES:
+            raise ValueError(f"model path {p} is a pickle checkpoint; refusing to unpickle it: "
+                             "convert to safetensors first")
+        raise ValueError(f"model path is not a directory (nor a .gguf file): {p}")
     if not (p / "config.json").is_file():
         raise ValueError(f"model directory has no config.json: {p}")
     if any(p.glob("*.safetensors")):
@@ -65,16 +101,19 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
 def load_causal_lm(
     path: str | os.PathLike[str], trust_remote_code: bool = False, device: str = "cpu"
 ) -> Any:
-    """Load a causal LM from a local directory, safetensors only, in eval mode on ``device``.
+    """Load a causal LM from a local directory (safetensors only) or a GGUF file, in eval mode
+    on ``device``.
 
     Args:
         path: directory written by ``save_pretrained`` (any architecture ``AutoModelForCausalLM``
-            knows; custom code only with ``trust_remote_code=True``).
+            knows; custom code only with ``trust_remote_code=True``), or a ``*.gguf`` file
+            (architectures transformers can read from GGUF; weights dequantised to float32).
         trust_remote_code: allow Python code shipped in the directory to run (off by default).
         device: torch device string (``cpu``, ``cuda``, ``cuda:1``).
 
     Raises:
-        ValueError: see :func:`check_model_dir`; also an unknown architecture or device.
+        ValueError: see :func:`check_model_dir`; also an unknown architecture or device, or a
+            GGUF file without the ``gguf`` package installed.
     """
     p = check_model_dir(path)
     import torch
@@ -86,24 +125,41 @@ def load_causal_lm(
         raise ValueError(f"device must be a torch device string, got {device!r}") from exc
     try:
         with _quiet_hf():
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                p, use_safetensors=True, trust_remote_code=trust_remote_code,
-                local_files_only=True,
-            )
+            if is_gguf(p):
+                _require_gguf()
+                model: Any = AutoModelForCausalLM.from_pretrained(
+                    p.parent, gguf_file=p.name, dtype=torch.float32,
+                    trust_remote_code=trust_remote_code, local_files_only=True,
+                )
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    p, use_safetensors=True, trust_remote_code=trust_remote_code,
+                    local_files_only=True,
+                )
     except (OSError, KeyError) as exc:
         raise ValueError(f"cannot load a causal LM from {p}: {exc}") from exc
     return model.to(torch_device).eval()
 
 
 def load_tokenizer(path: str | os.PathLike[str], trust_remote_code: bool = False) -> Any:
-    """The tokenizer saved in a model directory (local files only).
+    """The tokenizer saved in a model directory, or the one inside a GGUF file (local files only).
 
     Raises:
-        ValueError: the directory holds no tokenizer.
+        ValueError: the directory holds no tokenizer; a GGUF file without the ``gguf`` package.
     """
     from transformers import AutoTokenizer
 
     p = Path(path)
+    if is_gguf(p):
+        _check_gguf_file(p)
+        _require_gguf()
+        try:
+            return AutoTokenizer.from_pretrained(
+                p.parent, gguf_file=p.name, local_files_only=True,
+                trust_remote_code=trust_remote_code,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"no usable tokenizer in GGUF file {p}: {exc}") from exc
     if not any((p / name).is_file() for name in TOKENIZER_FILES):
         raise ValueError(f"no usable tokenizer in model directory {p}: no tokenizer files")
     try:
