@@ -72,7 +72,8 @@ PRESETS: dict[str, dict[str, Any]] = {
               "val_per_class": 1024, "offset_prompts": 256, "offset_samples": 16},
 }
 
-#: What was tried to size the CPU presets (measured on this machine; see docs/figures.md).
+#: What was tried to size the CPU presets (measured on this machine; the README section
+#: "Presets and how they were sized" has the same log).
 PROBE_NOTES = """\
 Sizing search (one thread; the 2-core machine was shared with other jobs, so wall times are
 2-3x the CPU times quoted). Model: the cpu GPT (4 layers, width 64, 207k parameters), batch 32,

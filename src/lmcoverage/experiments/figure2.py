@@ -62,7 +62,8 @@ PRESETS: dict[str, dict[str, Any]] = {
               "val_per_class": 1024},
 }
 
-#: What was tried to size the CPU presets (measured on this machine; see docs/figures.md).
+#: What was tried to size the CPU presets (measured on this machine; the README section
+#: "Presets and how they were sized" has the same log).
 PROBE_NOTES = """\
 Sizing search (one thread; the 2-core machine was shared with other jobs, so wall times are
 2-3x the CPU times quoted). Model: the cpu GPT (4 layers, width 64), batch 32, AdamW lr 2e-3,
