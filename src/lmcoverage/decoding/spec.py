@@ -1,0 +1,171 @@
+"""Decoding settings as exact sequence distributions: temperature, top-k, top-p, min-p.
+
+A :class:`DecodingSpec` turns a model's next-token logits into the distribution that decoding
+actually samples from, so a (model, decoding) pair is a candidate pi_hat like any other (its
+coverage, Eq. 5, and cross-entropy are those of the sampled distribution). Per token, in this
+order (the order of Hugging Face's logits warpers):
+
+1. temperature: ``logits / temperature``;
+2. top-k: keep the tokens whose scaled logit is >= the k-th largest (ties at the boundary kept);
+3. top-p: renormalise the survivors, sort by probability, keep the smallest prefix whose mass
+   reaches ``top_p`` (a token is kept iff the mass strictly above it is < ``top_p``);
+4. min-p: renormalise, keep the tokens with probability >= ``min_p`` x the largest;
+5. renormalise: the log-probs of the kept tokens log-sum-exp to 0, every other token is -inf.
+
+:func:`decoding_logprobs` is the one implementation, used by sampling (``lmcoverage sample``)
+and by scoring (``lmcoverage score --model DIR@temperature=0.8``), so the log-prob a sample was
+drawn with is the log-prob it is scored with.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+#: The keys of a spec string, in the order :meth:`DecodingSpec.name` writes them.
+KEYS = ("temperature", "top_p", "top_k", "min_p")
+_PAIR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*([^=,]+?)\s*$")
+
+
+@dataclass(frozen=True)
+class DecodingSpec:
+    """How next tokens are drawn; the defaults sample the model itself.
+
+    Attributes:
+        temperature: > 0 (finite); logits are divided by it.
+        top_p: in (0, 1]; nucleus mass (1 = off).
+        top_k: >= 0; keep the k most likely tokens (0 = off).
+        min_p: in [0, 1]; keep tokens with probability >= min_p x the top one (0 = off).
+
+    Raises:
+        ValueError: a value outside these ranges (one line naming the key).
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("temperature", "top_p", "min_p"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"decoding: {key} must be a number, got {value!r}")
+            object.__setattr__(self, key, float(value))
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"decoding: temperature must be finite and > 0, got "
+                             f"{self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"decoding: top_p must lie in (0, 1], got {self.top_p!r}")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError(f"decoding: min_p must lie in [0, 1], got {self.min_p!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"decoding: top_k must be an integer >= 0, got {self.top_k!r}")
+
+    @property
+    def is_plain(self) -> bool:
+        """True when decoding samples the model's own distribution (all settings off)."""
+        return self == DecodingSpec()
+
+    def name(self) -> str:
+        """``key=value`` pairs of the settings that differ from the defaults, comma-separated
+        (``""`` for the plain model): ``DecodingSpec(0.8, 0.95).name() ==
+        "temperature=0.8,top_p=0.95"``."""
+        default = DecodingSpec()
+        return ",".join(f"{k}={_format(getattr(self, k))}" for k in KEYS
+                        if getattr(self, k) != getattr(default, k))
+
+    @classmethod
+    def parse(cls, text: str) -> DecodingSpec:
+        """A spec from ``"temperature=0.8,top_p=0.95"`` (keys in any order, each at most once).
+
+        Raises:
+            ValueError: an unknown key, a repeated key, a malformed pair or a bad value.
+        """
+        values: dict[str, Any] = {}
+        for part in text.split(","):
+            match = _PAIR.match(part)
+            if match is None:
+                raise ValueError(f"decoding spec {text!r}: expected key=value pairs separated "
+                                 f"by commas, got {part!r}")
+            key, raw = match.group(1).replace("-", "_"), match.group(2)
+            if key not in KEYS:
+                raise ValueError(f"decoding spec {text!r}: unknown key {key!r} (known: "
+                                 f"{', '.join(KEYS)})")
+            if key in values:
+                raise ValueError(f"decoding spec {text!r}: {key} given twice")
+            values[key] = _number(raw, integer=key == "top_k", where=f"decoding spec {text!r}",
+                                  key=key)
+        return cls(**values)
+
+
+def _format(value: float | int) -> str:
+    """``0.8`` -> ``"0.8"``, ``40`` -> ``"40"``, ``1.0`` -> ``"1"``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _number(raw: str, integer: bool, where: str, key: str) -> float | int:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{where}: {key} must be a number, got {raw!r}") from None
+    if integer:
+        if not value.is_integer():
+            raise ValueError(f"{where}: {key} must be an integer, got {raw!r}")
+        return int(value)
+    return value
+
+
+def parse_candidate(text: str) -> tuple[str, DecodingSpec]:
+    """Split ``"DIR@temperature=0.8,top_p=0.95"`` into ``("DIR", DecodingSpec(0.8, 0.95))``.
+
+    Only the text after the last ``@`` is a spec, and only when it looks like ``key=value``
+    pairs; anything else (a path with ``@`` or commas in it) is a plain path with the default
+    spec. The full string stays the candidate's name in tables.
+
+    Raises:
+        ValueError: the part after ``@`` is ``key=value`` pairs with an unknown key or a bad
+            value, or nothing comes before the ``@``.
+    """
+    path, at, tail = text.rpartition("@")
+    if not at or not all(_PAIR.match(part) for part in tail.split(",")):
+        return text, DecodingSpec()
+    if not path:
+        raise ValueError(f"--model {text!r}: no model path before '@'")
+    try:
+        return path, DecodingSpec.parse(tail)
+    except ValueError as exc:
+        raise ValueError(f"--model {text!r}: {exc}") from None
+
+
+def decoding_logprobs(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
+    """Log-probabilities ``(..., V)`` of the distribution ``spec`` samples from, per position.
+
+    ``logits: (..., V)`` raw next-token logits (any float dtype; computed in float32). Tokens
+    outside the truncated set get ``-inf``; the kept ones log-sum-exp to 0. The plain spec is
+    ``log_softmax(logits)``.
+    """
+    x = logits.float()
+    if spec.temperature != 1.0:
+        x = x / spec.temperature
+    neg_inf = torch.tensor(-math.inf, dtype=x.dtype, device=x.device)
+    if 0 < spec.top_k < x.shape[-1]:
+        kth = torch.topk(x, spec.top_k, dim=-1).values[..., -1:]
+        x = torch.where(x < kth, neg_inf, x)
+    if spec.top_p < 1.0:
+        probs, order = torch.sort(torch.softmax(x, dim=-1), dim=-1, descending=True)
+        above = probs.cumsum(dim=-1) - probs  # mass strictly more likely than each token
+        drop = torch.empty_like(above, dtype=torch.bool).scatter_(-1, order, above >= spec.top_p)
+        x = torch.where(drop, neg_inf, x)
+    if spec.min_p > 0.0:
+        logp = torch.log_softmax(x, dim=-1)
+        floor = logp.max(dim=-1, keepdim=True).values + math.log(spec.min_p)
+        x = torch.where(logp < floor, neg_inf, x)
+    return torch.log_softmax(x, dim=-1)
+
+
+__all__ = ["KEYS", "DecodingSpec", "decoding_logprobs", "parse_candidate"]
