@@ -154,8 +154,8 @@ def test_figure2_classes_and_xor_rule() -> None:
                 continue
             (y_star, _), = p.support
             if group == 2:
-                # b = XOR of the parities of all passable nodes (s and intermediate).
-                passable = {y[j] for y in p.valid_paths for j in range(H + 1)}
+                # b = XOR of the parities of the passable nodes of layers 2..H+1 (s excluded).
+                passable = {y[j] for y in p.valid_paths for j in range(1, H + 1)}
                 b = 0
                 for v in passable:
                     b ^= v % 2

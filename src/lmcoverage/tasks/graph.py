@@ -16,7 +16,9 @@ pi_D rules of a class (``GraphClass.rule``):
 - ``parity`` (Figure 1, G1): in a decision layer take the node whose parity equals the layer
   index's parity; ``antiparity`` (G2): the opposite parity.
 - ``xor`` (Figure 2, class 2): take the node of parity ``parity(layer index) XOR b``, b the XOR of
-  the parities of all passable nodes of the graph (s included).
+  the parities of the passable nodes of the intermediate layers 2..L+1 (the paper's
+  V* = union of V^i_*, Appendix C; s and t are not in V*). A decision layer holds one even and
+  one odd passable node, so it adds 1 to b whichever node the path takes.
 - ``uniform`` (G3, Figure 2 classes 1 and 3): uniform over the valid paths.
 
 Figure 1's classes G1 and G2 differ only through a hidden feature: ``hidden_bit(G)`` is the
@@ -81,8 +83,7 @@ class Graph:
 
     def valid_paths(self) -> list[Tokens]:
         """Every s-t path through passable nodes, in layer-node order."""
-        s, t = self.source, self.target
-        return [(s, *mid, t) for mid in itertools.product(*self.passable[1:-1])]
+        return list(itertools.product(*self.passable[:-1], self.layers[-1]))
 
 
 def default_node_range(layers: int, nodes_per_layer: int) -> int:
@@ -256,7 +257,7 @@ class GraphTask(Task):
             return tuple((p, 1.0 / len(paths)) for p in paths)
         if rule == "xor":
             b = 0
-            for pas in graph.passable:
+            for pas in graph.passable[1:-1]:  # V*: intermediate layers only (App. C)
                 for v in pas:
                     b ^= v & 1
         else:
