@@ -168,4 +168,14 @@ def decoding_logprobs(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
     return torch.log_softmax(x, dim=-1)
 
 
-__all__ = ["KEYS", "DecodingSpec", "decoding_logprobs", "parse_candidate"]
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
+    """``decoding_logprobs(logits, spec)`` at ``tokens``: ``logits (..., V)``, ``tokens (...)``
+    int64 -> ``(...)`` float32. The plain spec skips the full log-softmax (gather minus
+    log-sum-exp, the same values)."""
+    picked = logits.float().gather(-1, tokens[..., None])[..., 0]
+    if spec.is_plain:
+        return picked - torch.logsumexp(logits.float(), dim=-1)
+    return decoding_logprobs(logits, spec).gather(-1, tokens[..., None])[..., 0]
+
+
+__all__ = ["KEYS", "DecodingSpec", "decoding_logprobs", "parse_candidate", "token_logprobs"]

@@ -187,13 +187,13 @@ class PromptBatch:
         lengths: (C,) int64 prompt lengths, on the model's device.
         mask: (C, P) attention mask of the padded prompts (1 = real token).
         cache: the model's KV cache for the C prompts.
-        next_logprobs: (C, V) float32 log-probabilities of the first continuation token.
+        next_logits: (C, V) float32 logits of the first continuation token.
     """
 
     lengths: torch.Tensor
     mask: torch.Tensor
     cache: Any
-    next_logprobs: torch.Tensor
+    next_logits: torch.Tensor
 
 
 def run_prompts(model: Any, prompts: Sequence[Sequence[int]]) -> PromptBatch:
@@ -222,7 +222,7 @@ def run_prompts(model: Any, prompts: Sequence[Sequence[int]]) -> PromptBatch:
         lengths=lengths.to(device),
         mask=mask.to(device),
         cache=cache,
-        next_logprobs=torch.log_softmax(final, dim=-1),
+        next_logits=final,
     )
 
 

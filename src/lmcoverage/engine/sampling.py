@@ -1,19 +1,24 @@
 """KV-cached sampling of N responses per prompt, the prompt computed once.
 
 Each prompt runs once; its cache row is repeated for its N samples, which then decode together
-one token per step. Randomness is per prompt: prompt ``i`` draws its uniforms from
-``numpy.random.default_rng([seed, i])`` and tokens come from the inverse CDF of the float64
-softmax, so the samples of a prompt depend on ``seed`` and on ``i`` only, not on the batch size.
+one token per step. Tokens are drawn from the decoding distribution of a
+:class:`~lmcoverage.decoding.spec.DecodingSpec` (:func:`~lmcoverage.decoding.spec.decoding_logprobs`,
+the function scoring uses too), and each sample's log-prob under it is summed in float64.
+Randomness is per prompt: prompt ``i`` draws its uniforms from ``numpy.random.default_rng([seed,
+i])`` and tokens come from the inverse CDF of the float64 probabilities, so the samples of a
+prompt depend on ``seed`` and on ``i`` only, not on the batch size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from lmcoverage.decoding.spec import DecodingSpec, decoding_logprobs
 from lmcoverage.engine._hf import (
     as_ids,
     check_fits,
@@ -30,12 +35,25 @@ from lmcoverage.engine._hf import (
 from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE, _check_batch_size
 
 
-def _draw(logprobs: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Tokens ``(B,)`` from next-token log-probs ``(B, V)``: inverse CDF at ``uniforms`` (0, 1]
-    of ``softmax(logprobs / temperature)`` in float64; argmax when temperature is 0."""
-    if temperature == 0:
-        return logprobs.argmax(dim=-1)
-    probs = torch.softmax(logprobs.double() / temperature, dim=-1)
+@dataclass(frozen=True)
+class Sample:
+    """One sampled response.
+
+    Attributes:
+        ids: response token ids; they end with the stop token iff ``stopped``.
+        logp: float64 log-prob of ``ids`` under the decoding distribution (0 for greedy).
+        stopped: the response ended at a stop token (else it reached ``max_new_tokens``).
+    """
+
+    ids: list[int]
+    logp: float
+    stopped: bool
+
+
+def _draw(logprobs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Tokens ``(B,)`` from log-probs ``(B, V)``: inverse CDF at ``uniforms`` (0, 1] of the
+    float64 probabilities (tokens of probability 0 are never drawn)."""
+    probs = logprobs.double().exp()
     cdf = probs.cumsum(dim=-1)
     target = (uniforms.to(cdf.device) * cdf[:, -1])[:, None]
     return torch.searchsorted(cdf, target)[:, 0].clamp(max=probs.shape[-1] - 1)
@@ -68,16 +86,44 @@ def sample_responses(
     Returns:
         ``out[i][k]``: the k-th sample for prompt i, a list of token ids.
     """
+    if not np.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature!r}")
+    spec = None if temperature == 0 else DecodingSpec(temperature=temperature)
+    drawn = sample_with_logp(model, prompts, n, max_new_tokens, spec, seed=seed,
+                             stop_token_ids=() if stop_token_id is None else (stop_token_id,),
+                             batch_size=batch_size, progress=progress)
+    return [[s.ids for s in group] for group in drawn]
+
+
+def sample_with_logp(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    n: int,
+    max_new_tokens: int,
+    spec: DecodingSpec | None = DecodingSpec(),
+    seed: int = 0,
+    stop_token_ids: Collection[int] = (),
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> list[list[Sample]]:
+    """Sample ``n`` responses for every prompt from the decoding distribution ``spec``.
+
+    Args:
+        model, prompts, n, max_new_tokens, seed, batch_size, progress: as for
+            :func:`sample_responses`.
+        spec: decoding settings; None is greedy decoding (all n samples equal, logp 0).
+        stop_token_ids: a response ends after the first of these tokens (kept in it).
+
+    Returns:
+        ``out[i][k]``: the k-th :class:`Sample` for prompt i.
+    """
     _check_batch_size(batch_size)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    if not np.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be finite and >= 0, got {temperature!r}")
     vocab, ctx = vocab_size(model), context_length(model)
-    if stop_token_id is not None and not 0 <= stop_token_id < vocab:
-        raise ValueError(f"stop_token_id must lie in [0, {vocab}), got {stop_token_id!r}")
+    stops = sorted(set(as_ids(list(stop_token_ids), vocab, "stop_token_ids")))
     prompt_ids = [as_ids(p, vocab, f"prompt {i}") for i, p in enumerate(prompts)]
     for i, p in enumerate(prompt_ids):
         if not p:
@@ -85,9 +131,10 @@ def sample_responses(
         check_fits(len(p), max_new_tokens, ctx, f"prompt {i}")
 
     device = model_device(model)
+    stop_tensor = torch.tensor(stops, dtype=torch.long, device=device)
     per_pass = max(1, batch_size // n)
-    out: list[list[list[int]]] = []
-    with inference(model), progress_bar(len(prompts), "sampling", progress) as advance:
+    out: list[list[Sample]] = []
+    with inference(model), progress_bar(len(prompts), "prompts sampled", progress) as advance:
         for start in range(0, len(prompt_ids), per_pass):
             chunk = list(range(start, min(start + per_pass, len(prompt_ids))))
             batch = run_prompts(model, [prompt_ids[i] for i in chunk])
@@ -101,30 +148,38 @@ def sample_responses(
             cache = preallocate(select_rows(batch.cache, rows), max_new_tokens)
             mask = batch.mask[rows]
             positions = batch.lengths[rows][:, None]
-            logprobs = batch.next_logprobs[rows]
+            logits = batch.next_logits[rows]
             tokens = torch.zeros((len(rows), max_new_tokens), dtype=torch.long, device=device)
+            token_logp = torch.zeros((len(rows), max_new_tokens), dtype=torch.float64,
+                                     device=device)
             done = torch.zeros(len(rows), dtype=torch.bool, device=device)
             steps = 0
             for t in range(max_new_tokens):
-                token = _draw(logprobs, uniforms[:, t], temperature)
+                if spec is None:
+                    token = logits.argmax(dim=-1)
+                else:
+                    logprobs = decoding_logprobs(logits, spec)
+                    token = _draw(logprobs, uniforms[:, t])
+                    token_logp[:, t] = logprobs.gather(1, token[:, None])[:, 0].double()
                 tokens[:, t] = token
                 steps = t + 1
-                if stop_token_id is not None:
-                    done |= token == stop_token_id
+                if stops:
+                    done |= torch.isin(token, stop_tensor)
                 if steps == max_new_tokens or bool(done.all()):
                     break
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-                logits, cache = forward(model, token[:, None], mask, positions + t, cache)
-                logprobs = torch.log_softmax(logits[:, -1], dim=-1)
-            samples = tokens[:, :steps].cpu().tolist()
+                step_logits, cache = forward(model, token[:, None], mask, positions + t, cache)
+                logits = step_logits[:, -1]
+            ids, lps = tokens[:, :steps].cpu().tolist(), token_logp[:, :steps].cpu().numpy()
             for k in range(len(chunk)):
-                out.append([_truncate(s, stop_token_id) for s in samples[k * n : (k + 1) * n]])
+                out.append([_finish(ids[r], lps[r], stops)
+                            for r in range(k * n, (k + 1) * n)])
             advance(len(chunk))
     return out
 
 
-def _truncate(tokens: list[int], stop_token_id: int | None) -> list[int]:
-    """``tokens`` up to and including the first ``stop_token_id``."""
-    if stop_token_id is not None and stop_token_id in tokens:
-        return tokens[: tokens.index(stop_token_id) + 1]
-    return tokens
+def _finish(tokens: list[int], logps: np.ndarray, stops: Sequence[int]) -> Sample:
+    """The sample ``tokens`` up to and including the first stop token, with its log-prob."""
+    end = next((t + 1 for t, tok in enumerate(tokens) if tok in stops), None)
+    cut = len(tokens) if end is None else end
+    return Sample(ids=tokens[:cut], logp=float(logps[:cut].sum()), stopped=end is not None)

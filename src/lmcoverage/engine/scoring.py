@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmcoverage.decoding.spec import DecodingSpec, token_logprobs
 from lmcoverage.engine._hf import (
     as_ids,
     check_fits,
@@ -78,15 +79,19 @@ def _score_rows(
     rows: torch.Tensor,
     responses: list[list[int]],
     ctx: int | None,
+    specs: Sequence[DecodingSpec],
 ) -> np.ndarray:
-    """Log-likelihoods (float64) of ``responses``, row r continuing prompt ``rows[r]``.
+    """Log-likelihoods ``(B, M)`` (float64) of ``responses`` under each of the M ``specs``, row r
+    continuing prompt ``rows[r]``; one forward pass serves every spec.
 
     ``rows: (B,)`` indices into the prompt batch; responses are non-empty.
     """
     device = model_device(model)
     lengths = torch.tensor([len(r) for r in responses])
     first = torch.tensor([r[0] for r in responses], device=device)
-    scores = prompt_batch.next_logprobs[rows, first].double()
+    first_logits = prompt_batch.next_logits[rows]
+    scores = torch.stack([token_logprobs(first_logits, first, spec) for spec in specs],
+                         dim=1).double()
     width = int(lengths.max()) - 1
     if width == 0:
         return scores.cpu().numpy()
@@ -107,10 +112,12 @@ def _score_rows(
         positions.to(device),
         cache=select_rows(prompt_batch.cache, rows),
     )
-    token_lp = (logits.gather(-1, targets.to(device)[..., None])[..., 0]
-                - torch.logsumexp(logits, dim=-1))
-    token_lp = torch.where(real.to(device), token_lp, torch.zeros_like(token_lp))
-    return (scores + token_lp.double().sum(dim=1)).cpu().numpy()
+    real, targets = real.to(device), targets.to(device)
+    rest = torch.stack([
+        torch.where(real, token_logprobs(logits, targets, spec), 0.0).double().sum(dim=1)
+        for spec in specs
+    ], dim=1)
+    return (scores + rest).cpu().numpy()
 
 
 def score_responses(
@@ -137,7 +144,37 @@ def score_responses(
         ValueError: mismatched lengths, an empty prompt, token ids outside the vocabulary,
             prompt + response longer than the model's context, or a bad ``batch_size``.
     """
+    scores = score_variants(model, prompts, responses, [DecodingSpec()], batch_size, progress)
+    return [s[:, 0] for s in scores]
+
+
+def score_variants(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[Sequence[int]]],
+    specs: Sequence[DecodingSpec],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> list[np.ndarray]:
+    """``log pi_spec(y|x)`` of many responses per prompt under M decoding variants of one model.
+
+    Each spec's pi is the exact distribution its decoding samples from
+    (:func:`~lmcoverage.decoding.spec.decoding_logprobs`: temperature-scaled, truncated,
+    renormalised per token), so a response with a token outside a truncated set scores -inf.
+    All M variants come from one forward pass per batch: extra variants cost only their
+    per-token truncation, not another pass of the model.
+
+    Args:
+        model, prompts, responses, batch_size, progress: as for :func:`score_responses`.
+        specs: M >= 1 decoding settings.
+
+    Returns:
+        One float64 array per prompt, ``(len(responses[i]), M)``, values <= 0 (or -inf).
+    """
     _check_batch_size(batch_size)
+    specs = list(specs)
+    if not specs:
+        raise ValueError("specs: give at least one DecodingSpec")
     if len(prompts) != len(responses):
         raise ValueError(
             f"prompts and responses must have the same length, got {len(prompts)} and "
@@ -156,10 +193,10 @@ def score_responses(
         prompt_ids.append(p)
         response_ids.append(rs)
 
-    out = [np.zeros(len(rs), dtype=np.float64) for rs in response_ids]
+    out = [np.zeros((len(rs), len(specs)), dtype=np.float64) for rs in response_ids]
     counts = [sum(1 for r in rs if r) for rs in response_ids]  # empty responses score 0
     total = sum(1 for c in counts if c)
-    with inference(model), progress_bar(total, "scoring", progress) as advance:
+    with inference(model), progress_bar(total, "prompts scored", progress) as advance:
         # Prompts by length and, within a chunk, responses by length: less padding. Results go
         # back to their original places, and no score depends on its batch-mates.
         order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
@@ -174,7 +211,7 @@ def score_responses(
                                      batch_size, vocab):
                 rows = torch.tensor([local for local, _, _ in part], device=batch.lengths.device)
                 values = _score_rows(model, batch, rows, [response_ids[i][j] for _, i, j in part],
-                                     ctx)
+                                     ctx, specs)
                 for (_, i, j), value in zip(part, values, strict=True):
                     out[i][j] = value
             advance(len(chunk))
