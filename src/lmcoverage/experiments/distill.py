@@ -8,8 +8,8 @@ and teacher response y and moves theta <- Proj(theta + eta * g) with
 - ``plain``: g = sum_h grad log pi_theta(y_h | x, y_<h) (every token weight 1);
 - ``truncated``: g = sum_h alpha_h grad log pi_theta(y_h | x, y_<h), alpha_h = 1 while the
   running token KL eps_1 + .. + eps_h stays <= A = log N, the fractional remainder at the
-  crossing token, 0 after (Lemma I.4 weights, :func:`lmcoverage.train.optimizers.
-  truncated_kl_weights`).
+  crossing token, 0 after (Lemma I.4 weights, :func:`lmcoverage.updates.truncated_kl_weights`;
+  for a constant token KL in closed form, :func:`lmcoverage.updates.truncation_point`).
 
 Tokens are i.i.d. given x here, so eps_h = KL(pi_D(.|x) || pi_theta(.|x)) is the same at every
 position and the weights are alpha = (1, .., 1, frac, 0, .., 0) with floor(A / eps) ones. For each
@@ -45,7 +45,8 @@ from lmcoverage.experiments.theory_common import (
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
-from lmcoverage.train.optimizers import sgd_update
+from lmcoverage.updates import sgd_update
+from lmcoverage.updates import truncation_point as truncation  # public name, kept
 
 TITLE = "Truncated-gradient vs plain distillation across horizons (Thm 6.2)"
 
@@ -74,19 +75,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoints": 6,
     },
 }
-
-
-def truncation(eps: Tensor, log_n: float, horizon: int) -> tuple[Tensor, Tensor]:
-    """Lemma I.4 weights for a constant token KL: ``(ones, frac)`` per row.
-
-    alpha_h = 1 for the first ``ones`` tokens, ``frac`` for token ones + 1 (if ones < H), 0 after;
-    sum_h alpha_h eps = min(log_n, H eps). ``eps``: (R,) >= 0.
-    """
-    safe = torch.where(eps > 0, eps, torch.ones_like(eps))
-    ones = torch.where(eps * horizon <= log_n, float(horizon),
-                       torch.floor(log_n / safe).clamp(max=horizon))
-    frac = torch.where(ones < horizon, (log_n - ones * eps) / safe, 0.0).clamp(0.0, 1.0)
-    return ones.long(), frac
 
 
 class TokenStream:

@@ -12,7 +12,7 @@ enumerating token counts. Preset ``cpu-graded`` uses the graded variant
 SGD's best Cov_N grows gradually with H instead of jumping.
 
 All runs of a method at one H are one batched computation: theta is a (configs * replicates, d)
-tensor, the updates are the library's functional rules (:mod:`lmcoverage.train.optimizers`) with
+tensor, the updates are the library's functional rules (:mod:`lmcoverage.updates`) with
 one step size per row, and the gradient comes from token counts in closed form. Every method and
 configuration of a replicate sees the same samples (normalized SGD with K = 1 sees exactly SGD's
 samples). One unit per H is cached in the run directory.
@@ -44,7 +44,7 @@ from lmcoverage.experiments.theory_common import (
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
-from lmcoverage.train.optimizers import (
+from lmcoverage.updates import (
     AdamState,
     adam_update,
     normalized_sgd_update,

@@ -55,7 +55,7 @@ from torch import Tensor
 
 from lmcoverage import metrics
 from lmcoverage.metrics._validate import as_ns_list
-from lmcoverage.train.optimizers import (
+from lmcoverage.updates import (
     AdamState,
     LearningRate,
     adam_update,
