@@ -1,17 +1,24 @@
-"""The paper's conversions between divergences, coverage and Best-of-N regret (Appendix D)."""
+"""The paper's conversions between divergences, coverage and Best-of-N regret (Appendix D).
+
+Every function takes scalars or arrays (broadcast together) and returns a float for scalar
+input, else an array. At N = inf each returns its limit (never NaN); a divergence of ``inf``
+gives the trivial bound.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lmcoverage.metrics._validate import as_float_array, as_ns
+from lmcoverage.errors import InputError
+from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
 
 
-def _nonneg(name: str, value: ArrayLike) -> NDArray[np.float64]:
+def _in_range(name: str, value: ArrayLike, high: float = np.inf) -> NDArray[np.float64]:
     arr = as_float_array(name, value, ndim=None)
-    if (arr < 0).any():
-        raise ValueError(f"{name}: must be >= 0, got {arr.min():g}")
+    if (arr < 0).any() or (arr > high).any():
+        bad = arr[(arr < 0) | (arr > high)].flat[0]
+        raise InputError(f"{name}: must be in [0, {high:g}], got {bad:g}")
     return arr
 
 
@@ -19,33 +26,118 @@ def _out(arr: NDArray[np.float64]) -> float | NDArray[np.float64]:
     return float(arr) if arr.ndim == 0 else arr
 
 
+def _cap(raw: NDArray[np.float64]) -> float | NDArray[np.float64]:
+    return _out(np.minimum(1.0, raw))
+
+
 def kl_to_coverage_bound(kl: ArrayLike, n: ArrayLike) -> float | NDArray[np.float64]:
-    """Prop 3.1 / D.1: Cov_N <= D_KL / (log N - 1 + 1/N), capped at 1 (N = 1 gives 1)."""
-    d = _nonneg("kl", kl)
-    n_arr = as_ns(n, "n")
+    """Prop 3.1 / D.1: Cov_N <= D_KL / (log N - 1 + 1/N), capped at 1.
+
+    N = 1 (denominator 0) and KL = inf give the trivial 1; N = inf gives 0 for finite KL.
+    """
+    d, n_arr = np.broadcast_arrays(_in_range("kl", kl), as_ns(n, "n"))
     denom = np.log(n_arr) - 1.0 + 1.0 / n_arr
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(denom > 0, d / np.where(denom > 0, denom, 1.0), np.inf)
-    return _out(np.minimum(1.0, raw))
+        raw = np.where((denom > 0) & np.isfinite(d), d / np.where(denom > 0, denom, 1.0), np.inf)
+    return _cap(raw)
 
 
 def hellinger_to_coverage_bound(h2: ArrayLike, n: ArrayLike) -> float | NDArray[np.float64]:
-    """Prop D.4: Cov_N <= 2N / (sqrt(N) - 1)^2 * D_H^2, capped at 1 (N = 1 gives 1)."""
-    h = _nonneg("h2", h2)
-    n_arr = as_ns(n, "n")
-    gap = (np.sqrt(n_arr) - 1.0) ** 2
+    """Prop D.4: Cov_N <= 2N / (sqrt(N) - 1)^2 * D_H^2 = 2 D_H^2 / (1 - N^-1/2)^2, capped at 1.
+
+    N = 1 gives the trivial 1; N = inf gives the limit 2 D_H^2.
+    """
+    h, n_arr = np.broadcast_arrays(_in_range("h2", h2, 1.0), as_ns(n, "n"))
+    gap = (1.0 - 1.0 / np.sqrt(n_arr)) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(gap > 0, 2.0 * n_arr * h / np.where(gap > 0, gap, 1.0), np.inf)
-    return _out(np.minimum(1.0, raw))
+        raw = np.where(gap > 0, 2.0 * h / np.where(gap > 0, gap, 1.0), np.inf)
+    return _cap(raw)
+
+
+def hellinger_coverage_lower_bound(h2: ArrayLike, n: ArrayLike) -> float | NDArray[np.float64]:
+    """Prop D.11 (Hellinger lower bound): Cov_N >= 1 - sqrt(N) (1 - D_H^2), floored at 0.
+
+    With D_H^2 = 1/2 sum (sqrt p - sqrt q)^2 = 1 - sum sqrt(p q): on the responses with
+    pi_D/pi_hat < N, sqrt(pi_hat/pi_D) > N^-1/2, so 1 - D_H^2 = E_{pi_D}[sqrt(pi_hat/pi_D)]
+    >= N^-1/2 (1 - Cov_N). The constant is tight: pi_hat = 0 on a set of pi_D-mass c and
+    pi_hat = pi_D / N (just above) elsewhere, the rest of pi_hat's mass off pi_D's support,
+    gives Cov_N = c and the bound tends to c.
+
+    Args:
+        h2: D_H^2(pi_D, pi_hat) in [0, 1], scalar or array.
+        n: N >= 1 (``inf`` allowed: the limit is 1 when D_H^2 = 1, disjoint supports, else 0).
+    """
+    h, n_arr = np.broadcast_arrays(_in_range("h2", h2, 1.0), as_ns(n, "n"))
+    affinity = 1.0 - h  # Bhattacharyya coefficient sum sqrt(p q)
+    with np.errstate(invalid="ignore"):
+        raw = np.where(affinity > 0, 1.0 - np.sqrt(n_arr) * affinity, 1.0)
+    return _out(np.maximum(0.0, raw))
 
 
 def stopped_kl_to_coverage_bound(d_seq: ArrayLike, n: ArrayLike) -> float | NDArray[np.float64]:
-    """Prop D.10: for N > e, Cov_N <= 2 / (log N - 1) * D_seq,N, capped at 1."""
-    d = _nonneg("d_seq", d_seq)
-    n_arr = as_ns(n, "n")
+    """Prop D.10: for N > e, Cov_N <= 2 / (log N - 1) * D_seq,N, capped at 1.
+
+    N = inf gives 0 for finite D_seq,inf (= KL); an infinite D_seq gives the trivial 1.
+    """
+    d, n_arr = np.broadcast_arrays(_in_range("d_seq", d_seq), as_ns(n, "n"))
     if (n_arr <= np.e).any():
-        raise ValueError(f"n: Prop D.10 needs N > e, got {n_arr.min():g}")
-    return _out(np.minimum(1.0, 2.0 / (np.log(n_arr) - 1.0) * d))
+        raise InputError(f"n: Prop D.10 needs N > e, got {n_arr.min():g}")
+    with np.errstate(invalid="ignore"):
+        raw = np.where(np.isfinite(d), 2.0 / (np.log(n_arr) - 1.0) * d, np.inf)
+    return _cap(raw)
+
+
+def coverage_decay_constant(
+    log_ratio: ArrayLike, weights: ArrayLike | None = None
+) -> float:
+    """C = sup_{N >= 1} Cov_N log N of a sample of X = log pi_D - log pi_hat (Prop D.3).
+
+    Cov_N is non-increasing and only drops just after N = exp(X_i), so the supremum is
+    attained at one of those N: C = max_i X_i P[X >= X_i] over X_i > 0 (a supremum over N,
+    so no tie tolerance is involved). ``inf`` when some X = +inf has positive weight.
+
+    Args:
+        log_ratio: (examples,) log-ratios, +inf allowed; weights: optional (examples,).
+    """
+    x = as_float_array("log_ratio", log_ratio)
+    w = as_weights(weights, x.size)
+    keep = (w > 0) & (x > 0)
+    if np.isposinf(x[keep]).any():
+        return float("inf")
+    if not keep.any():
+        return 0.0
+    order = np.argsort(-x[keep], kind="stable")
+    xs, tail = x[keep][order], np.cumsum(w[keep][order]) / w.sum()
+    last = np.r_[xs[1:] != xs[:-1], True]  # last occurrence of each value: P[X >= value]
+    return float(np.max(xs[last] * tail[last]))
+
+
+def coverage_to_kl_bound(c: ArrayLike, log_w_max: ArrayLike) -> float | NDArray[np.float64]:
+    """Prop D.3 (uniform coverage decay implies bounded KL): D_KL <= C (1 + log(log W_max / C)).
+
+    Here C = sup_N Cov_N log N (:func:`coverage_decay_constant`) and W_max = sup pi_D/pi_hat
+    over pi_D's support, given as its log. From D_KL <= E[X^+] = int_0^{log W_max} P[X > t] dt
+    with P[X > t] <= min(1, C/t). The constant is tight (X >= 0 with tail exactly C/t up to
+    log W_max, pi_hat's spare mass off pi_D's support).
+
+    Args:
+        c: C >= 0 (``inf`` gives ``inf``); scalar or array.
+        log_w_max: log W_max >= C (C <= log W_max always holds: Cov_N = 0 for N > W_max).
+
+    Returns:
+        The bound in nats; 0 when C = 0 (then X <= 0 under pi_D, so KL = 0).
+    """
+    c_arr, lw = np.broadcast_arrays(_in_range("c", c),
+                                    as_float_array("log_w_max", log_w_max, ndim=None))
+    too_big = c_arr > lw + 1e-12 * np.maximum(1.0, np.abs(lw))
+    if too_big.any():
+        bad = int(np.flatnonzero(too_big.ravel())[0])
+        raise InputError(f"c: C = {c_arr.flat[bad]:g} exceeds log_w_max = {lw.flat[bad]:g} "
+                         "(C = sup_N Cov_N log N <= log W_max)")
+    with np.errstate(all="ignore"):
+        raw = c_arr * (1.0 + np.log(np.maximum(lw, c_arr) / c_arr))
+    raw = np.where(np.isinf(c_arr) | np.isinf(lw), np.inf, raw)
+    return _out(np.where(c_arr > 0, raw, 0.0))
 
 
 def coverage_chain_rule_bound(
@@ -53,17 +145,18 @@ def coverage_chain_rule_bound(
 ) -> float | NDArray[np.float64]:
     """Prop D.5 (chain rule) for coverage through an intermediate pi_D.
 
-    Cov_{M1}(pi_T || pi_hat) <= M2 Cov_{M1/M2}(pi_D || pi_hat) + Cov_{M2}(pi_T || pi_D).
+    Cov_{M1}(pi_T || pi_hat) <= M2 Cov_{M1/M2}(pi_D || pi_hat) + Cov_{M2}(pi_T || pi_D),
+    capped at 1. The factor M2 is tight (pi_T just below M2 pi_D where pi_D/pi_hat = M1/M2).
 
     Args:
-        cov_data_model: Cov_{M1/M2}(pi_D || pi_hat).
-        cov_target_data: Cov_{M2}(pi_T || pi_D).
-        m2: the split factor M2 >= 1.
+        cov_data_model: Cov_{M1/M2}(pi_D || pi_hat) in [0, 1].
+        cov_target_data: Cov_{M2}(pi_T || pi_D) in [0, 1].
+        m2: the split factor M2 >= 1 (``inf``: the first term is 0 when its coverage is 0).
     """
-    a = _nonneg("cov_data_model", cov_data_model)
-    b = _nonneg("cov_target_data", cov_target_data)
-    m = as_ns(m2, "m2")
-    return _out(np.minimum(1.0, m * a + b))
+    a, b, m = np.broadcast_arrays(_in_range("cov_data_model", cov_data_model, 1.0),
+                                  _in_range("cov_target_data", cov_target_data, 1.0),
+                                  as_ns(m2, "m2"))
+    return _cap(np.where(a > 0, m * a, 0.0) + b)
 
 
 def bon_regret_upper_bound(
@@ -72,15 +165,23 @@ def bon_regret_upper_bound(
     """Prop D.6 (coverage suffices): Best-of-N regret against pi_T is at most Cov_M + eps.
 
     With N >= 2 M log(1/eps), the smallest admissible eps is exp(-N / (2M)); the bound
-    applies when Cov_M(pi_T || pi_hat) <= 1/2 and is the trivial 1 otherwise.
+    applies when Cov_M(pi_T || pi_hat) <= 1/2 and is the trivial 1 otherwise. N = inf gives
+    eps = 0 (also for M = inf: the limit in N is taken first).
+
+    Args:
+        cov_m: Cov_M(pi_T || pi_hat) in [0, 1]. n: N >= 1. m: M >= 1.
     """
-    cov = _nonneg("cov_m", cov_m)
-    n_arr = as_ns(n, "n")
-    m_arr = as_ns(m, "m")
-    bound = np.where(cov <= 0.5, cov + np.exp(-n_arr / (2.0 * m_arr)), 1.0)
-    return _out(np.minimum(1.0, bound))
+    cov, n_arr, m_arr = np.broadcast_arrays(_in_range("cov_m", cov_m, 1.0), as_ns(n, "n"),
+                                            as_ns(m, "m"))
+    with np.errstate(invalid="ignore"):
+        exponent = np.where(np.isinf(n_arr), np.inf, n_arr / (2.0 * m_arr))
+    return _cap(np.where(cov <= 0.5, cov + np.exp(-exponent), 1.0))
 
 
 def bon_regret_lower_bound(cov_2n: ArrayLike) -> float | NDArray[np.float64]:
-    """Prop D.7 (coverage is necessary): some 0/1 reward has BoN regret >= Cov_{2N} / 2."""
-    return _out(_nonneg("cov_2n", cov_2n) / 2.0)
+    """Prop D.7 (coverage is necessary): the 0/1 reward r = 1[pi_T >= 2N pi_hat] has BoN regret
+    >= Cov_{2N}(pi_T || pi_hat) / 2 (see :func:`~lmcoverage.metrics.coverage_gap_reward`).
+
+    The constant 1/2 is attained at N = 1 when pi_hat = pi_T / 2 on the rewarded set.
+    """
+    return _out(_in_range("cov_2n", cov_2n, 1.0) / 2.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights, check_loglik
 
 
@@ -22,9 +23,20 @@ def kl_divergence(log_ratio: ArrayLike, weights: ArrayLike | None = None) -> flo
         weights: optional (examples,) non-negative weights.
 
     Returns:
-        The (weighted) mean in nats; ``inf`` if pi_hat gives zero probability to a response.
+        The (weighted) mean in nats; ``inf`` if pi_hat gives zero probability to a response
+        (log-ratio ``+inf``) with positive weight.
+
+    Raises:
+        InputError: on a log-ratio of ``-inf`` (pi_D(y|x) = 0: such a y cannot have been
+            sampled from pi_D, so the input is not a sample of X), or NaN.
     """
     x = as_float_array("log_ratio", log_ratio)
+    if np.isneginf(x).any():
+        bad = int(np.flatnonzero(np.isneginf(x))[0])
+        raise InputError(
+            f"log_ratio: -inf at index {bad} (pi_D(y|x) = 0: a response pi_D cannot produce; "
+            "KL is an average over responses sampled from pi_D)"
+        )
     return _weighted_mean(x, as_weights(weights, x.size))
 
 
@@ -55,7 +67,7 @@ def stopped_kl(
     """
     kl = as_float_array("token_kl", token_kl, ndim=2)
     if (kl < -1e-9).any():
-        raise ValueError(f"token_kl: KL must be >= 0, got {kl.min():g}")
+        raise InputError(f"token_kl: KL must be >= 0, got {kl.min():g}")
     totals = np.clip(kl, 0.0, None).sum(axis=1)
     n_arr = as_ns(n, "n")
     w = as_weights(weights, totals.size)
@@ -70,8 +82,8 @@ def hellinger_squared(p: ArrayLike, q: ArrayLike) -> float:
     pa = as_float_array("p", p)
     qa = as_float_array("q", q)
     if pa.shape != qa.shape:
-        raise ValueError(f"q: shape {qa.shape} differs from p's {pa.shape}")
+        raise InputError(f"q: shape {qa.shape} differs from p's {pa.shape}")
     for name, arr in (("p", pa), ("q", qa)):
         if (arr < 0).any() or not np.isclose(arr.sum(), 1.0, atol=1e-9):
-            raise ValueError(f"{name}: must be a probability vector (>= 0, sums to 1)")
+            raise InputError(f"{name}: must be a probability vector (>= 0, sums to 1)")
     return float(0.5 * np.sum((np.sqrt(pa) - np.sqrt(qa)) ** 2))

@@ -5,49 +5,63 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
+from lmcoverage.errors import InputError
+from lmcoverage.metrics._validate import as_float_array, as_pass_ns, as_weights
 
 
 def _as_int_array(name: str, values: ArrayLike) -> NDArray[np.int64]:
     arr = np.asarray(values)
     if arr.size == 0:
-        raise ValueError(f"{name}: empty input")
+        raise InputError(f"{name}: empty input")
     if arr.dtype.kind == "f":
         if np.isnan(arr).any() or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name}: expected whole numbers, got {arr.flat[0]!r}")
+            raise InputError(f"{name}: expected whole numbers, got {arr.flat[0]!r}")
     elif arr.dtype.kind not in "iub":
-        raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
+        raise InputError(f"{name}: expected integers, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 
 
 def pass_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
     """Unbiased Pass@k per problem from ``n`` samples of which ``c`` are correct.
 
-    Pass@k = 1 - C(n - c, k) / C(n, k), computed in the stable product form
-    1 - prod_{i = n - c + 1}^{n} (1 - k / i). Arrays broadcast together.
+    Pass@k = 1 - C(n - c, k) / C(n, k) = 1 - prod_{i = n - c + 1}^{n} (1 - k / i), computed
+    vectorised in log space: for each distinct k, S(m) = sum_{i = k+1}^{m} log(1 - k/i) is one
+    cumulative sum up to max n, and Pass@k = -expm1(S(n) - S(n - c)) (1 when n - c < k).
+    Arrays broadcast together. Cost O(problems + distinct k * max n).
+
+    Args:
+        n: samples drawn per problem (whole numbers >= 0).
+        c: correct samples per problem, 0 <= c <= n.
+        k: whole numbers 1 <= k <= n (the same N values :func:`pass_at_n_exact` accepts,
+            except ``inf``, which no finite sample can estimate).
 
     Raises:
-        ValueError: if k > n (the estimator is undefined; never silently 1.0), k < 1,
-            c < 0 or c > n.
+        InputError: if k > n (the estimator is undefined; never silently 1.0), k < 1,
+            k not whole, c < 0 or c > n.
     """
+    if (as_float_array("k", k, ndim=None) < 1).any():
+        raise InputError(f"k: must be >= 1, got {np.min(k):g}")
+    k_arr = as_pass_ns(k, "k")
+    if np.isinf(k_arr).any():
+        raise InputError("k: must be finite (the unbiased estimator needs k <= n samples)")
     n_a, c_a, k_a = np.broadcast_arrays(
-        _as_int_array("n", n), _as_int_array("c", c), _as_int_array("k", k)
+        _as_int_array("n", n), _as_int_array("c", c), k_arr.astype(np.int64)
     )
-    if (k_a < 1).any():
-        raise ValueError(f"k: must be >= 1, got {k_a[k_a < 1].flat[0]}")
     if (c_a < 0).any() or (c_a > n_a).any():
         bad = np.flatnonzero(((c_a < 0) | (c_a > n_a)).ravel())[0]
-        raise ValueError(f"c: must satisfy 0 <= c <= n, got c={c_a.flat[bad]}, n={n_a.flat[bad]}")
+        raise InputError(f"c: must satisfy 0 <= c <= n, got c={c_a.flat[bad]}, n={n_a.flat[bad]}")
     if (k_a > n_a).any():
         bad = np.flatnonzero((k_a > n_a).ravel())[0]
-        raise ValueError(f"k: k={k_a.flat[bad]} exceeds the n={n_a.flat[bad]} samples drawn")
-    out = np.empty(n_a.shape, dtype=np.float64)
-    for idx in np.ndindex(n_a.shape):
-        ni, ci, ki = int(n_a[idx]), int(c_a[idx]), int(k_a[idx])
-        if ni - ci < ki:
-            out[idx] = 1.0
-        else:
-            out[idx] = 1.0 - np.prod(1.0 - ki / np.arange(ni - ci + 1, ni + 1, dtype=np.float64))
+        raise InputError(f"k: k={k_a.flat[bad]} exceeds the n={n_a.flat[bad]} samples drawn")
+    out = np.ones(n_a.shape, dtype=np.float64)
+    if out.size == 0:
+        return out
+    top = int(n_a.max())
+    for kv in np.unique(k_a):
+        rows = (k_a == kv) & (n_a - c_a >= kv)  # else some draw of k is always correct: 1
+        i = np.arange(kv + 1, top + 1, dtype=np.float64)
+        cum = np.concatenate([np.zeros(kv + 1), np.cumsum(np.log1p(-kv / i))])  # S(0..top)
+        out[rows] = 0.0 - np.expm1(cum[n_a[rows]] - cum[n_a[rows] - c_a[rows]])  # no -0.0
     return out
 
 
@@ -72,7 +86,8 @@ def pass_at_n_exact(
     Args:
         mass_correct: (prompts,) the model's probability of each prompt's correct set G_x
             (or its log, with ``log=True``; log input keeps precision for tiny masses).
-        ns: N >= 1, any shape.
+        ns: whole N >= 1 (or ``inf``: the mass of prompts with m > 0), any shape; the
+            same N values :func:`pass_at_k` accepts.
         weights: optional (prompts,) weights.
 
     Returns:
@@ -82,15 +97,15 @@ def pass_at_n_exact(
     m = as_float_array("mass_correct", mass_correct)
     if log:
         if (m > 0).any():
-            raise ValueError(f"mass_correct: log-mass must be <= 0, got {m.max():g}")
+            raise InputError(f"mass_correct: log-mass must be <= 0, got {m.max():g}")
         log_miss = _log1m_exp(m)
     else:
         if (m < 0).any() or (m > 1).any():
             bad = m[(m < 0) | (m > 1)][0]
-            raise ValueError(f"mass_correct: probability must be in [0, 1], got {bad:g}")
+            raise InputError(f"mass_correct: probability must be in [0, 1], got {bad:g}")
         with np.errstate(divide="ignore"):
             log_miss = np.log1p(-m)
-    n_arr = as_ns(ns)
+    n_arr = as_pass_ns(ns)
     w = as_weights(weights, m.size)
     with np.errstate(invalid="ignore"):
         per_prompt = -np.expm1(n_arr[..., None] * log_miss)  # (*ns.shape, prompts)

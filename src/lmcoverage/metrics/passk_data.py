@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.io import read_jsonl
 from lmcoverage.metrics.passk import pass_at_k
 
@@ -30,30 +31,30 @@ def read_pass_counts(path: str | os.PathLike[str]) -> tuple[list[str], NDArray[n
     for lineno, row in enumerate(rows, start=1):
         where = f"{path}: row {lineno}"
         if "problem" not in row:
-            raise ValueError(f"{where}: missing field 'problem'")
+            raise InputError(f"{where}: missing field 'problem'")
         problem = str(row["problem"])
         if counts_form:
             if "correct" in row:
-                raise ValueError(f"{where}: mixes the 'n'/'c' and 'correct' row forms")
+                raise InputError(f"{where}: mixes the 'n'/'c' and 'correct' row forms")
             for key in ("n", "c"):
                 if key not in row:
-                    raise ValueError(f"{where}: missing field {key!r}")
+                    raise InputError(f"{where}: missing field {key!r}")
                 if not _is_whole(row[key]) or row[key] < 0:
-                    raise ValueError(f"{where}: field {key!r} must be an integer >= 0, "
+                    raise InputError(f"{where}: field {key!r} must be an integer >= 0, "
                                      f"got {row[key]!r}")
             if row["c"] > row["n"]:
-                raise ValueError(f"{where}: c={row['c']} exceeds n={row['n']}")
+                raise InputError(f"{where}: c={row['c']} exceeds n={row['n']}")
             if problem in n:
-                raise ValueError(f"{where}: problem {problem!r} appears twice")
+                raise InputError(f"{where}: problem {problem!r} appears twice")
             n[problem], c[problem] = row["n"], row["c"]
         else:
             if "n" in row or "c" in row:
-                raise ValueError(f"{where}: mixes the 'n'/'c' and 'correct' row forms")
+                raise InputError(f"{where}: mixes the 'n'/'c' and 'correct' row forms")
             if "correct" not in row:
-                raise ValueError(f"{where}: missing field 'correct' (or 'n' and 'c')")
+                raise InputError(f"{where}: missing field 'correct' (or 'n' and 'c')")
             value = row["correct"]
             if not (isinstance(value, bool) or value in (0, 1)):
-                raise ValueError(f"{where}: field 'correct' must be true/false, got {value!r}")
+                raise InputError(f"{where}: field 'correct' must be true/false, got {value!r}")
             n[problem] = n.get(problem, 0) + 1
             c[problem] = c.get(problem, 0) + int(bool(value))
     problems = list(n)
@@ -71,13 +72,13 @@ def pass_at_k_with_ci(
     from scipy import stats
 
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+        raise InputError(f"confidence: must be in (0, 1), got {confidence}")
     z = float(stats.norm.ppf(0.5 + confidence / 2.0))
     out = []
     for k in ks:
         if k > int(n.min()):
             worst = int(np.argmin(n))
-            raise ValueError(f"k={k} exceeds the n={int(n[worst])} samples of a problem "
+            raise InputError(f"k={k} exceeds the n={int(n[worst])} samples of a problem "
                              "(the estimator needs k <= n)")
         per_problem = pass_at_k(n, c, k)
         mean = float(per_problem.mean())

@@ -9,6 +9,8 @@ from typing import Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lmcoverage.errors import InputError
+from lmcoverage.metrics import cross_entropy
 from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights, check_loglik
 from lmcoverage.scoretable import ScoreTable
 
@@ -29,6 +31,10 @@ class Candidates:
     def size(self) -> int:
         return int(self.loglik.shape[0])
 
+    def cross_entropy(self) -> NDArray[np.float64]:
+        """(candidates,) held-out cross-entropy E[-log pi_j(y|x)] (the tie-break key)."""
+        return np.array([cross_entropy(row, self.weights) for row in self.loglik])
+
 
 def candidates(
     loglik: Scores,
@@ -38,7 +44,7 @@ def candidates(
 ) -> Candidates:
     """Validate ``loglik`` (candidates, examples) or read it, weights and names from a ScoreTable.
 
-    Explicit ``weights``/``names`` override the table's. Raises ValueError on NaN, +inf or
+    Explicit ``weights``/``names`` override the table's. Raises InputError on NaN, +inf or
     positive log-likelihoods, a wrong shape, duplicated names or too few candidates.
     """
     table: ScoreTable | None = None
@@ -52,7 +58,7 @@ def candidates(
     ll = as_float_array("loglik", loglik, ndim=2)
     check_loglik("loglik", ll)
     if ll.shape[0] < min_candidates:
-        raise ValueError(
+        raise InputError(
             f"loglik: need at least {min_candidates} candidates, got {ll.shape[0]}"
         )
     w = as_weights(weights, ll.shape[1])
@@ -60,11 +66,11 @@ def candidates(
         names = [str(i) for i in range(ll.shape[0])]
     name_tuple = tuple(str(n) for n in names)
     if len(name_tuple) != ll.shape[0]:
-        raise ValueError(f"names: {len(name_tuple)} names for {ll.shape[0]} candidates")
+        raise InputError(f"names: {len(name_tuple)} names for {ll.shape[0]} candidates")
     seen: set[str] = set()
     for n in name_tuple:
         if n in seen:
-            raise ValueError(f"names: duplicated candidate name {n!r}")
+            raise InputError(f"names: duplicated candidate name {n!r}")
         seen.add(n)
     return Candidates(ll, w, name_tuple, table)
 
@@ -73,16 +79,16 @@ def data_loglik(loglik_data: ArrayLike | None, cands: Candidates) -> NDArray[np.
     """log pi_D(y_i|x_i), (examples,): given, or the ScoreTable's ``loglik_data`` column."""
     if loglik_data is None:
         if cands.table is None:
-            raise ValueError("loglik_data: required (pi_D's log-likelihoods of the examples)")
+            raise InputError("loglik_data: required (pi_D's log-likelihoods of the examples)")
         loglik_data = cands.table.example_column("loglik_data")
     ld = as_float_array("loglik_data", loglik_data)
     check_loglik("loglik_data", ld)
     if ld.shape != (cands.loglik.shape[1],):
-        raise ValueError(
+        raise InputError(
             f"loglik_data: expected shape ({cands.loglik.shape[1]},), got {ld.shape}"
         )
     if np.isneginf(ld).any():
-        raise ValueError(
+        raise InputError(
             f"loglik_data: -inf at index {int(np.flatnonzero(np.isneginf(ld))[0])} "
             "(held-out responses must have positive probability under pi_D)"
         )
@@ -90,11 +96,11 @@ def data_loglik(loglik_data: ArrayLike | None, cands: Candidates) -> NDArray[np.
 
 
 def threshold_n(n: float, name: str = "n") -> float:
-    """A single N >= 1 (finite) as a float; ValueError naming ``name`` otherwise."""
+    """A single N >= 1 (finite) as a float; InputError naming ``name`` otherwise."""
     arr = as_ns(n, name)
     if arr.ndim != 0:
-        raise ValueError(f"{name}: expected a single number, got shape {arr.shape}")
+        raise InputError(f"{name}: expected a single number, got shape {arr.shape}")
     value = float(arr)
     if not np.isfinite(value):
-        raise ValueError(f"{name}: must be finite, got {value}")
+        raise InputError(f"{name}: must be finite, got {value}")
     return value

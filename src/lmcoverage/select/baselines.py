@@ -14,9 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lmcoverage.metrics import coverage_profile, cross_entropy, kl_divergence
+from lmcoverage.errors import InputError
+from lmcoverage.metrics import TIE_ATOL, coverage_profile, kl_divergence
+from lmcoverage.metrics.threshold import check_atol
 from lmcoverage.select._inputs import Scores, candidates, data_loglik, threshold_n
-from lmcoverage.select.result import Selection, rank_candidates
+from lmcoverage.select.result import Selection, build_selection
 
 
 def min_cross_entropy(
@@ -32,8 +34,7 @@ def min_cross_entropy(
         A :class:`Selection` whose ``statistic`` is the cross-entropy in nats per response.
     """
     cands = candidates(loglik, weights, names)
-    stat = np.array([cross_entropy(row, cands.weights) for row in cands.loglik])
-    return Selection("cross-entropy", cands.names, stat, rank_candidates(stat))
+    return build_selection("cross-entropy", cands, cands.cross_entropy())
 
 
 def min_kl(
@@ -52,7 +53,7 @@ def min_kl(
     cands = candidates(loglik, weights, names)
     ld = data_loglik(loglik_data, cands)
     stat = np.array([kl_divergence(ld - row, cands.weights) for row in cands.loglik])
-    return Selection("kl", cands.names, stat, rank_candidates(stat))
+    return build_selection("kl", cands, stat)
 
 
 def oracle_coverage(
@@ -61,6 +62,7 @@ def oracle_coverage(
     n: float | None = None,
     weights: ArrayLike | None = None,
     names: Sequence[str] | None = None,
+    atol: float = TIE_ATOL,
 ) -> Selection:
     """Pick argmin_j Cov_N(pi_D || pi_j) (Eq. 1), estimated on the held-out examples.
 
@@ -69,12 +71,15 @@ def oracle_coverage(
         loglik_data: (examples,) log pi_D(y_i|x_i).
         n: the threshold N >= 1 (required).
         weights, names: as in :func:`min_cross_entropy`.
+        atol: tie tolerance in nats on the log-ratio (ties at exactly N count; see
+            :mod:`lmcoverage.metrics.threshold`).
     """
     if n is None:
-        raise ValueError("n: required (the coverage threshold N >= 1)")
+        raise InputError("n: required (the coverage threshold N >= 1)")
     n_value = threshold_n(n)
     cands = candidates(loglik, weights, names)
     ld = data_loglik(loglik_data, cands)
-    stat = np.array([coverage_profile(ld - row, n_value, cands.weights) for row in cands.loglik],
-                    dtype=np.float64)
-    return Selection("oracle", cands.names, stat, rank_candidates(stat), params={"n": n_value})
+    atol = check_atol(atol)
+    stat = np.array([coverage_profile(ld - row, n_value, cands.weights, atol)
+                     for row in cands.loglik], dtype=np.float64)
+    return build_selection("oracle", cands, stat, {"n": n_value, "atol": atol})

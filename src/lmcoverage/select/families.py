@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.metrics import coverage_profile
 from lmcoverage.select.tournament import onpolicy_exact
 
@@ -52,15 +53,15 @@ class FiniteFamily:
     def __post_init__(self) -> None:
         p, r = self.data.shape
         if self.mu.shape != (p,) or not np.isclose(self.mu.sum(), 1.0) or (self.mu < 0).any():
-            raise ValueError(f"mu: expected a probability vector of length {p}")
+            raise InputError(f"mu: expected a probability vector of length {p}")
         for name, arr in (("data", self.data), ("models", self.models)):
             if (arr < 0).any() or not np.allclose(arr.sum(axis=-1), 1.0, atol=1e-9):
-                raise ValueError(f"{name}: every conditional distribution must sum to 1")
+                raise InputError(f"{name}: every conditional distribution must sum to 1")
         if self.models.shape[1:] != (p, r):
-            raise ValueError(f"models: expected shape (candidates, {p}, {r}), "
+            raise InputError(f"models: expected shape (candidates, {p}, {r}), "
                              f"got {self.models.shape}")
         if len(self.names) != self.models.shape[0]:
-            raise ValueError(f"names: {len(self.names)} names for {self.models.shape[0]} models")
+            raise InputError(f"names: {len(self.names)} names for {self.models.shape[0]} models")
 
     @property
     def size(self) -> int:
@@ -92,7 +93,7 @@ class FiniteFamily:
     def sample(self, n: int, rng: np.random.Generator) -> HeldOut:
         """Draw ``n`` held-out examples (x, y) ~ mu x pi_D with ``rng``."""
         if n < 1:
-            raise ValueError(f"n: need at least one held-out example, got {n}")
+            raise InputError(f"n: need at least one held-out example, got {n}")
         prompt = rng.choice(self.mu.size, size=n, p=self.mu)
         response = _draw(self.data[prompt], rng)
         with np.errstate(divide="ignore"):
@@ -147,8 +148,8 @@ def misspecification_example(alpha: float, m: float) -> FiniteFamily:
       KL is -(1-p)/2 log(1 - alpha^2), about alpha^2/2.
     - ``mle`` (index 1): exact on {a, b} up to renormalisation, but M times too unlikely on s.
       Its KL (about p log M - p) is smaller, so maximum likelihood prefers it, yet
-      Cov_N = p = alpha^2 / (2 log M) for every 1 < N < M (at N = M the ratio sits exactly on
-      the threshold, where float rounding decides).
+      Cov_N = p = alpha^2 / (2 log M) for every 1 < N <= M (at N = M the ratio is a tie,
+      which counts: :mod:`lmcoverage.metrics.threshold`).
 
     The KL ordering holds on the whole allowed range: using log(1 - u) <= -u,
     KL(mle) <= alpha^2/2 - p (1-p)(1-1/M)/(1-p/M) and KL(cover) >= alpha^2/2 - p alpha^2/2,
@@ -159,9 +160,9 @@ def misspecification_example(alpha: float, m: float) -> FiniteFamily:
         m: the factor M >= 4 by which ``mle`` under-weights the slice s.
     """
     if not 0.0 < alpha <= 0.5:
-        raise ValueError(f"alpha: must be in (0, 0.5], got {alpha}")
+        raise InputError(f"alpha: must be in (0, 0.5], got {alpha}")
     if not 4.0 <= m < np.inf:
-        raise ValueError(f"m: must be a finite number >= 4, got {m}")
+        raise InputError(f"m: must be a finite number >= 4, got {m}")
     p = alpha**2 / (2.0 * np.log(m))
     data = np.array([[(1 - p) / 2, (1 - p) / 2, p]])
     cover = np.array([[(1 - p) / 2 * (1 + alpha), (1 - p) / 2 * (1 - alpha), p]])
