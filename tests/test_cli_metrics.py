@@ -104,7 +104,7 @@ BAD_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("N below 1", lambda d: ["profile", str(_good_table(d)), "--n", "0.5"], "N must be >= 1"),
     ("N not a number", lambda d: ["profile", str(_good_table(d)), "--n", "abc"], "--n"),
     ("bad out extension", lambda d: ["profile", str(_good_table(d)), "--out", str(d / "o.txt")],
-     ".json or .csv"),
+     ".csv, .tsv or .json"),
     ("unknown option", lambda d: ["profile", str(_good_table(d)), "--bogus"], "--bogus"),
     ("passk missing file", lambda d: ["passk", str(d / "none.jsonl")], "not found"),
     ("passk malformed line", lambda d: ["passk", str(_write(

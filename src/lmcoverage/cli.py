@@ -1,18 +1,34 @@
 """The ``lmcoverage`` command line.
 
 Each command group lives in :mod:`lmcoverage.commands` and registers itself on the one Typer
-app here. User errors (``ValueError``, bad flags, missing files) become one line on stderr and
-exit code 2, never a traceback.
+app here. :func:`main` keeps the exit-code contract:
+
+- 0: done;
+- 2: bad input (:class:`~lmcoverage.errors.InputError`, a bad flag): one line on stderr;
+- 1: environment (an ``OSError``: path and the OS reason; a device that is not there) - one
+  line - or a bug in lmcoverage: the traceback and a line asking to report it;
+- 130 / 143: interrupted by SIGINT (Ctrl-C) / SIGTERM: one line saying what was interrupted
+  and, for a command that resumes, the command that resumes it.
 """
 
 from __future__ import annotations
 
+import linecache
+import shlex
+import signal
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType, TracebackType
 
 import typer
-from typer.exceptions import TyperException
+from typer import _click
 
-from lmcoverage.commands import experiments, metrics, models, select, tasks
+from lmcoverage.commands import compare, experiments, metrics, models, select, tasks, verify
+from lmcoverage.commands._options import use_multi_value_options
+from lmcoverage.errors import EnvError, InputError, Interrupted
 
 app = typer.Typer(
     name="lmcoverage",
@@ -21,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (metrics, tasks, models, select, experiments):
+for module in (metrics, tasks, models, select, experiments, verify, compare):
     module.register(app)
 
 
@@ -42,78 +58,125 @@ def _root(
     and the experiments of 'The Coverage Principle' (arXiv 2510.15020)."""
 
 
-#: Options that take several values (``--n 2 4 8``); :func:`expand_multi_value` rewrites them
-#: into the repeated form Click understands (``--n 2 --n 4 --n 8``). Commas also separate.
-MULTI_VALUE_OPTIONS = frozenset({"--n", "--k", "--model", "--seeds", "--horizons"})
+#: Commands that pick up where they stopped, and the flag (if any) that asks them to.
+RESUMABLE = {"train": "--resume", "run": "", "demo": ""}
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def expand_multi_value(argv: list[str]) -> list[str]:
-    """Rewrite ``--opt a b c`` and ``--opt a,b,c`` into ``--opt a --opt b --opt c``."""
-    out: list[str] = []
-    current: str | None = None  # a multi-value option still taking values
-    taken = 0  # values taken by ``current`` so far
-
-    def close() -> None:
-        if current is not None and taken == 0:
-            out.append(current)  # no value: let Click report it
-
-    for token in argv:
-        if token.startswith("-") and not _is_number(token):
-            close()
-            current, taken = None, 0
-            name, eq, value = token.partition("=")
-            if name in MULTI_VALUE_OPTIONS and not eq:
-                current = name
-            elif name in MULTI_VALUE_OPTIONS:
-                out += [x for v in value.split(",") if v for x in (name, v)]
-            else:
-                out.append(token)
-        elif current is not None:
-            values = [v for v in token.split(",") if v]
-            out += [x for v in values for x in (current, v)]
-            taken += len(values)
-        else:
-            out.append(token)
-    close()
-    return out
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
-def _fail(message: str) -> int:
-    """Print one line ``error: message`` on stderr and return exit code 2."""
+def _say(kind: str, message: str) -> None:
     one_line = " ".join(str(message).split())
-    print(f"lmcoverage: error: {one_line}", file=sys.stderr)
-    return 2
+    print(f"lmcoverage: {kind}: {one_line}", file=sys.stderr)
+
+
+def _os_error_line(exc: OSError) -> str:
+    reason = exc.strerror or (exc.args[0] if exc.args else type(exc).__name__)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return ": ".join([*(str(p) for p in paths), str(reason)])
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is bad input (exit 2) rather than a bug.
+
+    :class:`InputError` always is. A plain ``ValueError`` counts only when a ``raise``
+    statement in lmcoverage's own code raised it (a validator not yet migrated to
+    ``InputError``); one raised inside numpy, torch or a builtin (``int("x")``) is a bug.
+    """
+    if isinstance(exc, InputError):
+        return True
+    if type(exc) is not ValueError or exc.__traceback__ is None:
+        return False
+    tb: TracebackType = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = Path(tb.tb_frame.f_code.co_filename).resolve()
+    line = linecache.getline(str(filename), tb.tb_lineno).strip()
+    return filename.is_relative_to(_PACKAGE_DIR) and line.startswith("raise ")
+
+
+def _command_words(args: list[str]) -> list[str]:
+    """The command path of ``args`` (``["task", "export"]``), options skipped."""
+    words: list[str] = []
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    for token in args:
+        if token not in commands:
+            break
+        words.append(token)
+        commands = getattr(commands[token], "commands", {})
+    return words
+
+
+def _interrupted_line(signum: int, args: list[str]) -> str:
+    words = _command_words(args)
+    what = " ".join(words) or "lmcoverage"
+    name = signal.Signals(signum).name
+    if words and words[0] in RESUMABLE:
+        flag = RESUMABLE[words[0]]
+        again = [*args, flag] if flag and flag not in args else list(args)
+        return (f"{what} interrupted by {name}; files already finished are kept; resume with: "
+                f"{shlex.join(['lmcoverage', *again])}")
+    return f"{what} interrupted by {name}; no output file was written"
+
+
+@contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the command runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            saved[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    try:
+        yield
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
-    command = typer.main.get_command(app)
-    args = expand_multi_value(sys.argv[1:] if argv is None else list(argv))
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = use_multi_value_options(typer.main.get_command(app))
     try:
-        command.main(args=args, prog_name="lmcoverage", standalone_mode=False)
+        with _signals_raise_interrupted():
+            code = command.main(args=args, prog_name="lmcoverage", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
-        return _fail("aborted")
-    except TyperException as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            return 0  # help was printed
-        return _fail(exc.format_message() if hasattr(exc, "format_message") else str(exc))
-    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError,
-            NotADirectoryError, PermissionError, KeyError) as exc:
-        message = exc.args[0] if exc.args else type(exc).__name__
-        return _fail(str(message))
-    except KeyboardInterrupt:
-        return _fail("interrupted")
-    return 0
+    except Interrupted as exc:
+        print(f"lmcoverage: {_interrupted_line(exc.signum, args)}", file=sys.stderr)
+        return 128 + exc.signum
+    except (KeyboardInterrupt, typer.Abort):
+        print(f"lmcoverage: {_interrupted_line(signal.SIGINT, args)}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _click.exceptions.NoArgsIsHelpError:
+        return 0  # help was printed
+    except _click.exceptions.ClickException as exc:
+        _say("error", exc.format_message())
+        return exc.exit_code
+    except UnicodeDecodeError as exc:
+        _say("error", f"cannot read input as UTF-8 text: {exc.reason} at byte {exc.start}")
+        return 1
+    except OSError as exc:
+        _say("error", _os_error_line(exc))
+        return 1
+    except EnvError as exc:
+        _say("error", str(exc))
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if is_input_error(exc):
+            _say("error", str(exc.args[0]) if exc.args else type(exc).__name__)
+            return 2
+        traceback.print_exc()
+        _say("internal error", f"{type(exc).__name__} in `lmcoverage {' '.join(args[:1])}` "
+             "is a bug in lmcoverage; please report it with the command and the traceback "
+             "above")
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

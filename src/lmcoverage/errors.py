@@ -11,3 +11,23 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad user input: the message names the input and what is wrong with it."""
+
+
+class EnvError(RuntimeError):
+    """The machine cannot do what was asked (e.g. ``--device cuda`` without CUDA): exit 1."""
+
+
+class FileDecodeError(OSError):
+    """An input file that is not valid text in its encoding (an ``OSError`` with the path)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived while a command ran (raised by the CLI's signal handlers).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: ``except Exception`` does not swallow it,
+    and cleanup (``finally``, :func:`lmcoverage.io.atomic_path`) runs on the way out.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

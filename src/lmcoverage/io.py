@@ -6,6 +6,7 @@ destination directory and renamed into place, so a crash never leaves half a fil
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -13,27 +14,44 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from lmcoverage.errors import FileDecodeError
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched; an
+    ``OSError`` about the temporary file or without a file name (``ENOSPC`` from a write) is
+    re-raised naming ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, usual_mode())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp), tmp):
+            raise _naming(exc, target) from exc
         raise
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """``exc`` about ``target`` (the output the user named, not our temporary file)."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, os.strerror(exc.errno), str(target))
 
 
 def usual_mode(directory: bool = False) -> int:
@@ -99,7 +117,7 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
         raise ValueError(f"file not found: {p}")
     rows: list[tuple[int, dict[str, Any]]] = []
     with p.open("r", encoding="utf-8", newline="\n") as fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in _decoded_lines(fh, p):
             if not line.strip():
                 continue
             try:
@@ -112,6 +130,18 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
     if not rows:
         raise ValueError(f"{p}: no rows")
     return rows
+
+
+def _decoded_lines(fh: TextIO, path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of ``fh``; a byte that is not UTF-8 is a FileDecodeError."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(fh, start=1):  # noqa: B007 - read after the loop
+            yield lineno, line
+    except UnicodeDecodeError as exc:
+        raise FileDecodeError(
+            errno.EILSEQ, f"line {lineno + 1} is not UTF-8 text ({exc.reason}, "
+            f"byte 0x{exc.object[exc.start]:02x})", str(path)) from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

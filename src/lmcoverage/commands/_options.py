@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, get_args
+
+from typer import _click
+from typer.core import TyperOption
 
 
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
@@ -22,3 +26,64 @@ def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+class MultiValueOption(TyperOption):
+    """A list option (``multiple=True``) that also takes several values after one flag.
+
+    ``--n 2 4 8``, ``--n 2,4,8`` and ``--n 2 --n 4 --n 8`` give the same list. Numeric
+    options split on commas and stop at the first token that is not a number (so
+    ``profile --n 2 4 s.parquet`` leaves the file to the positional argument). Text options
+    never split (a path may contain a comma) and stop at the next option; once their first
+    value is ``KEY=VALUE``, they also stop at a token without ``=``.
+    """
+
+    def add_to_parser(self, parser: Any, ctx: _click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        numeric = set(get_args(self.type_descriptor.annotation)) <= {int, float}
+        for name in self.opts:
+            entry = parser._long_opt.get(name) or parser._short_opt.get(name)
+            entry.process = _greedy(entry.process, numeric)
+
+
+def _greedy(process: Callable[[Any, Any], None], numeric: bool) -> Callable[[Any, Any], None]:
+    def take(value: Any, state: Any) -> None:
+        first = value if isinstance(value, str) else None
+        for part in _split(value, numeric):
+            process(part, state)
+        while state.rargs and isinstance(state.rargs[0], str):
+            token = state.rargs[0]
+            if numeric and not all(_is_number(p) for p in token.split(",") if p):
+                break
+            if not numeric and (token.startswith("-") and len(token) > 1
+                                or first is not None and "=" in first and "=" not in token):
+                break
+            state.rargs.pop(0)
+            for part in _split(token, numeric):
+                process(part, state)
+
+    return take
+
+
+def _split(value: Any, numeric: bool) -> list[Any]:
+    if numeric and isinstance(value, str) and "," in value:
+        return [part for part in value.split(",") if part]
+    return [value]
+
+
+def use_multi_value_options(command: _click.Command) -> _click.Command:
+    """Make every list option of ``command`` (and its subcommands) a :class:`MultiValueOption`."""
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.multiple and not param.is_flag:
+            param.__class__ = MultiValueOption
+    for sub in getattr(command, "commands", {}).values():
+        use_multi_value_options(sub)
+    return command

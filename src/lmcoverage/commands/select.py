@@ -2,16 +2,27 @@
 
 Reads a ScoreTable written by ``lmcoverage score``, runs a selector from
 :mod:`lmcoverage.select`, prints the ranking (rich table), the pick and the runner-up margin,
-and optionally writes the whole :class:`~lmcoverage.select.Selection` as JSON.
+and with ``--out FILE.json`` writes the whole :class:`~lmcoverage.select.Selection`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from lmcoverage.commands._output import (
+    DeviceOption,
+    Format,
+    FormatOption,
+    OutOption,
+    check_output,
+    emit,
+    resolve_device,
+)
+from lmcoverage.errors import InputError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -53,7 +64,7 @@ def run_selection(
         return select.simple_tournament(table, n)
     if method is Method.offset:
         if onpolicy is None:
-            raise ValueError("--method offset: needs on-policy estimates (give --samples)")
+            raise InputError("--method offset: needs on-policy estimates (give --samples)")
         return select.offset_tournament(table, n, a, onpolicy)
     if method is Method.cross_entropy:
         return select.min_cross_entropy(table)
@@ -62,40 +73,66 @@ def run_selection(
     return select.oracle_coverage(table, n=n)
 
 
-def print_selection(selection: Selection, method: Method, top: int) -> None:
-    """Print the ranking table, the pick and the runner-up margin."""
-    from rich.console import Console
-    from rich.table import Table
-
-    params = ", ".join(f"{k}={v:g}" for k, v in selection.params.items())
-    table = Table(title=f"lmcoverage select: {method.value}" + (f" ({params})" if params else ""))
-    table.add_column("rank", justify="right")
-    table.add_column("model")
-    table.add_column(STATISTIC_LABEL[method], justify="right")
-    if selection.contest is not None:
-        table.add_column("hardest opponent")
+def selection_rows(selection: Selection, method: Method, top: int) -> list[dict[str, Any]]:
+    """The first ``top`` rows of the ranking: rank, model, statistic, hardest opponent."""
+    rows = []
     for rank, idx in enumerate(selection.ranking[:top], start=1):
-        row = [str(rank), selection.names[idx], f"{selection.statistic[idx]:.4g}"]
+        row: dict[str, Any] = {"rank": rank, "model": selection.names[idx],
+                               STATISTIC_LABEL[method]: float(selection.statistic[idx])}
         opponent = selection.hardest_opponent(idx)
         if opponent is not None:
-            row.append(selection.names[opponent])
-        table.add_row(*row)
-    console = Console()
-    console.print(table)
+            row["hardest opponent"] = selection.names[opponent]
+        rows.append(row)
+    return rows
+
+
+def print_selection(selection: Selection, method: Method, top: int,
+                    fmt: Format | None = None, out: Path | None = None) -> None:
+    """Print the ranking (``fmt``), the pick and the runner-up margin; write ``out``."""
+    params = ", ".join(f"{k}={v:g}" for k, v in selection.params.items()
+                       if isinstance(v, int | float))
+    title = f"lmcoverage select: {method.value}" + (f" ({params})" if params else "")
+    emit(selection_rows(selection, method, top), fmt, out, title=title,
+         payload=selection.to_dict())
+    # The verdict goes with the table on stdout, or to stderr when stdout is data.
+    err = fmt not in (None, Format.table)
     if len(selection.ranking) > top:
-        console.print(f"({len(selection.ranking) - top} more not shown; --top to change)")
-    console.print(f"pick: {selection.name}")
+        typer.echo(f"({len(selection.ranking) - top} more not shown; --top to change)", err=err)
+    typer.echo(f"pick: {selection.name}", err=err)
     if selection.runner_up is not None:
-        console.print(f"runner-up: {selection.names[selection.runner_up]} "
-                      f"(margin {selection.margin:.4g})")
+        typer.echo(f"runner-up: {selection.names[selection.runner_up]} "
+                   f"(margin {selection.margin:.4g})", err=err)
+    if len(selection.ties) > 1:
+        typer.echo(f"tied with the pick: {', '.join(selection.ties[1:])} "
+                   f"(broken by {selection.params['tie_break']})", err=err)
+
+
+def check_options(method: Method, n: float, a: float, samples: int, top: int,
+                  data: Path | None, model: list[str] | None) -> None:
+    """Refuse bad option values before reading the table or sampling anything."""
+    import math
+
+    from lmcoverage.select._inputs import threshold_n
+
+    threshold_n(n, "--n")
+    if top < 1:
+        raise InputError(f"--top: must be >= 1, got {top}")
+    if method is not Method.offset:
+        return
+    if not (math.isfinite(a) and a >= 0):
+        raise InputError(f"--a: the offset exponent must be a finite number >= 0, got {a:g}")
+    if samples < 1:
+        raise InputError(f"--samples: must be >= 1, got {samples}")
+    if data is None or not model:
+        raise InputError("--method offset: give --data (the held-out JSONL) and --model "
+                         "(the checkpoints) so every candidate can be sampled")
 
 
 def register(app: typer.Typer) -> None:
     """Add ``select`` to ``app``."""
 
-    @app.command("select", context_settings={"allow_extra_args": True})
+    @app.command("select")
     def select_cmd(
-        ctx: typer.Context,
         scores: Annotated[Path, typer.Argument(
             help="Score table (Parquet) from lmcoverage score.")],
         method: Annotated[Method, typer.Option(
@@ -110,34 +147,32 @@ def register(app: typer.Typer) -> None:
                  "candidate.")] = 16,
         model: Annotated[list[str] | None, typer.Option(
             "--model", help="--method offset: the model directories (or quoted globs) given "
-                            "to lmcoverage score; more may follow.")] = None,
+                            "to lmcoverage score: --model A B C.")] = None,
         data: Annotated[Path | None, typer.Option(
             help="--method offset: the held-out JSONL the table was scored on.")] = None,
         max_new_tokens: Annotated[int | None, typer.Option(
             help="--method offset: longest sampled response (default: longest held-out "
                  "response).")] = None,
         seed: Annotated[int, typer.Option(help="--method offset: sampling seed.")] = 0,
-        device: Annotated[str, typer.Option(
-            help="--method offset: torch device (cpu, cuda, cuda:1).")] = "cpu",
+        device: DeviceOption = "auto",
         trust_remote_code: Annotated[bool, typer.Option(
             help="Allow checkpoints' own modelling code (off by default).")] = False,
         progress: Annotated[bool, typer.Option(help="Show progress (--method offset).")] = True,
+        fmt: FormatOption = None,
+        out: OutOption = None,
         json_out: Annotated[Path | None, typer.Option(
-            "--json", help="Also write the selection (ranking, matrices) as JSON here.")] = None,
+            "--json", hidden=True, help="Deprecated: use --out FILE.json.")] = None,
         top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 20,
     ) -> None:
         """Choose a checkpoint by coverage and print the ranking that justifies the pick."""
-        from lmcoverage.io import atomic_write_json
         from lmcoverage.scoretable import ScoreTable
 
-        extra = list(ctx.args)
-        if extra and (not model or any(a.startswith("-") for a in extra)):
-            raise ValueError(f"unexpected argument {extra[0]!r}")
-        if top < 1:
-            raise ValueError(f"--top: must be >= 1, got {top}")
-        if method is Method.offset and (data is None or not model):
-            raise ValueError("--method offset: give --data (the held-out JSONL) and --model "
-                             "(the checkpoints) so every candidate can be sampled")
+        if json_out is not None:
+            if out is not None:
+                raise InputError("--json is the old name of --out FILE.json; give only --out")
+            out = json_out
+        check_output(out)
+        check_options(method, n, a, samples, top, data, model)
         table = ScoreTable.read_parquet(scores)
         onpolicy = None
         if method is Method.offset:
@@ -145,12 +180,11 @@ def register(app: typer.Typer) -> None:
 
             assert data is not None and model is not None
             onpolicy = onpolicy_by_sampling(
-                table, data, [*model, *extra], n=n, samples=samples,
+                table, data, model, n=n, samples=samples,
                 max_new_tokens=max_new_tokens, seed=seed,
-                device=device, trust_remote_code=trust_remote_code, progress=progress,
+                device=resolve_device(device, err=fmt not in (None, Format.table)),
+                trust_remote_code=trust_remote_code,
+                progress=progress,
             )
         selection = run_selection(table, method, n, a, onpolicy)
-        print_selection(selection, method, top)
-        if json_out is not None:
-            atomic_write_json(json_out, selection.to_dict())
-            typer.echo(f"wrote {json_out}")
+        print_selection(selection, method, top, fmt, out)

@@ -1,0 +1,190 @@
+"""Output helpers shared by the commands: table formats, ``--out FILE``, and ``--device auto``.
+
+A command that prints a table takes ``--format`` (what goes to stdout: a table readable at 80
+columns, or csv / tsv / json for scripts) and ``--out FILE`` (the same data written to FILE in
+the format its suffix names: .csv, .tsv or .json). Use them like this::
+
+    def my_cmd(..., fmt: FormatOption = None, out: OutOption = None, device: DeviceOption = "auto"):
+        check_output(fmt, out)                 # before any expensive work
+        dev = resolve_device(device)           # prints "device: cpu"
+        ...
+        emit(rows, fmt, out, title="...", payload={...})   # payload: the JSON form (optional)
+
+"wrote FILE" goes to stderr (and ``device: NAME`` too when ``--format`` is csv/tsv/json), so
+``lmcoverage profile s.parquet --format csv > p.csv`` gives a clean file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lmcoverage.errors import EnvError, InputError
+
+
+class Format(StrEnum):
+    """Output formats of a table."""
+
+    table = "table"
+    csv = "csv"
+    tsv = "tsv"
+    json = "json"
+
+
+FILE_FORMATS = {".csv": Format.csv, ".tsv": Format.tsv, ".json": Format.json}
+
+FormatOption = Annotated[Format | None, typer.Option(
+    "--format", help="What to print: table (default), csv, tsv or json.")]
+OutOption = Annotated[Path | None, typer.Option(
+    "--out", help="Also write the numbers to FILE; the suffix picks the format "
+                  "(.csv, .tsv, .json).")]
+DeviceOption = Annotated[str, typer.Option(
+    "--device", help="Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1.")]
+
+
+def file_format(out: Path) -> Format:
+    """The format of ``--out`` from its suffix; another suffix is an :class:`InputError`."""
+    fmt = FILE_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"--out {out}: use a .csv, .tsv or .json file name")
+    return fmt
+
+
+def check_output(out: Path | None) -> None:
+    """Refuse a bad ``--out`` (suffix, an existing directory) before any work."""
+    if out is None:
+        return
+    file_format(out)
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory")
+
+
+def render(rows: list[dict[str, Any]], fmt: Format, payload: Any = None,
+           title: str | None = None, width: int | None = None) -> str:
+    """``rows`` (one dict per row, same keys) as text in ``fmt``.
+
+    ``payload`` is the JSON form (default: ``rows``); numbers in csv/tsv keep full precision.
+    """
+    if fmt is Format.json:
+        from lmcoverage.io import to_jsonable
+
+        return json.dumps(to_jsonable(rows if payload is None else payload), indent=2) + "\n"
+    if fmt in (Format.csv, Format.tsv):
+        buffer = io.StringIO()
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n",
+                                delimiter="," if fmt is Format.csv else "\t")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    return rich_table_text(rows, title, width)
+
+
+def cell(value: Any) -> str:
+    """A table cell: floats with 4 significant digits, everything else as ``str``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def rich_table_text(rows: list[dict[str, Any]], title: str | None = None,
+                    width: int | None = None) -> str:
+    """A rich table of ``rows`` that fits ``width`` columns (default: the terminal).
+
+    Cells are never cut: names (the first column) wrap, and when the numbers do not fit side
+    by side the table is transposed (one column per row of ``rows``, one line per field); when
+    even that does not fit, each row becomes its own two-column block.
+    """
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO())
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    body = [[cell(row.get(c)) for c in columns] for row in rows]
+    layouts = [(columns, body)]
+    if body:
+        layouts.append(([columns[0], *(r[0] for r in body)],
+                        [[columns[j], *(r[j] for r in body)] for j in range(1, len(columns))]))
+    blocks = [(["field", "value"], [[k, cell(v)] for k, v in row.items()]) for row in rows]
+    fitting = [lay for lay in layouts if _min_width(*lay) <= console.width]
+    for header, cells in fitting[:1] or blocks:
+        console.print(_build(header, cells, title))
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+#: Width a wrapped name column gets at least.
+NAME_MIN_WIDTH = 12
+
+
+def _min_width(header: list[str], body: list[list[str]]) -> int:
+    """Characters a table needs with every cell whole and the names (first column, headers)
+    wrapped to at least :data:`NAME_MIN_WIDTH`."""
+    first = min(NAME_MIN_WIDTH, max(len(x) for x in [header[0], *(r[0] for r in body)]))
+    others = sum(max([min(NAME_MIN_WIDTH, len(w)) for w in header[j].split()]
+                     + [len(r[j]) for r in body]) for j in range(1, len(header)))
+    return first + others + 3 * len(header) + 1
+
+
+def _build(header: list[str], body: list[list[str]], title: str | None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column(header[0], overflow="fold", min_width=min(NAME_MIN_WIDTH, len(header[0])))
+    for name in header[1:]:
+        table.add_column(name, justify="right", overflow="fold")
+    for row in body:
+        table.add_row(*row)
+    return table
+
+
+def emit(rows: list[dict[str, Any]], fmt: Format | None, out: Path | None,
+         title: str | None = None, payload: Any = None,
+         display: list[dict[str, Any]] | None = None) -> None:
+    """Print ``rows`` in ``fmt`` (default table) and write them to ``out`` if given.
+
+    ``payload`` is the JSON form (default ``rows``); ``display`` the rows of the printed table
+    (default ``rows``), e.g. with an interval folded into one cell.
+    """
+    from lmcoverage.io import atomic_write_text
+
+    fmt = fmt or Format.table
+    shown = display if fmt is Format.table and display is not None else rows
+    sys.stdout.write(render(shown, fmt, payload, title))
+    if out is not None:
+        atomic_write_text(out, render(rows, file_format(out), payload, title))
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def resolve_device(device: str = "auto", announce: bool = True, err: bool = False) -> str:
+    """``"auto"`` -> ``"cuda"`` if CUDA is available, else ``"cpu"``; check an explicit device.
+
+    A CUDA device without CUDA is an :class:`~lmcoverage.errors.EnvError` (exit 1); an unknown
+    device string is an :class:`~lmcoverage.errors.InputError`. Prints ``device: NAME`` when
+    ``announce`` (on stdout, or stderr with ``err`` - when stdout carries csv/json data).
+    """
+    import torch
+
+    name = device.strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"--device {device!r}: not a torch device (auto, cpu, cuda, "
+                         "cuda:1)") from exc
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EnvError(f"--device {device}: CUDA is not available on this machine "
+                           f"(torch {torch.__version__}); use --device cpu or auto")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise EnvError(f"--device {device}: this machine has "
+                           f"{torch.cuda.device_count()} CUDA device(s)")
+    if announce:
+        print(f"device: {name}", file=sys.stderr if err else sys.stdout)
+    return name
