@@ -156,7 +156,8 @@ def coverage_chain_rule_bound(
     a, b, m = np.broadcast_arrays(_in_range("cov_data_model", cov_data_model, 1.0),
                                   _in_range("cov_target_data", cov_target_data, 1.0),
                                   as_ns(m2, "m2"))
-    return _cap(np.where(a > 0, m * a, 0.0) + b)
+    with np.errstate(invalid="ignore"):  # inf * 0 where the first term is 0 anyway
+        return _cap(np.where(a > 0, m * a, 0.0) + b)
 
 
 def bon_regret_upper_bound(
