@@ -38,6 +38,9 @@ def run_experiment(
     ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address), progress=progress)
     fresh = not out.exists()
     prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds})
+    import torch
+
+    torch.set_num_threads(1)  # experiments are sized and measured on one thread
     try:
         results: dict[str, Any] = module.run(config, out, ctx)
     except BaseException:

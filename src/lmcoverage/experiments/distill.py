@@ -179,7 +179,6 @@ def _validate(config: dict[str, Any]) -> None:
 def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Tune both methods at every H; write results.json, figures, report.html."""
     _validate(config)
-    torch.set_num_threads(1)
     horizons = [int(h) for h in config["horizons"]]
     done = run_units(out_dir, {
         f"H{h}": partial(run_horizon, config, h, list(ctx.seeds)) for h in horizons

@@ -149,7 +149,6 @@ def _validate(config: dict[str, Any]) -> None:
 def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Both parts; one cached unit per (part, H); results.json, figures, report.html."""
     _validate(config)
-    torch.set_num_threads(1)
     horizons = [int(h) for h in config["horizons"]]
     rich_h = [int(h) for h in config["rich_horizons"]]
     families = ("pivotal", "dense")

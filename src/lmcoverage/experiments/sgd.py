@@ -258,7 +258,6 @@ def _validate(config: dict[str, Any]) -> None:
 def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Sweep every method and grid at every H; write results.json, figures, report.html."""
     _validate(config)
-    torch.set_num_threads(1)
     inst = sgd_instance(config["instance"])
     horizons = [int(h) for h in config["horizons"]]
     done = run_units(out_dir, {

@@ -175,7 +175,6 @@ def _validate(config: dict[str, Any]) -> None:
 def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Train, decode both ways, tune eta per H; write results.json, figures, report.html."""
     _validate(config)
-    torch.set_num_threads(1)
     horizons = [int(h) for h in config["horizons"]]
     done = run_units(out_dir, {
         f"H{h}": partial(run_horizon, config, h, make_rng(ctx.seeds, h)) for h in horizons

@@ -25,7 +25,8 @@ def build_gpt(
         preset: key of :data:`GPT_PRESETS` (``paper``, ``cpu``, ``tiny``).
         vocab_size: number of token ids (including special tokens).
         n_positions: maximum sequence length (prompt + response).
-        seed: if given, seeds torch before initialisation so weights are reproducible.
+        seed: if given, the weights are a function of the seed (torch's global random state is
+            left untouched).
         overrides: any other ``GPT2Config`` field (``n_layer``, ``resid_pdrop``, ...).
     """
     if preset not in GPT_PRESETS:
@@ -52,6 +53,10 @@ def build_gpt(
     )
     params.update(overrides)
     config = GPT2Config(**params)
-    if seed is not None:
+    if seed is None:
+        return GPT2LMHeadModel(config)
+    # transformers initialises from torch's global generator: seed it inside a fork, so the
+    # caller's random state is left as it was
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
+        return GPT2LMHeadModel(config)
