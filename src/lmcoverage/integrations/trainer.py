@@ -1,0 +1,251 @@
+"""Coverage during Hugging Face ``Trainer`` runs: :class:`CoverageCallback`.
+
+At each evaluation (or checkpoint) the callback scores a fixed set of reference rows
+``(x, y)`` with ``y ~ pi_D`` under the model being trained, with the project's engine (prompt
+computed once per distinct prompt), and logs ``coverage/cov_N`` (Eq. 1), ``coverage/kl`` and
+``coverage/cross_entropy`` through ``Trainer.log``, so every reporting integration (TensorBoard,
+W&B, ...) receives them. Each checkpoint folder gets its ScoreTable (``coverage.parquet``); at
+the end of training ``OUTPUT_DIR/coverage/`` holds all tables and the picks of the simple
+tournament (Eq. 29) and of minimum cross-entropy. TRL trainers subclass ``Trainer`` and work
+the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from lmcoverage.engine.scoring import (
+    DEFAULT_BATCH_SIZE,
+    held_out_then_correct,
+    loglik_and_mass,
+    score_responses,
+)
+from lmcoverage.engine.table import Examples, encode_examples
+from lmcoverage.errors import InputError
+from lmcoverage.integrations.reference import load_reference
+from lmcoverage.metrics._validate import as_ns_list
+from lmcoverage.scoretable import ScoreTable
+
+#: File name of a checkpoint's ScoreTable inside its checkpoint folder.
+TABLE_NAME = "coverage.parquet"
+#: Folder (inside the Trainer's output directory) for all tables and the final picks.
+SUMMARY_DIR = "coverage"
+
+
+class CoverageCallback(TrainerCallback):  # type: ignore[misc]
+    """Log the coverage profile of the model being trained on reference rows.
+
+    Args:
+        reference: JSONL of reference rows: a samples file from ``lmcoverage sample``
+            (``prompt_ids``, ``response_ids``, ``logp``) or ``prompt``/``response`` texts with
+            ``logp_data`` (tokenized with the Trainer's ``processing_class``).
+        ns: the thresholds N of ``coverage/cov_N``.
+        every: ``"eval"`` scores at each evaluation (and any checkpoint saved at a step not
+            evaluated); ``"save"`` scores at each checkpoint only.
+        tournament_n: N of the final tournament (Eq. 29); default: the largest of ``ns``.
+        batch_size: continuation rows per forward pass when scoring.
+
+    Scoring runs on the main process only (``state.is_world_process_zero``), on the model's
+    own device, in eval mode under ``torch.inference_mode`` (the train mode is restored).
+    """
+
+    def __init__(
+        self,
+        reference: str | os.PathLike[str],
+        ns: Sequence[float] = (2, 4, 8, 16),
+        every: Literal["eval", "save"] = "eval",
+        tournament_n: float | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if every not in ("eval", "save"):
+            raise InputError(f"every must be 'eval' or 'save', got {every!r}")
+        self.ns = [float(n) for n in as_ns_list(ns, "ns")]
+        self.tournament_n = max(self.ns) if tournament_n is None else float(tournament_n)
+        if not self.tournament_n >= 1:
+            raise InputError(f"tournament_n must be >= 1, got {tournament_n!r}")
+        self.every = every
+        self.batch_size = batch_size
+        self.examples = load_reference(reference)
+        self.tables: dict[int, ScoreTable] = {}
+        self._trainer: Trainer | None = None
+        self._tokens: tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None] = (
+            [], [], None)
+
+    # ------------------------------------------------------------------ Trainer events
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState,
+                       control: TrainerControl, processing_class: Any = None,
+                       **kwargs: Any) -> None:
+        self._trainer = _calling_trainer(self)
+        self._tokens = _encode_with(self.examples, processing_class)
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState,
+                    control: TrainerControl, model: Any = None, **kwargs: Any) -> None:
+        if self.every == "eval":
+            self._score(state, model)
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                model: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        if state.global_step not in self.tables:
+            self._score(state, model)
+        folder = _checkpoint_dir(args, state.global_step)
+        if folder.is_dir():
+            self.tables[state.global_step].write_parquet(folder / TABLE_NAME)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState,
+                     control: TrainerControl, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        tables = {**self._saved_tables(args), **self.tables}
+        if not tables:
+            return
+        from lmcoverage.io import atomic_write_json
+        from lmcoverage.select import min_cross_entropy, simple_tournament
+
+        table = ScoreTable.concat([tables[step] for step in sorted(tables)])
+        out = _output_dir(args) / SUMMARY_DIR
+        table.write_parquet(out / "scores.parquet")
+        steps = sorted(tables)
+        picks = {"cross_entropy": min_cross_entropy(table)}
+        if len(steps) > 1:
+            picks["tournament"] = simple_tournament(table, self.tournament_n)
+        atomic_write_json(out / "selection.json", {
+            "reference": self.examples.source,
+            "candidates": table.models,
+            "steps": steps,
+            **{key: {**sel.to_dict(), "step": steps[sel.index]} for key, sel in picks.items()},
+        })
+        self._log({f"coverage/{key}_pick_step": float(steps[sel.index])
+                   for key, sel in picks.items()})
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, state: TrainerState, model: Any) -> None:
+        """Score the reference under ``model`` at this step; keep the table, log the metrics."""
+        if not state.is_world_process_zero or model is None:
+            return
+        from lmcoverage.metrics.summary import summarize_scores
+
+        step = state.global_step
+        self.tables[step] = score_table(model, self.examples, *self._tokens,
+                                        name=f"{PREFIX_CHECKPOINT_DIR}-{step}",
+                                        batch_size=self.batch_size)
+        row = summarize_scores(self.tables[step], self.ns)[0]
+        metrics = {f"coverage/cov_{n}": v for n, v in row["cov"].items()}
+        metrics["coverage/kl"] = row["kl"]
+        metrics["coverage/cross_entropy"] = row["cross_entropy"]
+        metrics.update({f"coverage/pass_at_{n}": v for n, v in row.get("pass_at", {}).items()})
+        self._log(metrics)
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        if self._trainer is None:
+            raise RuntimeError("CoverageCallback: on_train_begin did not run; pass the callback "
+                               "to a transformers Trainer (callbacks=[...] or add_callback)")
+        self._trainer.log(metrics)
+
+    def _saved_tables(self, args: TrainingArguments) -> dict[int, ScoreTable]:
+        """Tables of this reference already in the output directory's checkpoint folders (a
+        resumed run's earlier checkpoints)."""
+        found: dict[int, ScoreTable] = {}
+        for path in _output_dir(args).glob(f"{PREFIX_CHECKPOINT_DIR}-*/{TABLE_NAME}"):
+            step = path.parent.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+            if not step.isdigit():
+                continue
+            table = ScoreTable.read_parquet(path)
+            data = self.examples.loglik_data
+            if (table.num_examples == len(self.examples) and data is not None
+                    and np.array_equal(table.example_column("loglik_data"), data)):
+                found[int(step)] = table
+        return found
+
+
+def score_table(
+    model: Any,
+    examples: Examples,
+    prompts: list[list[int]],
+    responses: list[list[int]],
+    correct: list[list[list[int]]] | None,
+    name: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ScoreTable:
+    """A one-model ScoreTable of ``examples`` (token ids given) under an in-memory ``model``.
+
+    Rows sharing a prompt are scored in one engine call for that prompt (its keys and values
+    computed once); columns as in :func:`lmcoverage.engine.table.score_models`.
+    """
+    per_row = held_out_then_correct(responses, correct)
+    index: dict[tuple[int, ...], int] = {}
+    unique: list[list[int]] = []
+    groups: list[dict[tuple[int, ...], int]] = []
+    for prompt, wanted in zip(prompts, per_row, strict=True):
+        k = index.setdefault(tuple(prompt), len(unique))
+        if k == len(unique):
+            unique.append(prompt)
+            groups.append({})
+        for y in wanted:
+            groups[k].setdefault(y, len(groups[k]))
+    scores = score_responses(model, unique, [list(g) for g in groups], batch_size=batch_size,
+                             progress=False)
+    row_scores = []
+    for prompt, wanted in zip(prompts, per_row, strict=True):
+        k = index[tuple(prompt)]
+        row_scores.append(np.array([scores[k][groups[k][y]] for y in wanted]))
+    loglik, mass = loglik_and_mass(row_scores, responses, correct)
+    return ScoreTable.from_columns(
+        model=[name] * len(examples),
+        example_id=np.arange(len(examples), dtype=np.int64),
+        loglik=loglik,
+        loglik_data=examples.loglik_data,
+        weight=examples.weight,
+        group=examples.group,
+        mass_correct=mass,
+    )
+
+
+def _encode_with(
+    examples: Examples, tokenizer: Any
+) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
+    """``(prompts, responses, correct sets)`` as token ids: the rows' own ids, or the texts
+    encoded with ``tokenizer`` exactly as ``lmcoverage score`` encodes them for a checkpoint
+    (the tokenizer is saved and read back, as the Trainer saves it into each checkpoint)."""
+    if examples.prompt_ids is not None and examples.response_ids is not None:
+        return examples.prompt_ids, examples.response_ids, examples.correct_ids
+    if tokenizer is None:
+        raise InputError(f"{examples.source}: text reference rows need the Trainer's "
+                         "processing_class (tokenizer), or rows with prompt_ids/response_ids")
+    with tempfile.TemporaryDirectory(prefix="lmcoverage-tokenizer-") as folder:
+        tokenizer.save_pretrained(folder)
+        return encode_examples(examples, Path(folder))
+
+
+def _output_dir(args: TrainingArguments) -> Path:
+    return Path(args.output_dir or "trainer_output")
+
+
+def _checkpoint_dir(args: TrainingArguments, step: int) -> Path:
+    return _output_dir(args) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+
+
+def _calling_trainer(callback: TrainerCallback) -> Trainer:
+    """The ``Trainer`` (or subclass, e.g. a TRL trainer) whose event is calling ``callback``.
+
+    Callback events receive no handle on the trainer; its ``log`` is what reaches every
+    reporting integration, so the callback finds it on the call stack once per ``train()``.
+    """
+    frame = inspect.currentframe()
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, Trainer) and callback in owner.callback_handler.callbacks:
+            return owner
+        frame = frame.f_back
+    raise RuntimeError("CoverageCallback must be run by a transformers Trainer "
+                       "(pass it in Trainer(callbacks=[...]) or trainer.add_callback)")
