@@ -47,7 +47,8 @@ def _unit(horizon: int, seed: int, final) -> dict:
 
 def _results(final, horizons=(8, 16), seeds=(0, 1, 2)) -> dict:
     per_unit = {(h, s): _unit(h, s, final) for h in horizons for s in seeds}
-    return figure2.aggregate(list(horizons), [0, 100], per_unit)
+    results = figure2.aggregate(list(horizons), [0, 100], per_unit)
+    return {**results, "training_data": figure2.training_data(CONFIG)}
 
 
 def test_half_per_decision_shows_the_effect() -> None:
@@ -96,3 +97,4 @@ def test_results_serialise_plot_and_report(tmp_path) -> None:
     html = figure2.write_report(back, CONFIG, tmp_path).read_text()
     assert html.count("data:image/png;base64,") == 1
     assert "Cov_16" in html
+    assert "a fixed set of 4,800 problems (10 epochs)" in html

@@ -35,6 +35,13 @@ def test_figure2_test_preset_end_to_end_and_resume(tmp_path: Path) -> None:
         assert (out / f).is_file()
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "Effect checks" in html
+    # The fixed training set (Appendix C): recorded in config.json, results.json, the report
+    # and the training run of every unit.
+    assert res["training_data"] == {"examples": 64, "draws": 20 * 32, "epochs": 10.0}
+    assert json.loads((out / "config.json").read_text())["config"]["train_examples"] == 64
+    run = json.loads((out / "units" / "h8-seed1" / "train" / "run.json").read_text())
+    assert run["config"]["dataset_size"] == 64
+    assert "a fixed set of 64 problems (10 epochs)" in html
     cached = out / "units" / "h4-seed0" / "metrics.json"
     stamp = cached.stat().st_mtime_ns
     assert _run("figure2", "test", out, "--seeds", "0,1") == res  # resumed: nothing recomputed
@@ -50,6 +57,30 @@ def test_figure1_test_preset_end_to_end(tmp_path: Path) -> None:
                                     "offset_tournament", "oracle_coverage"}
     assert set(res["cov"]) == {"2", "4", "6", "8"} and "12" in res["pass_at"]
     assert (out / "scores.parquet").is_file() and (out / "figure1.png").is_file()
+    # Pre-training on a fixed set, fine-tuning on fresh samples (Appendix C).
+    assert res["training_data"] == {
+        "pretrain": {"examples": 64, "draws": 20 * 32, "epochs": 10.0},
+        "finetune": {"examples": None, "draws": 20 * 32, "epochs": None}}
+    for stage, size in (("pretrain", 64), ("finetune", None)):
+        run = json.loads((out / stage / "run.json").read_text())
+        assert run["config"]["dataset_size"] == size
+    html = (out / "report.html").read_text()
+    assert "Pre-training used a fixed set of 64 problems (10 epochs)" in html
+    # Every pick carries its margin and its tie set (pick first), as iterations.
+    for method, pick in res["selected"].items():
+        assert pick["ties"][0] == pick["iteration"], method
+        assert set(pick["ties"]) <= set(res["iterations"])
+        assert pick["margin"] is None or pick["margin"] >= 0
+        assert res["selections"][method]["margin"] == pick["margin"]
+
+
+def test_process_workers_give_the_sequential_results(tmp_path: Path) -> None:
+    """``--workers 2`` runs Figure 2's units in two processes; results.json is identical."""
+    small = ["--seeds", "0,1", "--set", "horizons=[4]", "--set", "steps=10",
+             "--set", "checkpoint_every=5"]
+    one = _run("figure2", "test", tmp_path / "one", *small)
+    two = _run("figure2", "test", tmp_path / "two", *small, "--workers", "2")
+    assert one == two and one["seeds"] == [0, 1]
 
 
 def test_bad_runs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,6 +118,11 @@ def test_every_preset_builds_its_tasks_and_training_config(name: str) -> None:
                      for h in cfg["horizons"]]
             steps, lr = cfg["steps"], cfg["lr"]
         assert all(t.sample(1, seed=0) for t in tasks), preset
+        if preset == "paper":  # the paper's fixed set of 8 x 64,000 problems (Appendix C)
+            if name == "figure1":
+                assert (cfg["pretrain_examples"], cfg["finetune_examples"]) == (512_000, None)
+            else:
+                assert cfg["train_examples"] == 512_000
         TrainConfig(steps=steps, batch_size=cfg["batch_size"], lr=lr,
                     weight_decay=cfg["weight_decay"], model_preset=cfg["model"],
                     checkpoint_every=cfg["checkpoint_every"])

@@ -1,8 +1,9 @@
 """Executors: where independent units of work (seeds, checkpoints, shards) run.
 
-``LocalExecutor`` runs them in this process, in order. ``RayExecutor`` submits each as a Ray
-task (``pip install 'lmcoverage[ray]'``); results come back in submission order, so both give
-identical outputs for the same inputs.
+``LocalExecutor`` runs them in this process, in order. ``ProcessExecutor`` runs them in a pool
+of local worker processes (``--workers N``). ``RayExecutor`` submits each as a Ray task
+(``pip install 'lmcoverage[ray]'``). Results always come back in submission order and every
+unit is a pure function of its item, so all three give identical outputs for the same inputs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,28 @@ class LocalExecutor:
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         return [fn(item) for item in items]
+
+
+class ProcessExecutor:
+    """Run items in ``workers`` local processes (spawned: no state shared with this one)."""
+
+    name = "processes"
+
+    def __init__(self, workers: int) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
+            raise ValueError(f"--workers must be an integer >= 2 for a process pool, "
+                             f"got {workers!r}")
+        self.workers = workers
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if len(items) < 2:
+            return [fn(item) for item in items]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(self.workers, len(items)), mp_context=context) as pool:
+            return list(pool.map(fn, items))
 
 
 class RayExecutor:
@@ -57,12 +80,16 @@ class RayExecutor:
         self._ray.shutdown()
 
 
-def make_executor(name: str, address: str | None = None) -> Executor:
-    """``"local"`` or ``"ray"``; anything else -> ValueError."""
+def make_executor(name: str, address: str | None = None, workers: int = 1) -> Executor:
+    """``"local"`` (``workers`` > 1: a :class:`ProcessExecutor`) or ``"ray"``; else ValueError."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
     if name == "local":
         if address:
             raise ValueError("--ray-address needs --executor ray")
-        return LocalExecutor()
+        return LocalExecutor() if workers == 1 else ProcessExecutor(workers)
+    if workers != 1:
+        raise ValueError("--workers needs --executor local (Ray schedules its own workers)")
     if name == "ray":
         return RayExecutor(address)
     raise ValueError(f"unknown executor {name!r}; choose 'local' or 'ray'")

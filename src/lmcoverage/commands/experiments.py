@@ -19,6 +19,7 @@ def run_experiment(
     ray_address: str | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run experiment ``name`` into ``out`` (resuming a matching run) and return its results."""
     from lmcoverage.executors import make_executor
@@ -35,7 +36,8 @@ def run_experiment(
         raise ValueError(f"--seeds: duplicated seed in {seeds}")
     module = load_experiment(name)
     config = resolve_config(module, preset, overrides or {})
-    ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address), progress=progress)
+    ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address, workers),
+                     progress=progress)
     fresh = not out.exists()
     prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds})
     import torch
@@ -103,12 +105,14 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[list[str] | None, typer.Option(
             "--set", help="Override a preset key: --set steps=200 (value parsed as JSON).")] = None,
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        workers: Annotated[int, typer.Option(help="Local worker processes for independent "
+                                             "units (same results as 1).")] = 1,
     ) -> None:
         """Run an experiment and write results.json, figures and report.html to the run dir."""
         seed_list = list(seeds) if seeds else [seed]
         out_dir = out or Path("runs") / f"{name}-{preset}"
         results = run_experiment(name, preset, out_dir, seed_list, executor, ray_address,
-                                 parse_key_values(set_, "--set"), progress)
+                                 parse_key_values(set_, "--set"), progress, workers)
         _print_summary(name, results, out_dir)
 
     @app.command("demo")

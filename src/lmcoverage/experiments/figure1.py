@@ -46,8 +46,14 @@ _COMMON: dict[str, Any] = {
     "weight_decay": 0.01,
     "pretrain_lr": 2e-3,
     "pretrain_steps": 2000,
+    # Pre-training on a fixed set (the paper: 8 x 64,000 problems for 50 epochs), here 16,000
+    # problems for 4 epochs: at 50 epochs (1,280 problems) the cpu model memorises the set
+    # (measured, docs/experiments/presets.md). Fine-tuning on fresh samples (null), as in the
+    # paper.
+    "pretrain_examples": 16_000,
     "finetune_lr": 1e-4,
     "finetune_steps": 400,
+    "finetune_examples": None,
     "checkpoint_every": 40,
     "tournament_n": 4,
     "offset_a": 0.5,
@@ -62,13 +68,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CI: checks the machinery end to end in seconds, not the effect.
     "test": {**_COMMON, "model": "tiny", "pretrain_steps": 20, "finetune_steps": 20,
              "checkpoint_every": 10, "val_per_class": 8, "offset_prompts": 4,
-             "offset_samples": 2},
+             "offset_samples": 2, "pretrain_examples": 64},
     "demo": _COMMON,
     "cpu": {**_COMMON, "val_per_class": 256, "offset_prompts": 64},
     "paper": {**_COMMON, "task_options": {"layers": 8, "nodes_per_layer": 4,
                                           "edge_order": "shuffled"},
               "model": "paper", "batch_size": 128, "pretrain_lr": 1e-4, "finetune_lr": 5e-6,
               "pretrain_steps": 200_000, "finetune_steps": 50_000, "checkpoint_every": 2_500,
+              "pretrain_examples": 8 * 64_000, "finetune_examples": None,
               "val_per_class": 1024, "offset_prompts": 256, "offset_samples": 16},
 }
 
@@ -149,6 +156,15 @@ def score_job(job: ScoreJob) -> str:
 # analysis
 
 
+def _ties(selection: Any) -> tuple[str, ...]:
+    """Names tied with the pick, pick first (``Selection.ties``; just the pick without it)."""
+    return tuple(getattr(selection, "ties", (selection.name,)))
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def analyse(table: Any, iterations: list[int], config: dict[str, Any],
             onpolicy: np.ndarray) -> dict[str, Any]:
     """results.json's numbers from the checkpoints' ScoreTable (models in iteration order)."""
@@ -167,6 +183,8 @@ def analyse(table: Any, iterations: list[int], config: dict[str, Any],
     }
     selected = {
         m: {"index": s.index, "iteration": iterations[s.index],
+            "margin": _finite_or_none(s.margin),
+            "ties": [iterations[table.models.index(n)] for n in _ties(s)],
             "pass_at": {n: metrics["pass_at"][n][s.index] for n in PASS_NS},
             "kl": metrics["kl"][s.index],
             "cov": {n: metrics["cov"][n][s.index] for n in COV_NS}}
@@ -180,9 +198,17 @@ def analyse(table: Any, iterations: list[int], config: dict[str, Any],
         "pass_at": metrics["pass_at"],
         "p_star": {g: mass[:, groups == g].mean(axis=1).tolist() for g in ("1", "2")},
         "tournament_n": n_t,
+        "training_data": training_data(config),
         "selected": selected,
         "selections": {m: s.to_dict() for m, s in picks.items()},
     }
+
+
+def training_data(config: dict[str, Any]) -> dict[str, Any]:
+    """The data regime of pre-training and fine-tuning (:func:`graph_common.training_data`)."""
+    return {stage: gc.training_data(config[f"{stage}_examples"], config[f"{stage}_steps"],
+                                    config["batch_size"])
+            for stage in ("pretrain", "finetune")}
 
 
 def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
@@ -227,7 +253,8 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per selection method: the pick, its KL, Cov_4 and Pass@N."""
     return [{"method": m, "iteration": s["iteration"], "KL": s["kl"],
              "Cov_4": _key(s["cov"], 4), "Pass@4": _key(s["pass_at"], 4),
-             "Pass@8": _key(s["pass_at"], 8), "Pass@12": _key(s["pass_at"], 12)}
+             "Pass@8": _key(s["pass_at"], 8), "Pass@12": _key(s["pass_at"], 12),
+             "margin": s["margin"], "tied iterations": " ".join(map(str, s["ties"]))}
             for m, s in results["selected"].items()]
 
 
@@ -285,7 +312,10 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     t, k = sel["tournament"], sel["min_kl"]
     p2 = results["p_star"]["2"]
     p1 = results["p_star"]["1"]
+    data = results["training_data"]
     text = (
+        f"Pre-training used {gc.describe_training_data(data['pretrain'])}, fine-tuning "
+        f"{gc.describe_training_data(data['finetune'])}. "
         f"Over {results['iterations'][-1]} fine-tuning iterations the KL to the 0.9/0.1 "
         f"mixture went from {results['kl'][0]:.3g} to {results['kl'][-1]:.3g} nats "
         f"(Spearman correlation with the iteration {checks[0]['value']:.3g}). The mean "
@@ -294,7 +324,8 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         f"(minimum {min(p2):.3g}).\n\n"
         f"The min-KL checkpoint (iteration {k['iteration']}) has Pass@8 "
         f"{_key(k['pass_at'], 8):.4g}; the simple tournament with N = {results['tournament_n']} "
-        f"picks iteration {t['iteration']} with Pass@8 {_key(t['pass_at'], 8):.4g}. "
+        f"picks iteration {t['iteration']} with Pass@8 {_key(t['pass_at'], 8):.4g}"
+        f"{_tie_text(t)}. "
     )
     return text + gc.effect_verdict(
         checks,
@@ -303,6 +334,14 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         "sees and KL does not, and the coverage tournament, which needs only "
         "held-out log-likelihoods, chose the better checkpoint.",
     )
+
+
+def _tie_text(pick: dict[str, Any]) -> str:
+    """How the pick won: its margin over the runner-up, or the tie it won by the tie-break."""
+    if len(pick["ties"]) > 1:
+        return (f" (tied with iterations {', '.join(map(str, pick['ties'][1:]))}; "
+                "won by the tie-break rule)")
+    return "" if pick["margin"] is None else f" (margin {pick['margin']:.3g} over the runner-up)"
 
 
 def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path) -> Path:
@@ -354,11 +393,12 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     pre = gc.train_checkpoints(pretrain, out_dir / "pretrain", seed=seed,
                                steps=config["pretrain_steps"], lr=config["pretrain_lr"],
                                checkpoint_every=config["pretrain_steps"], config=config,
-                               progress=ctx.progress)
+                               examples=config["pretrain_examples"], progress=ctx.progress)
     fine = gc.train_checkpoints(finetune, out_dir / "finetune", seed=seed + 1,
                                 steps=config["finetune_steps"], lr=config["finetune_lr"],
                                 checkpoint_every=config["checkpoint_every"], config=config,
-                                init_from=pre[-1][1], progress=ctx.progress)
+                                examples=config["finetune_examples"], init_from=pre[-1][1],
+                                progress=ctx.progress)
     checkpoints = [(0, pre[-1][1]), *fine]
     names = [f"iter-{it}" for it, _ in checkpoints]
     cache = out_dir / "scores"

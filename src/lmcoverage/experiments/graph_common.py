@@ -220,19 +220,23 @@ class HFSequenceModel:
 
 def train_checkpoints(task: Any, out_dir: Path, *, seed: int, steps: int, lr: float,
                       checkpoint_every: int, config: Mapping[str, Any],
-                      init_from: Path | None = None, save_initial: bool = False,
+                      examples: int | None = None, init_from: Path | None = None,
+                      save_initial: bool = False,
                       progress: bool = True) -> list[tuple[int, Path]]:
     """Train (or resume) with :func:`lmcoverage.train.train`; return ``[(step, dir), ...]``.
 
     ``config`` supplies ``batch_size``, ``weight_decay``, ``model`` (GPT preset) and
-    ``model_overrides``. A finished run is not retrained.
+    ``model_overrides``. ``examples``: None trains on fresh samples every batch; N on a fixed
+    set of N problems seen for ``steps * batch_size / N`` epochs (the paper's regime,
+    Appendix C). A finished run is not retrained.
     """
     from lmcoverage.train import TrainConfig, list_checkpoints, train
 
     cfg = TrainConfig(steps=steps, batch_size=config["batch_size"], lr=lr,
                       weight_decay=config["weight_decay"], seed=seed,
                       model_preset=config["model"], model_overrides=dict(config["model_overrides"]),
-                      checkpoint_every=checkpoint_every, save_initial=save_initial)
+                      dataset_size=examples, checkpoint_every=checkpoint_every,
+                      save_initial=save_initial)
     train(task, cfg, out_dir, init_from=init_from, resume=True, progress=progress)
     return list_checkpoints(out_dir)
 
@@ -316,6 +320,24 @@ def curve_metrics(table: ScoreTable, cov_ns: Sequence[int], pass_ns: Sequence[in
         for n, v in zip(pass_ns, np.atleast_1d(pa), strict=True):
             out["pass_at"][int(n)].append(float(v))
     return out
+
+
+def training_data(examples: int | None, steps: int, batch_size: int) -> dict[str, Any]:
+    """results.json's record of a training stage's data regime (Appendix C).
+
+    ``{"examples": N or None, "epochs": steps * batch_size / N or None, "draws": steps *
+    batch_size}``; ``examples`` None means fresh samples every batch.
+    """
+    draws = steps * batch_size
+    return {"examples": examples, "draws": draws,
+            "epochs": None if examples is None else draws / examples}
+
+
+def describe_training_data(record: Mapping[str, Any]) -> str:
+    """``"a fixed set of 1,280 problems (50 epochs)"`` or ``"fresh samples every batch"``."""
+    if record["examples"] is None:
+        return f"fresh samples every batch ({record['draws']:,} problems drawn)"
+    return f"a fixed set of {record['examples']:,} problems ({record['epochs']:.3g} epochs)"
 
 
 def quantile_band(values: np.ndarray, lo: float = 1 / 16, hi: float = 15 / 16
