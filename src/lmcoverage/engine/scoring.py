@@ -162,7 +162,9 @@ def score_variants(
     (:func:`~lmcoverage.decoding.spec.decoding_logprobs`: temperature-scaled, truncated,
     renormalised per token), so a response with a token outside a truncated set scores -inf.
     All M variants come from one forward pass per batch: extra variants cost only their
-    per-token truncation, not another pass of the model.
+    per-token truncation, not another pass of the model. Entries with the same prompt are
+    grouped, so each distinct prompt runs once, and a response repeated under one prompt is
+    scored once.
 
     Args:
         model, prompts, responses, batch_size, progress: as for :func:`score_responses`.
@@ -193,6 +195,30 @@ def score_variants(
         prompt_ids.append(p)
         response_ids.append(rs)
 
+    # Rows that share a prompt are grouped (the prompt runs once) and repeated responses of a
+    # prompt are scored once; results go back to every (prompt, response) place.
+    prompt_index: dict[tuple[int, ...], int] = {}
+    unique_prompts: list[list[int]] = []
+    unique_responses: list[dict[tuple[int, ...], int]] = []
+    places = []
+    for p, rs in zip(prompt_ids, response_ids, strict=True):
+        g = prompt_index.setdefault(tuple(p), len(unique_prompts))
+        if g == len(unique_prompts):
+            unique_prompts.append(p)
+            unique_responses.append({})
+        places.append([(g, unique_responses[g].setdefault(tuple(r), len(unique_responses[g])))
+                       for r in rs])
+    scores = _score_unique(model, unique_prompts, [[list(r) for r in u] for u in
+                                                   unique_responses], specs, batch_size,
+                           progress, vocab, ctx)
+    return [np.array([scores[g][j] for g, j in where], dtype=np.float64).reshape(-1, len(specs))
+            for where in places]
+
+
+def _score_unique(model: Any, prompt_ids: list[list[int]], response_ids: list[list[list[int]]],
+                  specs: list[DecodingSpec], batch_size: int, progress: bool, vocab: int,
+                  ctx: int | None) -> list[np.ndarray]:
+    """The loop of :func:`score_variants` over distinct prompts (checked ids)."""
     out = [np.zeros((len(rs), len(specs)), dtype=np.float64) for rs in response_ids]
     counts = [sum(1 for r in rs if r) for rs in response_ids]  # empty responses score 0
     total = sum(1 for c in counts if c)

@@ -1,0 +1,198 @@
+"""Input rows of ``sample``, ``score`` and ``verify``: prompts and responses as token ids.
+
+A row (a JSON object of a ``.jsonl`` file, or a row of a ``.parquet`` file with the same
+columns) gives its prompt as ``prompt_ids`` (used as they are), else ``messages`` (a chat,
+rendered with the tokenizer's chat template and ``add_generation_prompt=True``), else ``prompt``
+text (tokenized with the tokenizer's special tokens, e.g. BOS). A response is ``response_ids``
+(used as they are) or ``response`` text.
+
+**EOS convention.** A response is a complete generation, scored as "produce exactly this and
+stop". ``sample`` writes ``response_ids`` ending with the stop token when the sample stopped
+(``stopped: true``) and without one when it reached ``max_new_tokens`` (``stopped: false``);
+its ``response`` text leaves the stop token out. A ``response`` text without ids is tokenized
+without special tokens and the tokenizer's EOS token is appended (unless the text's last token
+already is a stop token); a tokenizer without an EOS token (the tasks' word-level tokenizers,
+fixed-length responses) appends nothing. So a held-out text and an identical sample get the
+same ids, and both terms of the offset tournament (Eq. 32) score the same events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lmcoverage.decoding.spec import DecodingSpec
+from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
+from lmcoverage.errors import InputError
+
+#: End-of-turn tokens of common chat formats; a sample also stops at these when the tokenizer
+#: has them (ChatML, Llama 3, Gemma, Phi-3).
+CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for every row of a ``.jsonl`` or ``.parquet`` file; ``where`` is
+    ``FILE:LINE`` (JSONL) or ``FILE:row N`` (Parquet, 1-based), for error messages.
+
+    Raises:
+        InputError: a missing, empty or malformed file.
+    """
+    from lmcoverage.io import read_jsonl_numbered
+
+    p = Path(path)
+    if p.suffix.lower() != ".parquet":
+        return [(f"{p}:{line}", row) for line, row in read_jsonl_numbered(p)]
+    if not p.is_file():
+        raise InputError(f"file not found: {p}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(p).to_pylist()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{p}: not a readable Parquet file ({exc})") from None
+    if not rows:
+        raise InputError(f"{p}: no rows")
+    return [(f"{p}:row {i + 1}", {k: v for k, v in row.items() if v is not None})
+            for i, row in enumerate(rows)]
+
+
+def _ids(value: Any, key: str, where: str) -> list[int]:
+    if (not isinstance(value, list | tuple) or not value
+            or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                       for t in value)):
+        raise InputError(f"{where}: {key} must be a non-empty list of token ids")
+    return list(value)
+
+
+def encode_text(tokenizer: Any, text: str, special: bool, where: str) -> list[int]:
+    """Token ids of ``text``; InputError if it encodes to nothing or to the unknown token."""
+    ids = list(tokenizer(text, add_special_tokens=special)["input_ids"])
+    unk = tokenizer.unk_token_id
+    if unk is not None and unk in ids and tokenizer.unk_token not in text:
+        raise InputError(f"{where}: the tokenizer cannot encode {text!r} (unknown token)")
+    if not ids:
+        raise InputError(f"{where}: {text!r} encodes to no tokens")
+    return ids
+
+
+def encode_prompt(tokenizer: Any, row: dict[str, Any], where: str) -> list[int]:
+    """The prompt of ``row`` as token ids (``prompt_ids``, else ``messages``, else ``prompt``).
+
+    Raises:
+        InputError: no prompt, malformed ids or messages, a chat row for a tokenizer without a
+            chat template.
+    """
+    if "prompt_ids" in row:
+        return _ids(row["prompt_ids"], "prompt_ids", where)
+    if "messages" in row:
+        messages = row["messages"]
+        if (not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str)
+                and isinstance(m.get("content"), str) for m in messages)):
+            raise InputError(f"{where}: messages must be a non-empty list of "
+                             '{"role": ..., "content": ...} objects')
+        if not getattr(tokenizer, "chat_template", None):
+            raise InputError(f"{where}: a chat row (messages) needs a chat template, and the "
+                             "model's tokenizer has none; give prompt text or prompt_ids")
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                             tokenize=False)
+        return encode_text(tokenizer, text, False, where)
+    if isinstance(row.get("prompt"), str) and row["prompt"].strip():
+        return encode_text(tokenizer, row["prompt"], True, where)
+    raise InputError(f"{where}: needs a prompt: 'prompt' text, 'messages' or 'prompt_ids'")
+
+
+def end_token_id(tokenizer: Any) -> int | None:
+    """The token appended to a text response (the tokenizer's EOS), or None."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return eos if isinstance(eos, int) else None
+
+
+def encode_response(tokenizer: Any, row: dict[str, Any], where: str,
+                    stops: Sequence[int] = ()) -> list[int]:
+    """The response of ``row`` as token ids: ``response_ids`` as given, else ``response`` text
+    plus EOS (the module's EOS convention; ``stops``: tokens that already end a response).
+
+    Raises:
+        InputError: no response, or malformed ids.
+    """
+    if "response_ids" in row:
+        return _ids(row["response_ids"], "response_ids", where)
+    text = row.get("response")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{where}: 'response' must be a non-empty string (or give "
+                         f"response_ids), got {text!r}")
+    return complete(tokenizer, encode_text(tokenizer, text, False, where), stops)
+
+
+def complete(tokenizer: Any, ids: list[int], stops: Sequence[int] = ()) -> list[int]:
+    """``ids`` with the tokenizer's EOS appended, unless they end with EOS or a stop token."""
+    eos = end_token_id(tokenizer)
+    if eos is None or (ids and (ids[-1] == eos or ids[-1] in stops)):
+        return ids
+    return [*ids, eos]
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """Tokens that end a sample: the tokenizer's EOS, the model's generation-config EOS ids and
+    the chat end-of-turn tokens (:data:`CHAT_END_TOKENS`) the tokenizer knows."""
+    ids: set[int] = set()
+    eos = end_token_id(tokenizer)
+    if eos is not None:
+        ids.add(eos)
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    for tok in extra if isinstance(extra, list | tuple) else [extra]:
+        if isinstance(tok, int):
+            ids.add(tok)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in CHAT_END_TOKENS if t in vocab)
+    return sorted(ids)
+
+
+def sample_rows(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    n: int,
+    spec: DecodingSpec = DecodingSpec(),
+    seed: int = 0,
+    max_new_tokens: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+    where: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """``n`` samples per input row from ``model`` decoded with ``spec`` (KV-cached, the prompt
+    computed once per row; same seed, same samples).
+
+    Args:
+        model: any Hugging Face causal LM; tokenizer: its tokenizer.
+        rows: input rows (see the module docstring for the prompt fields).
+        n, seed, max_new_tokens, batch_size, progress: as for
+            :func:`lmcoverage.engine.sampling.sample_with_logp`.
+        where: per row, its place for error messages (default ``row N``).
+
+    Returns:
+        ``len(rows) * n`` dicts, row by row: the input row's fields plus ``response`` (text,
+        without the stop token), ``prompt_ids``, ``response_ids`` (ending with the stop token
+        iff ``stopped``), ``sample_index`` (0..n-1), ``logp`` (float64 log-prob of
+        ``response_ids`` under the decoding distribution) and ``stopped``.
+    """
+    from lmcoverage.engine.sampling import sample_with_logp
+
+    places = list(where) if where is not None else [f"row {i + 1}" for i in range(len(rows))]
+    prompts = [encode_prompt(tokenizer, row, w) for row, w in zip(rows, places, strict=True)]
+    stops = stop_token_ids(tokenizer, model)
+    drawn = sample_with_logp(model, prompts, n, max_new_tokens, spec, seed=seed,
+                             stop_token_ids=stops, batch_size=batch_size, progress=progress)
+    out = []
+    for row, prompt, samples in zip(rows, prompts, drawn, strict=True):
+        for k, s in enumerate(samples):
+            text_ids = s.ids[:-1] if s.stopped else s.ids
+            out.append({**row, "response": tokenizer.decode(text_ids),
+                        "prompt_ids": prompt, "response_ids": s.ids, "sample_index": k,
+                        "logp": s.logp, "stopped": s.stopped})
+    return out
