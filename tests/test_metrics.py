@@ -216,3 +216,53 @@ def test_stopped_kl_and_cross_entropy_values() -> None:
 def test_bad_inputs_raise_value_error_naming_the_problem(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_kl_refuses_minus_inf_and_returns_inf_for_plus_inf() -> None:
+    with pytest.raises(ValueError, match=r"log_ratio: -inf at index 1 \(pi_D\(y\|x\) = 0"):
+        kl_divergence([0.1, -np.inf])
+    assert kl_divergence([0.1, np.inf]) == np.inf
+    assert kl_divergence([0.1, np.inf], weights=[1.0, 0.0]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 12.0])
+def test_exact_and_sampled_pass_at_n_accept_the_same_n(n: float) -> None:
+    assert pass_at_n_exact([0.5], [n])[0] == pytest.approx(1 - 0.5**n)
+    assert 0.0 <= pass_at_k(20, 10, n) <= 1.0
+
+
+@pytest.mark.parametrize(("n", "message"), [(2.5, "whole number"), (0, ">= 1")])
+def test_exact_and_sampled_pass_at_n_refuse_the_same_n(n: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pass_at_n_exact([0.5], [n])
+    with pytest.raises(ValueError, match=message):
+        pass_at_k(20, 10, n)
+    with pytest.raises(ValueError, match="k: must be finite"):
+        pass_at_k(20, 10, np.inf)  # exact Pass@inf is a limit no finite sample estimates
+
+
+def test_vectorised_pass_at_k_matches_exact_integers_on_many_problems() -> None:
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 300, size=3000)
+    c = rng.integers(0, n + 1)
+    k = rng.choice([1, 2, 5, 10, 50], size=3000)
+    k = np.minimum(k, n)
+    exact = [1 - math.comb(int(a - b), int(kk)) / math.comb(int(a), int(kk))
+             for a, b, kk in zip(n, c, k, strict=True)]
+    np.testing.assert_allclose(pass_at_k(n, c, k), exact, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["wilson", "clopper-pearson"])
+def test_unweighted_interval_is_scipy_binomtest(method: str) -> None:
+    from scipy.stats import binomtest
+
+    x = np.r_[np.full(13, 3.0), np.zeros(87)]
+    cov, lo, hi = coverage_profile_ci(x, [2.0], confidence=0.9, method=method)
+    ci = binomtest(13, 100).proportion_ci(0.9, "wilson" if method == "wilson" else "exact")
+    assert (cov[0], lo[0], hi[0]) == (0.13, ci.low, ci.high)
+    # Kish's real-valued count: continuous in the weights, equal to scipy's at whole counts.
+    w = np.ones(100)
+    w[0] = 1 + 1e-9
+    _, lo_w, hi_w = coverage_profile_ci(x, [2.0], w, confidence=0.9, method=method)
+    assert lo_w[0] == pytest.approx(ci.low, rel=1e-6) and hi_w[0] == pytest.approx(ci.high,
+                                                                                 rel=1e-6)

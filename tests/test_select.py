@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmcoverage.metrics import TIE_ATOL
 from lmcoverage.scoretable import ScoreTable
@@ -20,6 +22,7 @@ from lmcoverage.select import (
     simple_tournament,
 )
 from lmcoverage.select.families import misspecification_example, offset_family, random_family
+from lmcoverage.select.result import TIE_BREAK
 
 
 def _random_loglik(rng: np.random.Generator, k: int, n: int, p_inf: float = 0.1) -> np.ndarray:
@@ -350,3 +353,51 @@ def test_paper_scale_tournament_is_exact_and_takes_seconds() -> None:
                / 100_000 for j in range(100)]
     np.testing.assert_array_equal(sel.statistic, ref)
     assert elapsed < 60.0, elapsed
+
+
+@st.composite
+def _planted_ties(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Log-likelihoods from a few levels (many equal statistics), some rows duplicated."""
+    k = draw(st.integers(2, 7))
+    m = draw(st.integers(1, 12))
+    levels = np.array([-np.inf, -4.0, -2.0, -1.0, -0.5, 0.0])
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ll = levels[rng.integers(0, levels.size, size=(k, m))]
+    for j in range(1, k):
+        if rng.random() < 0.4:
+            ll[j] = ll[rng.integers(0, j)]  # an exact duplicate: same statistic, same CE
+    ld = np.log(rng.uniform(0.2, 1.0, size=m))
+    names = draw(st.lists(st.text("abcxyz0123-", min_size=1, max_size=6), min_size=k,
+                          max_size=k, unique=True))
+    onpolicy = np.round(rng.random((k, k)) * 4) / 8  # few distinct values: more ties
+    return ll, ld, names, onpolicy
+
+
+@settings(max_examples=80, deadline=None)
+@given(_planted_ties(), st.randoms(use_true_random=False))
+def test_permuting_candidates_never_changes_the_pick(case, rnd) -> None:
+    ll, ld, names, op = case
+    perm = list(range(len(names)))
+    rnd.shuffle(perm)
+    p_names = [names[i] for i in perm]
+
+    def picks(ll_: np.ndarray, names_: list[str], op_: np.ndarray) -> list:
+        sels = [min_cross_entropy(ll_, names=names_), min_kl(ll_, ld, names=names_),
+                oracle_coverage(ll_, ld, 2.0, names=names_),
+                simple_tournament(ll_, 2.0, names=names_),
+                offset_tournament(ll_, 2.0, 0.5, op_, names=names_)]
+        return [(s.name, frozenset(s.ties), s.to_dict()["margin"], s.params["tie_break"])
+                for s in sels]
+
+    assert picks(ll, names, op) == picks(ll[perm], p_names, op[np.ix_(perm, perm)])
+
+
+def test_ties_are_reported_and_broken_by_cross_entropy_then_name() -> None:
+    # Three candidates never beaten by a factor 2 (statistic 0); "c" has the lowest CE.
+    ll = np.array([[-1.0, -1.0], [-1.0, -1.0], [-0.9, -0.9], [-5.0, -5.0]])
+    sel = simple_tournament(ll, 2.0, names=["b", "a", "c", "d"])
+    assert sel.name == "c" and sel.ties == ("c", "a", "b") and sel.margin == 0.0
+    assert sel.to_dict()["ties"] == ["c", "a", "b"]
+    assert sel.params["tie_break"] == TIE_BREAK
+    flipped = simple_tournament(ll[::-1], 2.0, names=["d", "c", "a", "b"])
+    assert flipped.name == "c" and flipped.ties == sel.ties
