@@ -1,0 +1,97 @@
+"""CLI: ``lmcoverage verify``: sample K responses per prompt from each candidate and verify them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+VERIFY_HELP = """Sample --samples K responses per prompt from every candidate (--model DIR or
+DIR@temperature=T) and check each against the row's `answer` with --verifier: exact, number
+(the last number in the response equals the answer's), regex:PATTERN, or module:function (a
+Python callable (row, response_text) -> bool). Writes one JSONL row per sample (model,
+problem, sample_index, response, correct) and prints unbiased pass@k with intervals for
+k = 1, 2, 4, ... up to K. Prompt rows: `prompt` text or `prompt_ids`, `answer`, optional
+`problem` id (default: the row's position).
+"""
+
+
+def verify_candidates(
+    candidates: list[str],
+    data: Path,
+    samples: int,
+    verifier: str,
+    max_new_tokens: int = 32,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first)."""
+    from lmcoverage.errors import InputError
+    from lmcoverage.io import read_jsonl
+    from lmcoverage.verify.sampling import check_candidates, sample_texts
+    from lmcoverage.verify.verdicts import judge
+    from lmcoverage.verify.verifiers import get_verifier
+
+    if samples < 1:
+        raise InputError(f"--samples: must be >= 1, got {samples}")
+    if max_new_tokens < 1:
+        raise InputError(f"--max-new-tokens: must be >= 1, got {max_new_tokens}")
+    check = get_verifier(verifier)
+    rows = read_jsonl(data)
+    check.check_rows(rows, str(data))
+    specs = check_candidates(candidates)
+    verdicts: list[dict[str, Any]] = []
+    for name, (path, spec) in zip(candidates, specs, strict=True):
+        texts = sample_texts(path, spec, rows, samples, max_new_tokens, seed=seed,
+                             device=device, progress=progress, source=str(data))
+        verdicts += judge(name, rows, texts, check, str(data))
+    return verdicts
+
+
+def verify(
+    model: Annotated[list[str], typer.Option(
+        "--model", help="Candidate: model directory, optionally @temperature=T; repeatable.")],
+    data: Annotated[Path, typer.Option(help="Prompts JSONL (prompt/prompt_ids, answer).")],
+    samples: Annotated[int, typer.Option(help="Responses per prompt and candidate (K).")],
+    verifier: Annotated[str, typer.Option(help="exact, number, regex:PATTERN or "
+                                          "module:function.")],
+    out: Annotated[Path, typer.Option(help="Verdicts JSONL to write.")],
+    max_new_tokens: Annotated[int, typer.Option(help="Response length cap (tokens).")] = 32,
+    seed: Annotated[int, typer.Option(help="Sampling seed (same seed, same samples).")] = 0,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")]
+    = 0.95,
+    device: Annotated[str, typer.Option(help="Torch device (cpu, cuda, cuda:1).")] = "cpu",
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
+    = False,
+) -> None:
+    """Sample, verify and print pass@k (see ``lmcoverage verify --help``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lmcoverage.errors import InputError
+    from lmcoverage.io import write_jsonl
+    from lmcoverage.verify.verdicts import counts_by_model, passk_rows, powers_of_two
+
+    if out.suffix.lower() != ".jsonl":
+        raise InputError(f"--out {out}: give a .jsonl file name")
+    if not 0 < confidence < 1:
+        raise InputError(f"--confidence: must lie in (0, 1), got {confidence}")
+    verdicts = verify_candidates(model, data, samples, verifier, max_new_tokens, seed, device,
+                                 not no_progress)
+    rows = passk_rows(counts_by_model(verdicts), powers_of_two(samples), confidence)
+    write_jsonl(out, verdicts)
+    view = Table(title=f"pass@k ({verifier}, {samples} samples per prompt)")
+    for col in ("model", "k", "pass@k", f"{confidence:.0%} CI"):
+        view.add_column(col)
+    for row in rows:
+        view.add_row(row["model"], str(row["k"]), f"{row['pass_at_k']:.4f}",
+                     f"[{row['lo']:.4f}, {row['hi']:.4f}]")
+    Console().print(view)
+    typer.echo(f"wrote {out}: {len(verdicts)} verdicts")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``verify`` to ``app``."""
+    app.command("verify", help=VERIFY_HELP)(verify)
