@@ -47,8 +47,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_cmd(
-        task: Annotated[str, typer.Argument(help="Task name (see `lmcoverage task export`).")],
         out: Annotated[Path, typer.Option(help="Run directory (checkpoint-STEP/, final/).")],
+        task: Annotated[str | None, typer.Argument(
+            help="Task name (see `lmcoverage task export`); or give --model and --data.")
+        ] = None,
+        model: Annotated[Path | None, typer.Option(
+            "--model", help="Fine-tune this pretrained HF model directory (or .gguf) on "
+                            "--data instead of training on a task.")] = None,
+        data: Annotated[Path | None, typer.Option(
+            help="Pairs JSONL for --model: prompt/response texts or prompt_ids/response_ids."
+        )] = None,
         preset: Annotated[str, typer.Option(help="Model and training preset: cpu, paper, "
                                             "tiny.")] = "cpu",
         steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the "
@@ -72,14 +80,31 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str | None, typer.Option(help="Torch device (default: cuda if "
                                                    "available, else cpu).")] = None,
     ) -> None:
-        """Train a GPT on TASK with AdamW (loss on response tokens) and write checkpoints."""
+        """Train a GPT on TASK, or fine-tune --model on --data pairs, with AdamW (loss on
+        response tokens) and write checkpoints."""
+        tuning = {"steps": steps, "checkpoint_every": checkpoint_every, "batch_size": batch_size,
+                  "lr": lr, "weight_decay": weight_decay}
+        from lmcoverage.errors import InputError
+
+        if task is None:
+            from lmcoverage.train.finetune import finetune
+
+            if model is None or data is None:
+                raise InputError("train: give a TASK, or --model DIR with --data pairs.jsonl")
+            if dataset_size is not None or init_from is not None or task_option:
+                raise InputError("--dataset-size, --init-from and --task-option apply to TASK "
+                                 "training only")
+            final = finetune(model, data, out, resume=resume, progress=progress, device=device,
+                             seed=seed, **{k: v for k, v in tuning.items() if v is not None})
+            typer.echo(f"final model: {final}")
+            return
+        if model is not None or data is not None:
+            raise InputError("train: give either TASK or --model with --data, not both")
         from lmcoverage.tasks import get_task
         from lmcoverage.train import config_from_preset, train
 
         the_task = get_task(task, **parse_key_values(task_option, "--task-option"))
-        overrides = {"steps": steps, "checkpoint_every": checkpoint_every, "seed": seed,
-                     "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                     "dataset_size": dataset_size}
+        overrides = {**tuning, "seed": seed, "dataset_size": dataset_size}
         config = config_from_preset(preset, **{k: v for k, v in overrides.items()
                                                if v is not None})
         final = train(the_task, config, out, init_from=init_from, resume=resume,
