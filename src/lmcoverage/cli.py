@@ -26,7 +26,17 @@ from types import FrameType, TracebackType
 import typer
 from typer import _click
 
-from lmcoverage.commands import compare, experiments, metrics, models, select, tasks, verify
+from lmcoverage.commands import (
+    compare,
+    convert,
+    experiments,
+    metrics,
+    models,
+    sample,
+    select,
+    tasks,
+    verify,
+)
 from lmcoverage.commands._options import use_multi_value_options
 from lmcoverage.errors import EnvError, InputError, Interrupted
 
@@ -37,7 +47,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (metrics, tasks, models, select, experiments, verify, compare):
+for module in (metrics, tasks, models, sample, convert, select, experiments, verify, compare):
     module.register(app)
 
 

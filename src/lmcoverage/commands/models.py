@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from lmcoverage.commands._options import parse_key_values
+from lmcoverage.distributed import (
+    EXECUTOR_HELP,
+    RAY_ADDRESS_HELP,
+    SHARDS_HELP,
+    check_executor,
+    finish_sharded,
+    score_sharded,
+)
 
-SCORE_HELP = """Score model directories on held-out examples and write a ScoreTable (Parquet).
+SCORE_HELP = """Score candidates on held-out examples and write a ScoreTable (Parquet).
 
-Give models with --model DIR [DIR ...] (quoted glob patterns such as 'runs/x/checkpoint-*'
-expand in natural order) and either --task TASK (problems drawn with --n and --seed) or
---data FILE.jsonl (rows {"prompt", "response", "logp_data"?, "group"?, "weight"?,
-"valid_paths"?}, tokenized with each model directory's tokenizer).
+Give candidates with --model M [M ...]: a model directory, a .gguf file or a quoted glob
+('runs/x/checkpoint-*', natural order), each optionally followed by decoding settings,
+DIR@temperature=0.8,top_p=0.95 (also top_k, min_p): the exact distribution that decoding
+samples from; all variants of one model are scored from one forward pass. Examples come from
+--task TASK (problems drawn with --n and --seed) or --data FILE (.jsonl or .parquet rows with
+prompt / messages / prompt_ids, response / response_ids, and optional logp_data, group,
+weight, valid_paths). --reference REF scores every row under REF as loglik_data (pi_D);
+without it a logp_data field is used. Rows sharing a prompt run the prompt once.
 """
 
 
@@ -43,32 +56,50 @@ def register(app: typer.Typer) -> None:
         correct: str = typer.Option(
             "valid", "--correct", help="Correct set for mass_correct: valid or support (--task)."
         ),
-        data: Path | None = typer.Option(None, "--data", help="JSONL file of held-out examples."),
+        data: Path | None = typer.Option(
+            None, "--data", help="Held-out examples (.jsonl or .parquet)."),
+        reference: str | None = typer.Option(
+            None, "--reference",
+            help="Model (DIR, .gguf, DIR@settings) whose log-probs become loglik_data."),
         batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
-        device: str = typer.Option("cpu", "--device", help="Torch device (cpu, cuda, cuda:1)."),
+        device: str = typer.Option(
+            "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
         trust_remote_code: bool = typer.Option(
             False, "--trust-remote-code", help="Allow model code shipped in the directories."
         ),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+        executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+        ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+        shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
     ) -> None:
+        from lmcoverage.commands._output import resolve_device
+        from lmcoverage.decoding.spec import parse_candidate
         from lmcoverage.engine.table import (
             data_examples,
-            model_names,
-            resolve_model_dirs,
+            resolve_candidates,
             score_models,
             task_examples,
         )
+        from lmcoverage.errors import InputError
+        from lmcoverage.models.hf import check_model_dir
 
         extra = list(ctx.args)
         if any(a.startswith("-") for a in extra):
-            raise ValueError(f"unknown option {next(a for a in extra if a.startswith('-'))!r}")
+            raise InputError(f"unknown option {next(a for a in extra if a.startswith('-'))!r}")
         if (task is None) == (data is None):
-            raise ValueError("give exactly one of --task TASK or --data FILE.jsonl")
+            raise InputError("give exactly one of --task TASK or --data FILE")
         if data is not None and (n is not None or seed is not None or per_class or task_option):
-            raise ValueError("--n, --seed, --per-class and --task-option apply to --task only")
+            raise InputError("--n, --seed, --per-class and --task-option apply to --task only")
         if out.is_dir():
-            raise ValueError(f"--out {out} is a directory; give a .parquet file path")
-        dirs = resolve_model_dirs([*model, *extra])
+            raise InputError(f"--out {out} is a directory; give a .parquet file path")
+        check_executor(executor, ray_address)
+        candidates = resolve_candidates([*model, *extra])
+        dirs, names = [c.path for c in candidates], [c.name for c in candidates]
+        ref = None
+        if reference is not None:
+            ref_path, ref_spec = parse_candidate(reference)
+            ref = (check_model_dir(ref_path), ref_spec)
+        dev = resolve_device(device, announce=not no_progress, err=True)
         if task is not None:
             examples = task_examples(task, 1024 if n is None else n, 0 if seed is None else seed,
                                      per_class=per_class, correct=correct,  # type: ignore[arg-type]
@@ -76,8 +107,15 @@ def register(app: typer.Typer) -> None:
         else:
             assert data is not None
             examples = data_examples(data)
-        table = score_models(dirs, examples, names=model_names(dirs), batch_size=batch_size,
-                             device=device, trust_remote_code=trust_remote_code,
-                             progress=not no_progress)
+        options: dict[str, Any] = {"batch_size": batch_size, "device": dev,
+                   "trust_remote_code": trust_remote_code,
+                   "specs": [c.spec for c in candidates], "reference": ref}
+        if executor == "local" and shards is None:
+            table = score_models(dirs, examples, names=names, progress=not no_progress,
+                                 **options)
+        else:
+            table = score_sharded(dirs, examples, names, out, executor, ray_address,
+                                  shards, not no_progress, **options)
         table.write_parquet(out)
-        typer.echo(f"wrote {out}: {len(dirs)} model(s) x {len(examples)} example(s)")
+        finish_sharded(out)
+        typer.echo(f"wrote {out}: {len(dirs)} candidate(s) x {len(examples)} example(s)")

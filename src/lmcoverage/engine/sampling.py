@@ -1,9 +1,9 @@
 """KV-cached sampling of N responses per prompt, the prompt computed once.
 
 Each prompt runs once; its cache row is repeated for its N samples, which then decode together
-one token per step. Tokens are drawn from the decoding distribution of a
-:class:`~lmcoverage.decoding.spec.DecodingSpec` (:func:`~lmcoverage.decoding.spec.decoding_logprobs`,
-the function scoring uses too), and each sample's log-prob under it is summed in float64.
+one token per step. Tokens are drawn from the decoding distribution of a ``DecodingSpec``
+(:func:`lmcoverage.decoding.spec.decoding_logprobs`, the function scoring uses too), and each
+sample's log-prob under it is summed in float64.
 Randomness is per prompt: prompt ``i`` draws its uniforms from ``numpy.random.default_rng([seed,
 i])`` and tokens come from the inverse CDF of the float64 probabilities, so the samples of a
 prompt depend on ``seed`` and on ``i`` only, not on the batch size.

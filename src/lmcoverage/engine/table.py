@@ -20,12 +20,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lmcoverage.decoding.spec import DecodingSpec, parse_candidate
 from lmcoverage.engine.scoring import (
     DEFAULT_BATCH_SIZE,
     held_out_then_correct,
     loglik_and_mass,
-    score_responses,
 )
+from lmcoverage.errors import InputError
 from lmcoverage.models.hf import check_model_dir, is_gguf, load_causal_lm, load_tokenizer
 
 CorrectSet = Literal["valid", "support"]
@@ -48,7 +49,7 @@ def resolve_model_dirs(patterns: Sequence[str]) -> list[Path]:
             :func:`check_model_dir`).
     """
     if not patterns:
-        raise ValueError("--model: give at least one model directory")
+        raise InputError("--model: give at least one model directory")
     out: list[Path] = []
     for pattern in patterns:
         if _GLOB_CHARS.search(pattern):
@@ -56,7 +57,7 @@ def resolve_model_dirs(patterns: Sequence[str]) -> list[Path]:
                               if os.path.isdir(m) or (is_gguf(m) and os.path.isfile(m))),
                              key=_natural_key)
             if not matches:
-                raise ValueError(f"--model: no directory matches the pattern {pattern!r}")
+                raise InputError(f"--model: no directory matches the pattern {pattern!r}")
             out.extend(Path(m) for m in matches)
         else:
             out.append(Path(pattern))
@@ -64,7 +65,7 @@ def resolve_model_dirs(patterns: Sequence[str]) -> list[Path]:
     for p in out:
         key = p.resolve()
         if key in seen:
-            raise ValueError(f"--model: directory given twice: {seen[key]} and {p}")
+            raise InputError(f"--model: directory given twice: {seen[key]} and {p}")
         seen[key] = p
         check_model_dir(p)
     return out
@@ -98,9 +99,11 @@ def _drop_gguf(path: Path) -> str:
 class Examples:
     """Held-out examples for :func:`score_models`, one entry per example in every list.
 
-    Either token ids (``prompt_ids``, ``response_ids``, ``correct_ids``; from a task) or texts
-    (``prompt_text``, ``response_text``, ``correct_text``; tokenized per model directory).
-    ``loglik_data``, ``correct_*`` are None when unknown. ``lines`` are the JSONL line numbers.
+    Either token ids (``prompt_ids``, ``response_ids``, ``correct_ids``; from a task), input
+    ``rows`` (from a file: see :mod:`lmcoverage.engine.rows`; encoded per tokenizer, ids in a
+    row used as they are) or texts (``prompt_text``, ``response_text``, ``correct_text``;
+    tokenized per model directory). ``loglik_data``, ``correct_*`` are None when unknown.
+    ``lines`` are the JSONL line numbers; ``where`` each row's place for error messages.
     """
 
     group: list[str]
@@ -114,6 +117,8 @@ class Examples:
     correct_text: list[list[str]] | None = None
     source: str = ""
     lines: list[int] | None = None
+    rows: list[dict[str, Any]] | None = None
+    where: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.group)
@@ -142,9 +147,9 @@ def task_examples(
     from lmcoverage.tasks import get_task, mixture_weights
 
     if correct not in ("valid", "support"):
-        raise ValueError(f"correct must be 'valid' or 'support', got {correct!r}")
+        raise InputError(f"correct must be 'valid' or 'support', got {correct!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise InputError(f"n must be a positive integer, got {n!r}")
     task = get_task(task_name, **(options or {}))
     if per_class:
         problems = [p for k, g in enumerate(sorted(task.class_weights))
@@ -174,98 +179,166 @@ def _optional_number(row: dict[str, Any], key: str, where: str, upper: float) ->
     if isinstance(value, str) and value in ("-inf", "-Infinity"):
         value = -math.inf
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"{where}: {key} must be a number, got {row[key]!r}")
+        raise InputError(f"{where}: {key} must be a number, got {row[key]!r}")
     if value > upper:
-        raise ValueError(f"{where}: {key} must be <= {upper}, got {value!r}")
+        raise InputError(f"{where}: {key} must be <= {upper}, got {value!r}")
     return float(value)
 
 
 def data_examples(path: str | os.PathLike[str]) -> Examples:
-    """Examples from a JSONL file of ``{"prompt", "response", "logp_data"?, "group"?,
-    "weight"?, "valid_paths"?}`` rows (``valid_paths``: correct responses as texts, for
-    ``mass_correct``). Optional numeric fields must be present on all rows or none.
+    """Examples from a JSONL or Parquet file of rows with a prompt (``prompt``, ``messages`` or
+    ``prompt_ids``), a response (``response`` or ``response_ids``) and optional ``logp_data``,
+    ``group``, ``weight``, ``valid_paths`` (correct responses as texts, for ``mass_correct``).
+    Optional numeric fields must be present on all rows or none. Rows are encoded per model
+    tokenizer by :func:`encode_examples` (see :mod:`lmcoverage.engine.rows`).
 
     Raises:
-        ValueError: naming the file and line of a malformed row.
+        InputError: naming the file and line of a malformed row.
     """
-    from lmcoverage.io import read_jsonl_numbered
+    from lmcoverage.engine.rows import read_rows
 
     p = Path(path)
-    numbered = read_jsonl_numbered(p)
-    lines = [line for line, _ in numbered]
-    rows = [row for _, row in numbered]
-    prompts, responses, groups = [], [], []
+    numbered = read_rows(p)
+    groups: list[str] = []
     weights: list[float] = []
     data: list[float | None] = []
     correct: list[list[str] | None] = []
-    for row, line in zip(rows, lines, strict=True):
-        where = f"{p}:{line}"
-        for key in ("prompt", "response"):
-            if not isinstance(row.get(key), str) or not row[key].strip():
-                raise ValueError(f"{where}: {key!r} must be a non-empty string, got "
-                                 f"{row.get(key)!r}")
-        prompts.append(row["prompt"])
-        responses.append(row["response"])
+    for where, row in numbered:
+        if not any(k in row for k in ("prompt", "messages", "prompt_ids")):
+            raise InputError(f"{where}: needs a prompt: 'prompt' text, 'messages' or "
+                             "'prompt_ids'")
+        if "response_ids" not in row and (not isinstance(row.get("response"), str)
+                                          or not row["response"].strip()):
+            raise InputError(f"{where}: 'response' must be a non-empty string (or give "
+                             f"response_ids), got {row.get('response')!r}")
         groups.append(str(row.get("group", "all")))
         weight = _optional_number(row, "weight", where, math.inf)
         if weight is not None and (weight < 0 or math.isinf(weight)):
-            raise ValueError(f"{where}: weight must be finite and >= 0, got {weight!r}")
+            raise InputError(f"{where}: weight must be finite and >= 0, got {weight!r}")
         weights.append(1.0 if weight is None else weight)
         data.append(_optional_number(row, "logp_data", where, 0.0))
         paths = row.get("valid_paths")
         if paths is not None and (not isinstance(paths, list)
                                   or not all(isinstance(y, str) and y.strip() for y in paths)):
-            raise ValueError(f"{where}: valid_paths must be a list of non-empty strings")
+            raise InputError(f"{where}: valid_paths must be a list of non-empty strings")
         correct.append(paths)
+    places = [where for where, _ in numbered]
     for key, values in (("logp_data", data), ("valid_paths", correct)):
-        missing = [line for line, v in zip(lines, values, strict=True) if v is None]
+        missing = [w for w, v in zip(places, values, strict=True) if v is None]
         if missing and len(missing) != len(values):
-            raise ValueError(f"{p}:{missing[0]}: {key} is missing here but given on other rows; "
+            raise InputError(f"{missing[0]}: {key} is missing here but given on other rows; "
                              "give it on every row or on none")
     return Examples(
         group=groups,
         weight=np.array(weights, dtype=np.float64),
         loglik_data=None if data[0] is None else np.array(data, dtype=np.float64),
-        prompt_text=prompts,
-        response_text=responses,
         correct_text=None if correct[0] is None else [list(c or []) for c in correct],
         source=str(p),
-        lines=lines,
+        rows=[row for _, row in numbered],
+        where=places,
     )
 
 
-def _encode(tokenizer: Any, text: str, special: bool, where: str, model_dir: Path) -> list[int]:
-    """Token ids of ``text``; ValueError if the tokenizer cannot encode it."""
-    ids = list(tokenizer(text, add_special_tokens=special)["input_ids"])
-    unk = tokenizer.unk_token_id
-    if unk is not None and unk in ids and tokenizer.unk_token not in text:
-        raise ValueError(f"{where}: the tokenizer of {model_dir} cannot encode {text!r} "
-                         "(unknown token)")
-    if not ids:
-        raise ValueError(f"{where}: {text!r} encodes to no tokens with the tokenizer of "
-                         f"{model_dir}")
-    return ids
+def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
+    """The examples as input rows with their places (text examples become text rows)."""
+    if examples.rows is not None:
+        return examples.rows, examples.where or [f"{examples.source}: row {k + 1}"
+                                                 for k in range(len(examples))]
+    if examples.prompt_text is None or examples.response_text is None:
+        raise ValueError("Examples need token ids, rows or texts")
+    rows = [{"prompt": x, "response": y}
+            for x, y in zip(examples.prompt_text, examples.response_text, strict=True)]
+    lines = examples.lines or list(range(1, len(rows) + 1))
+    return rows, [f"{examples.source}:{line}" for line in lines]
 
 
 def encode_examples(
-    examples: Examples, model_dir: Path, trust_remote_code: bool = False
+    examples: Examples, model_dir: Path, trust_remote_code: bool = False, tokenizer: Any = None
 ) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
-    """``(prompts, responses, correct sets or None)`` as token ids for one model directory."""
+    """``(prompts, responses, correct sets or None)`` as token ids for one model: token-id
+    examples as they are, rows and texts encoded with ``tokenizer`` (default: the one saved
+    with ``model_dir``) under the EOS convention of :mod:`lmcoverage.engine.rows`."""
+    from lmcoverage.engine.rows import complete, encode_prompt, encode_response, encode_text
+
     if examples.prompt_ids is not None and examples.response_ids is not None:
         return examples.prompt_ids, examples.response_ids, examples.correct_ids
-    assert examples.prompt_text is not None and examples.response_text is not None
-    assert examples.lines is not None
-    tok = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
-    prompts, responses = [], []
-    correct: list[list[list[int]]] = []
-    for k, line in enumerate(examples.lines):
-        where = f"{examples.source}:{line}"
-        prompts.append(_encode(tok, examples.prompt_text[k], True, where, model_dir))
-        responses.append(_encode(tok, examples.response_text[k], False, where, model_dir))
-        if examples.correct_text is not None:
-            correct.append([_encode(tok, y, False, where, model_dir)
-                            for y in examples.correct_text[k]])
-    return prompts, responses, correct if examples.correct_text is not None else None
+    rows, places = _input_rows(examples)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(
+        model_dir, trust_remote_code=trust_remote_code)
+    try:
+        prompts = [encode_prompt(tok, row, w) for row, w in zip(rows, places, strict=True)]
+        responses = [encode_response(tok, row, w) for row, w in zip(rows, places, strict=True)]
+        if examples.correct_text is None:
+            return prompts, responses, None
+        correct = [[complete(tok, encode_text(tok, y, False, w)) for y in ys]
+                   for ys, w in zip(examples.correct_text, places, strict=True)]
+    except InputError as exc:
+        raise InputError(f"{exc} (tokenizer of {model_dir})") from None
+    return prompts, responses, correct
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model (directory or GGUF file) with decoding settings, and its name in tables.
+
+    ``DIR@temperature=0.8`` scores the distribution that decoding samples from
+    (:func:`lmcoverage.decoding.spec.decoding_logprobs`).
+    """
+
+    path: Path
+    spec: DecodingSpec
+    name: str
+
+
+def resolve_candidates(patterns: Sequence[str]) -> list[Candidate]:
+    """Candidates from ``--model`` arguments: ``DIR``, a quoted glob, or either followed by
+    ``@key=value,...`` decoding settings (:func:`lmcoverage.decoding.spec.parse_candidate`).
+    Names are :func:`model_names` of the paths plus the ``@...`` text as written.
+
+    Raises:
+        InputError: a bad spec, see also :func:`resolve_model_dirs`; the same path with the
+            same settings twice.
+    """
+    if not patterns:
+        raise InputError("--model: give at least one model directory")
+    out: list[Candidate] = []
+    for pattern in patterns:
+        path, spec = parse_candidate(pattern)
+        suffix = pattern[len(path):]
+        for d in resolve_model_dirs([path]):
+            out.append(Candidate(d, spec, suffix))
+    names = model_names(list(dict.fromkeys(c.path.resolve() for c in out)))
+    short = dict(zip(dict.fromkeys(c.path.resolve() for c in out), names, strict=True))
+    out = [Candidate(c.path, c.spec, short[c.path.resolve()] + c.name) for c in out]
+    seen: set[tuple[Path, DecodingSpec]] = set()
+    for c in out:
+        if (c.path.resolve(), c.spec) in seen:
+            raise InputError(f"--model: {c.name} is given twice")
+        seen.add((c.path.resolve(), c.spec))
+    return out
+
+
+def _vocab_check(reference: Path, ref_tok: Any, model_dir: Path, tok: Any,
+                 examples: Examples) -> None:
+    """Refuse a reference whose tokenizer differs from a candidate's: always when the
+    vocabularies differ, and for rows without token ids when anything else differs."""
+    if ref_tok.get_vocab() != tok.get_vocab():
+        raise InputError(f"--reference {reference}: its tokenizer's vocabulary differs from "
+                         f"that of {model_dir}; the reference must score the same token ids")
+    has_ids = (examples.prompt_ids is not None and examples.response_ids is not None) or (
+        examples.rows is not None
+        and all("prompt_ids" in r and "response_ids" in r for r in examples.rows))
+    if not has_ids and _fingerprint(ref_tok) != _fingerprint(tok):
+        raise InputError(f"--reference {reference}: its tokenizer differs from that of "
+                         f"{model_dir} and the rows give texts, which would be tokenized "
+                         "differently; give prompt_ids and response_ids")
+
+
+def _fingerprint(tok: Any) -> tuple[str, str]:
+    """What decides how a tokenizer encodes text and chats."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    return (backend.to_str() if backend is not None else repr(sorted(tok.get_vocab().items())),
+            str(getattr(tok, "chat_template", None)))
 
 
 def score_models(
@@ -276,36 +349,85 @@ def score_models(
     device: str = "cpu",
     trust_remote_code: bool = False,
     progress: bool = True,
+    specs: Sequence[DecodingSpec] | None = None,
+    reference: tuple[Path, DecodingSpec] | None = None,
 ) -> Any:
-    """Score every model directory on ``examples``; returns a ScoreTable.
+    """Score every candidate on ``examples``; returns a ScoreTable.
 
     Rows: ``loglik = log pi_hat(y|x)`` of the held-out response, ``loglik_data``,
     ``weight``, ``group`` from the examples, ``mass_correct = pi_hat(G_x|x)`` when correct sets
     are known (else null). ``example_id`` is the example's position (0-based).
+
+    Args:
+        model_dirs: candidate paths (a path may repeat with different ``specs``).
+        specs: per candidate its decoding settings (default: the plain model). The variants
+            of one path are scored from one forward pass; the model is loaded once.
+        reference: ``(path, spec)`` of a model whose log-probs become ``loglik_data``
+            (pi_D); its tokenizer must match the candidates' (see :func:`_vocab_check`).
+
+    Rows that share a prompt are grouped, so each prompt runs once per model.
     """
+    from lmcoverage.engine.scoring import score_variants
     from lmcoverage.scoretable import ScoreTable
 
     names = list(names) if names is not None else model_names(model_dirs)
-    if len(names) != len(model_dirs):
-        raise ValueError(f"names: expected {len(model_dirs)} names, got {len(names)}")
-    tables = []
-    for k, (model_dir, name) in enumerate(zip(model_dirs, names, strict=True)):
-        prompts, responses, correct = encode_examples(examples, Path(model_dir),
-                                                      trust_remote_code)
-        model = load_causal_lm(model_dir, trust_remote_code=trust_remote_code, device=device)
+    specs = list(specs) if specs is not None else [DecodingSpec()] * len(model_dirs)
+    if not len(names) == len(specs) == len(model_dirs):
+        raise ValueError(f"names, specs: expected {len(model_dirs)} each, got {len(names)} "
+                         f"and {len(specs)}")
+    by_path: dict[Path, list[int]] = {}
+    for k, d in enumerate(model_dirs):
+        by_path.setdefault(Path(d).resolve(), []).append(k)
+    # Everything cheap first: tokenizers (read once per path) and every row's encoding.
+    tokenizers = {key: _tokenizer(Path(model_dirs[ks[0]]), examples, trust_remote_code)
+                  for key, ks in by_path.items()}
+    encoded = {key: encode_examples(examples, Path(model_dirs[ks[0]]), trust_remote_code,
+                                    tokenizer=tokenizers[key]) for key, ks in by_path.items()}
+    loglik_data = examples.loglik_data
+    if reference is not None:
+        ref_path, ref_spec = reference
+        ref_tok = _tokenizer(ref_path, examples, trust_remote_code)
+        for key, ks in by_path.items():
+            if ref_tok is not None and tokenizers[key] is not None:
+                _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tokenizers[key],
+                             examples)
+        prompts, responses, _ = encode_examples(examples, ref_path, trust_remote_code,
+                                                tokenizer=ref_tok)
+        model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code, device=device)
         if progress:
-            print(f"scoring {name} ({k + 1}/{len(model_dirs)})", file=sys.stderr)
+            print(f"scoring the reference {ref_path}", file=sys.stderr)
+        ref_scores = score_variants(model, prompts, [[r] for r in responses], [ref_spec],
+                                    batch_size=batch_size, progress=progress)
+        loglik_data = np.array([s[0, 0] for s in ref_scores], dtype=np.float64)
+        del model
+    tables: dict[int, Any] = {}
+    for n_path, (key, ks) in enumerate(by_path.items()):
+        prompts, responses, correct = encoded[key]
+        model = load_causal_lm(model_dirs[ks[0]], trust_remote_code=trust_remote_code,
+                               device=device)
+        if progress:
+            print(f"scoring {', '.join(names[k] for k in ks)} ({n_path + 1}/{len(by_path)})",
+                  file=sys.stderr)
         groups = held_out_then_correct(responses, correct)
-        scores = score_responses(model, prompts, groups, batch_size=batch_size,
-                                 progress=progress)
-        loglik, mass = loglik_and_mass(scores, responses, correct)
-        tables.append(ScoreTable.from_columns(
-            model=[name] * len(examples),
-            example_id=np.arange(len(examples), dtype=np.int64),
-            loglik=loglik,
-            loglik_data=examples.loglik_data,
-            weight=examples.weight,
-            group=examples.group,
-            mass_correct=mass,
-        ))
-    return ScoreTable.concat(tables)
+        scores = score_variants(model, prompts, groups, [specs[k] for k in ks],
+                                batch_size=batch_size, progress=progress)
+        del model
+        for m, k in enumerate(ks):
+            loglik, mass = loglik_and_mass([s[:, m] for s in scores], responses, correct)
+            tables[k] = ScoreTable.from_columns(
+                model=[names[k]] * len(examples),
+                example_id=np.arange(len(examples), dtype=np.int64),
+                loglik=loglik,
+                loglik_data=loglik_data,
+                weight=examples.weight,
+                group=examples.group,
+                mass_correct=mass,
+            )
+    return ScoreTable.concat([tables[k] for k in range(len(model_dirs))])
+
+
+def _tokenizer(path: Path, examples: Examples, trust_remote_code: bool) -> Any:
+    """The tokenizer saved with ``path`` (None for token-id examples, which need none)."""
+    if examples.prompt_ids is not None and examples.response_ids is not None:
+        return None
+    return load_tokenizer(path, trust_remote_code=trust_remote_code)

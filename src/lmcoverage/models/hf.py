@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lmcoverage.errors import InputError
 from lmcoverage.io import usual_mode
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -30,15 +31,26 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 
 
 @contextmanager
-def _quiet_hf() -> Iterator[None]:
-    """Hide transformers' own progress bars (loading/writing shards) for the duration."""
+def _quiet_hf(gguf: bool = True) -> Iterator[None]:
+    """Hide transformers' own progress bars (loading/writing shards) for the duration, and,
+    with ``gguf``, the GGUF de-quantisation bar (a plain ``tqdm`` in transformers)."""
+    import functools
+
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    module: Any = None
+    if gguf:
+        module = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    bar = getattr(module, "tqdm", None)
+    if module is not None and bar is not None:
+        module.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
+        if module is not None and bar is not None:
+            module.tqdm = bar
         if enabled:
             hf_logging.enable_progress_bar()
 
@@ -51,18 +63,18 @@ def is_gguf(path: str | os.PathLike[str]) -> bool:
 def _require_gguf() -> None:
     """ValueError with the install hint when the ``gguf`` package is missing."""
     if importlib.util.find_spec("gguf") is None:
-        raise ValueError("loading a .gguf model needs the gguf package: "
+        raise InputError("loading a .gguf model needs the gguf package: "
                          "pip install 'lmcoverage[gguf]'")
 
 
 def _check_gguf_file(p: Path) -> Path:
     """``p`` if it is a regular file that starts with the GGUF magic bytes."""
     if not p.is_file():
-        raise ValueError(f"GGUF model path is not a file: {p}")
+        raise InputError(f"GGUF model path is not a file: {p}")
     with open(p, "rb") as fh:
         magic = fh.read(len(_GGUF_MAGIC))
     if magic != _GGUF_MAGIC:
-        raise ValueError(f"not a GGUF file (no GGUF header): {p}")
+        raise InputError(f"not a GGUF file (no GGUF header): {p}")
     return p
 
 
@@ -77,25 +89,25 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
     """
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"model directory not found: {p}")
+        raise InputError(f"model directory not found: {p}")
     if is_gguf(p):
         return _check_gguf_file(p)
     if not p.is_dir():
         if p.suffix.lower() in PICKLE_SUFFIXES:
-            raise ValueError(f"model path {p} is a pickle checkpoint; refusing to unpickle it: "
+            raise InputError(f"model path {p} is a pickle checkpoint; refusing to unpickle it: "
                              "convert to safetensors first")
-        raise ValueError(f"model path is not a directory (nor a .gguf file): {p}")
+        raise InputError(f"model path is not a directory (nor a .gguf file): {p}")
     if not (p / "config.json").is_file():
-        raise ValueError(f"model directory has no config.json: {p}")
+        raise InputError(f"model directory has no config.json: {p}")
     if any(p.glob("*.safetensors")):
         return p
     pickled = sorted(f.name for f in p.iterdir() if f.suffix in PICKLE_SUFFIXES)
     if pickled:
-        raise ValueError(
+        raise InputError(
             f"model directory {p} holds only pickle checkpoints ({', '.join(pickled)}); "
             "refusing to unpickle them: convert to safetensors first"
         )
-    raise ValueError(f"model directory has no weights (*.safetensors): {p}")
+    raise InputError(f"model directory has no weights (*.safetensors): {p}")
 
 
 def load_causal_lm(
@@ -122,11 +134,12 @@ def load_causal_lm(
     try:
         torch_device = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"device must be a torch device string, got {device!r}") from exc
+        raise InputError(f"device must be a torch device string, got {device!r}") from exc
+    if is_gguf(p):
+        _require_gguf()
     try:
-        with _quiet_hf():
+        with _quiet_hf(gguf=is_gguf(p)):
             if is_gguf(p):
-                _require_gguf()
                 model: Any = AutoModelForCausalLM.from_pretrained(
                     p.parent, gguf_file=p.name, dtype=torch.float32,
                     trust_remote_code=trust_remote_code, local_files_only=True,
@@ -137,7 +150,7 @@ def load_causal_lm(
                     local_files_only=True,
                 )
     except (OSError, KeyError) as exc:
-        raise ValueError(f"cannot load a causal LM from {p}: {exc}") from exc
+        raise InputError(f"cannot load a causal LM from {p}: {exc}") from exc
     return model.to(torch_device).eval()
 
 
@@ -159,15 +172,15 @@ def load_tokenizer(path: str | os.PathLike[str], trust_remote_code: bool = False
                 trust_remote_code=trust_remote_code,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"no usable tokenizer in GGUF file {p}: {exc}") from exc
+            raise InputError(f"no usable tokenizer in GGUF file {p}: {exc}") from exc
     if not any((p / name).is_file() for name in TOKENIZER_FILES):
-        raise ValueError(f"no usable tokenizer in model directory {p}: no tokenizer files")
+        raise InputError(f"no usable tokenizer in model directory {p}: no tokenizer files")
     try:
         return AutoTokenizer.from_pretrained(
             p, local_files_only=True, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"no usable tokenizer in model directory {p}: {exc}") from exc
+        raise InputError(f"no usable tokenizer in model directory {p}: {exc}") from exc
 
 
 def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Path:
@@ -181,12 +194,12 @@ def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, usual_mode(directory=True))
     try:
-        with _quiet_hf():
+        with _quiet_hf(gguf=False):
             model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if not any(tmp.glob("*.safetensors")):
-            raise ValueError(f"save_pretrained wrote no safetensors weights for {target}")
+            raise InputError(f"save_pretrained wrote no safetensors weights for {target}")
         for written in tmp.iterdir():  # some writers use 0600 temporary files
             if written.is_file():
                 os.chmod(written, usual_mode())

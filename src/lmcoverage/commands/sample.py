@@ -1,0 +1,67 @@
+"""CLI command ``lmcoverage sample``: K responses per prompt row from a model and decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+SAMPLE_HELP = """Sample --n responses per prompt row from a model (directory or .gguf file).
+
+Rows (--data, .jsonl or .parquet) give prompt text, messages (chat template) or prompt_ids.
+Each output row keeps the input row's fields and adds response (text), prompt_ids,
+response_ids (ending with the stop token when the sample stopped), sample_index, logp (log-prob
+under the sampling distribution) and stopped. Decoding: --temperature, --top-p, --top-k,
+--min-p. Responses stop at the model's EOS and chat end-of-turn tokens or at
+--max-new-tokens. Same --seed, same samples.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command to app."""
+
+    @app.command("sample", help=SAMPLE_HELP)
+    def sample(
+        model: str = typer.Option(..., "--model", help="Model directory or .gguf file."),
+        data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
+        n: int = typer.Option(..., "--n", help="Samples per prompt row (K)."),
+        out: Path = typer.Option(..., "--out", help="Output samples (.jsonl)."),
+        temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
+        top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
+        top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
+        min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
+        max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
+        seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+        batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
+        device: str = typer.Option(
+            "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
+        trust_remote_code: bool = typer.Option(
+            False, "--trust-remote-code", help="Allow model code shipped in the directory."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    ) -> None:
+        from lmcoverage.commands._output import resolve_device
+        from lmcoverage.decoding.spec import DecodingSpec
+        from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
+        from lmcoverage.errors import InputError
+        from lmcoverage.io import write_jsonl
+        from lmcoverage.models.hf import check_model_dir, load_causal_lm, load_tokenizer
+
+        spec = DecodingSpec(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p)
+        for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
+                            ("--batch-size", batch_size)):
+            if value < 1:
+                raise InputError(f"{flag}: must be a positive integer, got {value}")
+        if out.suffix.lower() != ".jsonl" or out.is_dir():
+            raise InputError(f"--out {out}: give a .jsonl file path")
+        path = check_model_dir(model)
+        numbered = read_rows(data)
+        dev = resolve_device(device, announce=not no_progress, err=True)
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        for where, row in numbered:  # every prompt encodes before the model loads
+            encode_prompt(tokenizer, row, where)
+        lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev)
+        rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
+                           max_new_tokens=max_new_tokens, batch_size=batch_size,
+                           progress=not no_progress, where=[w for w, _ in numbered])
+        write_jsonl(out, rows)
+        typer.echo(f"wrote {out}: {len(numbered)} prompt(s) x {n} sample(s)")

@@ -1,0 +1,213 @@
+"""Real-model workflow on a tiny random Llama with a word-level tokenizer built here: decoding
+variants as exact distributions, grouped scoring, seeded sampling, the EOS convention, and the
+``sample`` / ``score`` / ``convert`` commands (including bad inputs)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from lmcoverage.cli import main
+from lmcoverage.decoding.spec import DecodingSpec
+from lmcoverage.engine.rows import encode_response, sample_rows
+from lmcoverage.engine.scoring import score_responses, score_variants
+from lmcoverage.models.hf import load_causal_lm, load_tokenizer, save
+from lmcoverage.scoretable import ScoreTable
+
+SYMBOLS = ["<pad>", "<unk>", "</s>", "a", "b", "c", "q"]
+EOS = 2
+CHAT = "{% for m in messages %}{{ m['content'] }} {% endfor %}q"
+SPECS = [DecodingSpec(), DecodingSpec(temperature=0.6), DecodingSpec(top_k=3),
+         DecodingSpec(temperature=1.4, top_p=0.7), DecodingSpec(min_p=0.3)]
+
+
+def _tiny(path: Path, seed: int, chat: bool = True, symbols: list[str] = SYMBOLS) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lmcoverage.tasks.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(symbols)
+    tok.eos_token = "</s>"
+    if chat:
+        tok.chat_template = CHAT
+    config = LlamaConfig(vocab_size=len(symbols), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=64, bos_token_id=None, eos_token_id=EOS,
+                         pad_token_id=0)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # sharper next-token distributions, so truncation bites
+        model.lm_head.weight.mul_(8.0)
+    return save(model, path, tokenizer=tok)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("real")
+    return {"m": _tiny(root / "m", 0), "r": _tiny(root / "r", 1),
+            "plain": _tiny(root / "plain", 2, chat=False),
+            "other": _tiny(root / "other", 3, symbols=[*SYMBOLS[:3], "x", "y", "z", "q"])}
+
+
+def _space(horizon: int, vocab: int) -> list[list[int]]:
+    """Every response of the decoding process capped at ``horizon``: ends with EOS, or is
+    ``horizon`` tokens without EOS."""
+    others = [t for t in range(vocab) if t != EOS]
+    out = [[*p, EOS] for length in range(horizon) for p in itertools.product(others,
+                                                                              repeat=length)]
+    return out + [list(p) for p in itertools.product(others, repeat=horizon)]
+
+
+def test_decoding_variants_are_distributions_over_an_enumerable_space(models) -> None:
+    model = load_causal_lm(models["m"])
+    prompts = [[3, 4], [5]]
+    space = _space(3, len(SYMBOLS))
+    scores = score_variants(model, prompts, [space, space], SPECS, progress=False)
+    for s in scores:
+        assert s.shape == (len(space), len(SPECS))
+        np.testing.assert_allclose(np.exp(s).sum(axis=0), 1.0, atol=1e-4)
+    assert np.isinf(scores[0][:, 2]).any()  # top_k=3 rules responses out (-inf)
+    np.testing.assert_allclose(  # the plain column is score_responses
+        scores[0][:, 0], score_responses(model, prompts[:1], [space], progress=False)[0],
+        atol=1e-6)
+
+
+def test_samples_carry_their_exact_logp_and_repeat_with_the_seed(models) -> None:
+    model, tok = load_causal_lm(models["m"]), load_tokenizer(models["m"])
+    rows = [{"prompt": "a b", "id": 1}, {"messages": [{"role": "user", "content": "c"}]}]
+    spec = DecodingSpec(temperature=0.8, top_p=0.9)
+    got = sample_rows(model, tok, rows, 6, spec, seed=3, max_new_tokens=4, batch_size=4,
+                      progress=False)
+    again = sample_rows(model, tok, rows, 6, spec, seed=3, max_new_tokens=4, batch_size=64,
+                        progress=False)
+    assert len(got) == 12
+    for a, b in zip(got, again, strict=True):  # batch size changes float32 rounding only
+        assert a["logp"] == pytest.approx(b["logp"], abs=1e-5)
+        assert {**a, "logp": 0} == {**b, "logp": 0}
+    assert got[0]["id"] == 1 and [r["sample_index"] for r in got[:6]] == list(range(6))
+    assert got[6]["prompt_ids"] == tok("c q")["input_ids"]  # chat template rendered
+    other = sample_rows(model, tok, rows, 6, spec, seed=4, max_new_tokens=4, progress=False)
+    assert [r["response_ids"] for r in other] != [r["response_ids"] for r in got]
+    for r in got:
+        assert r["stopped"] == (r["response_ids"][-1] == EOS)
+        assert r["stopped"] or len(r["response_ids"]) == 4
+        want = score_variants(model, [r["prompt_ids"]], [[r["response_ids"]]], [spec],
+                              progress=False)[0][0, 0]
+        assert r["logp"] == pytest.approx(want, abs=1e-4)
+        if r["stopped"]:  # EOS convention: the text alone encodes to the same ids
+            assert encode_response(tok, {"response": r["response"]}, "row") == r["response_ids"]
+
+
+def test_grouped_scoring_equals_one_pair_at_a_time(models) -> None:
+    model = load_causal_lm(models["m"])
+    rng = np.random.default_rng(0)
+    prompts = [[3, 4], [5, 6, 3], [3, 4], [4]]
+    responses = [[rng.integers(3, 7, rng.integers(1, 5)).tolist() + [EOS] for _ in range(5)]
+                 for _ in prompts]
+    responses[2][1] = responses[0][0]  # a repeated (prompt, response) pair
+    grouped = score_variants(model, prompts, responses, SPECS[:3], progress=False)
+    for i, rs in enumerate(responses):
+        for j, r in enumerate(rs):
+            alone = score_variants(model, [prompts[i]], [[r]], SPECS[:3], batch_size=1,
+                                   progress=False)[0][0]
+            np.testing.assert_allclose(grouped[i][j], alone, atol=1e-4)
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_sample_then_score_with_reference_and_variants(models, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = _write(tmp_path / "p.jsonl", [{"prompt": "a b"}, {"prompt": "c"},
+                                            {"messages": [{"role": "user", "content": "b"}]}])
+    samples = tmp_path / "s.jsonl"
+    argv = ["sample", "--model", str(models["r"]), "--data", str(prompts), "--n", "8",
+            "--out", str(samples), "--temperature", "0.7", "--max-new-tokens", "5",
+            "--seed", "1", "--no-progress", "--device", "cpu"]
+    assert _run(argv, capsys)[0] == 0
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert len(rows) == 24 and {"response", "prompt_ids", "response_ids", "sample_index",
+                                "logp"} <= set(rows[0])
+    first = samples.read_bytes()
+    assert _run(argv, capsys)[0] == 0 and samples.read_bytes() == first  # same seed
+
+    out = tmp_path / "scores.parquet"
+    cands = [str(models["m"]), f"{models['m']}@temperature=0.8,top_p=0.95",
+             f"{models['m']}@top_k=2"]
+    assert _run(["score", "--model", *cands, "--data", str(samples), "--reference",
+                 f"{models['r']}@temperature=0.7", "--out", str(out), "--no-progress",
+                 "--device", "cpu"], capsys)[0] == 0
+    table = ScoreTable.read_parquet(out)
+    assert table.models == ["m", "m@temperature=0.8,top_p=0.95", "m@top_k=2"]
+    # The reference at the sampling temperature is the sampling distribution: pi_D = logp.
+    np.testing.assert_allclose(table.example_column("loglik_data"),
+                               [r["logp"] for r in rows], atol=1e-4)
+    model = load_causal_lm(models["m"])
+    want = score_variants(model, [r["prompt_ids"] for r in rows],
+                          [[r["response_ids"]] for r in rows],
+                          [DecodingSpec(), DecodingSpec(temperature=0.8, top_p=0.95)],
+                          progress=False)
+    np.testing.assert_allclose(table.matrix("loglik")[:2].T, [w[0] for w in want], atol=1e-4)
+
+    # Without --reference, logp_data is used as before; Parquet input reads the same.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{**r, "logp_data": r["logp"]} for r in rows]),
+                   tmp_path / "s.parquet")
+    out2 = tmp_path / "scores2.parquet"
+    assert _run(["score", "--model", cands[1], "--data", str(tmp_path / "s.parquet"),
+                 "--out", str(out2), "--no-progress", "--device", "cpu"], capsys)[0] == 0
+    t2 = ScoreTable.read_parquet(out2)
+    np.testing.assert_allclose(t2.matrix("loglik")[0], table.matrix("loglik")[1], atol=1e-6)
+    np.testing.assert_allclose(t2.example_column("loglik_data"),
+                               table.example_column("loglik_data"), atol=1e-4)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("temperature", "temperature must be finite and > 0"),
+    ("spec", "unknown key 'topp'"),
+    ("top_p", "top_p must lie in (0, 1]"),
+    ("chat", "needs a chat template"),
+    ("vocab", "vocabulary differs"),
+    ("tokenizer", "tokenizer differs"),
+    ("convert", "not a .gguf file"),
+])
+def test_bad_inputs_exit_2_with_one_line_and_no_file(
+        case: str, match: str, models, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = _write(tmp_path / "p.jsonl", [{"prompt": "a b"}])
+    chats = _write(tmp_path / "c.jsonl", [{"messages": [{"role": "user", "content": "a"}]}])
+    texts = _write(tmp_path / "t.jsonl", [{"prompt": "a b", "response": "c"}])
+    out = tmp_path / ("out.jsonl" if case in ("temperature", "top_p", "chat") else "out.parquet")
+    common = ["--out", str(out), "--no-progress", "--device", "cpu"]
+    argv = {
+        "temperature": ["sample", "--model", str(models["m"]), "--data", str(prompts), "--n",
+                        "2", "--temperature", "0", *common],
+        "top_p": ["sample", "--model", str(models["m"]), "--data", str(prompts), "--n", "2",
+                  "--top-p", "1.5", *common],
+        "chat": ["sample", "--model", str(models["plain"]), "--data", str(chats), "--n", "2",
+                 *common],
+        "spec": ["score", "--model", f"{models['m']}@topp=0.9", "--data", str(texts), *common],
+        "vocab": ["score", "--model", str(models["m"]), "--data", str(texts), "--reference",
+                  str(models["other"]), *common],
+        "tokenizer": ["score", "--model", str(models["m"]), "--data", str(texts),
+                      "--reference", str(models["plain"]), *common],
+        "convert": ["convert", str(models["m"]), "--out", str(tmp_path / "conv")],
+    }[case]
+    code, err = _run(argv, capsys)
+    assert code == 2 and match in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "conv").exists()
