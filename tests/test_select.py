@@ -401,3 +401,17 @@ def test_ties_are_reported_and_broken_by_cross_entropy_then_name() -> None:
     assert sel.params["tie_break"] == TIE_BREAK
     flipped = simple_tournament(ll[::-1], 2.0, names=["d", "c", "a", "b"])
     assert flipped.name == "c" and flipped.ties == sel.ties
+
+
+def test_select_cli_reports_the_tie_set(tmp_path, capsys) -> None:
+    import json
+
+    from lmcoverage.cli import main
+
+    ll = np.array([[-1.0, -1.0], [-1.0, -1.0], [-0.9, -0.9], [-5.0, -5.0]])
+    path = tmp_path / "scores.parquet"
+    ScoreTable.from_matrix(ll, ["b", "a", "c", "d"]).write_parquet(path)
+    assert main(["select", str(path), "--n", "2", "--json", str(tmp_path / "pick.json")]) == 0
+    out = capsys.readouterr().out
+    assert "pick: c" in out and "tied with the pick: a, b (broken by lower held-out" in out
+    assert json.loads((tmp_path / "pick.json").read_text())["ties"] == ["c", "a", "b"]
