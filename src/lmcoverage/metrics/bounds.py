@@ -15,11 +15,12 @@ from lmcoverage.metrics._validate import as_float_array, as_ns, as_weights
 
 
 def _in_range(name: str, value: ArrayLike, high: float = np.inf) -> NDArray[np.float64]:
+    """``value`` as float64 in [0, high]; up to 1e-12 above ``high`` is rounding (clipped)."""
     arr = as_float_array(name, value, ndim=None)
-    if (arr < 0).any() or (arr > high).any():
-        bad = arr[(arr < 0) | (arr > high)].flat[0]
+    if (arr < 0).any() or (arr > high + 1e-12).any():
+        bad = arr[(arr < 0) | (arr > high + 1e-12)].flat[0]
         raise InputError(f"{name}: must be in [0, {high:g}], got {bad:g}")
-    return arr
+    return np.minimum(arr, high)
 
 
 def _out(arr: NDArray[np.float64]) -> float | NDArray[np.float64]:
