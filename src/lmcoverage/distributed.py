@@ -1,0 +1,277 @@
+"""Shard a command's prompt rows across an executor (local or Ray), resumably.
+
+Used by ``score``, ``sample`` and ``verify`` with ``--executor ray [--ray-address ADDR]``
+(or ``--shards K`` with the local executor):
+
+- :func:`plan_shards` cuts the input rows into K shards; rows that share a prompt stay in one
+  shard (so each shard keeps the engine's prompt grouping) and shards keep the input order.
+- :func:`run_sharded` runs ``work(shard)`` for every shard not yet done, one executor task per
+  shard: each task loads each model once and processes its shard. The task itself writes its
+  result atomically to ``OUT.shards/shard-KKKKK.*`` (a shared filesystem on a cluster), so an
+  interrupted run resumes shard by shard; the directory is removed once the merged output is
+  written. ``OUT.shards/manifest.json`` records what the shards were computed from: a run with
+  other inputs or options starts afresh instead of mixing results.
+
+The plan does not depend on the executor, so ``--executor local --shards K`` and
+``--executor ray --shards K`` compute exactly the same batches and give identical numbers;
+different K change only float32 rounding (prompts share forward passes with other prompts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from lmcoverage.errors import InputError
+
+T = TypeVar("T")
+EXECUTORS = ("local", "ray")
+EXECUTOR_HELP = "Where shards run: local (this process) or ray (a Ray cluster)."
+RAY_ADDRESS_HELP = "Address of an existing Ray cluster (--executor ray; default: start one here)."
+SHARDS_HELP = ("Prompt shards (default: 1 locally, the cluster's CPUs with Ray); finished "
+               "shards are kept in OUT.shards/ and a re-run resumes from them.")
+
+
+def plan_shards(keys: Sequence[Hashable], shards: int) -> list[list[int]]:
+    """Row indices of each of at most ``shards`` shards, in input order.
+
+    ``keys[i]`` identifies row i's prompt; all rows of one prompt go to the shard of its first
+    row. Prompts are dealt in order of first appearance into contiguous runs of about equal row
+    counts, so concatenating the shards' rows (each shard sorted) gives the rows grouped by
+    prompt, and with distinct prompts exactly the input order. Empty shards are dropped.
+    """
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise InputError(f"--shards: must be an integer >= 1, got {shards!r}")
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    plan: list[list[int]] = [[] for _ in range(shards)]
+    total, done = len(keys), 0
+    for rows in groups.values():
+        k = min(shards - 1, done * shards // max(total, 1))
+        plan[k].extend(rows)
+        done += len(rows)
+    return [sorted(rows) for rows in plan if rows]
+
+
+def subset(examples: Any, rows: Sequence[int]) -> Any:
+    """A dataclass of per-row lists/arrays (e.g. :class:`~lmcoverage.engine.table.Examples`)
+    restricted to ``rows``; fields that are not per-row (names, sources) are kept."""
+    n = len(examples)
+    index = np.asarray(rows, dtype=np.int64)
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(examples):
+        value = getattr(examples, field.name)
+        if isinstance(value, np.ndarray) and value.shape[:1] == (n,):
+            changes[field.name] = value[index]
+        elif isinstance(value, list) and len(value) == n:
+            changes[field.name] = [value[i] for i in rows]
+    return dataclasses.replace(examples, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardFormat:
+    """How one shard's result is stored: file suffix, ``write(path, result)`` (atomic) and
+    ``read(path) -> result``; both run on the machine that has the shard directory."""
+
+    suffix: str
+    write: Callable[[Path, Any], None]
+    read: Callable[[Path], Any]
+
+
+def shard_dir(out: Path) -> Path:
+    """``OUT.shards`` next to the output ``out``."""
+    return out.with_name(out.name + ".shards")
+
+
+def run_sharded(
+    work: Callable[[list[int]], T],
+    plan: list[list[int]],
+    out: Path,
+    fingerprint: dict[str, Any],
+    fmt: ShardFormat,
+    executor: str = "local",
+    address: str | None = None,
+    progress: bool = True,
+) -> tuple[list[list[int]], list[T]]:
+    """``(plan, [work(rows) for rows in plan])``, each shard computed once across re-runs.
+
+    ``work`` must be picklable (a module-level function, or a ``functools.partial`` of one)
+    for Ray. A re-run with the same ``fingerprint`` keeps the plan stored in ``OUT.shards/``
+    (whatever ``plan`` is given now) and reads its finished shards back instead of recomputing
+    them. The caller writes the merged output and then calls :func:`finish_sharded`.
+    """
+    from lmcoverage.executors import make_executor
+
+    folder = shard_dir(out)
+    plan = _prepare(folder, _digest(fingerprint), plan, progress)
+    paths = [folder / f"shard-{k:05d}{fmt.suffix}" for k in range(len(plan))]
+    todo = [k for k, p in enumerate(paths) if not p.is_file()]
+    if progress and len(todo) < len(plan):
+        print(f"resuming: {len(plan) - len(todo)} of {len(plan)} shards already in {folder}",
+              file=sys.stderr)
+    if todo:
+        make_executor(executor, address).map(functools.partial(_run_and_store, work, fmt.write),
+                                             [(plan[k], paths[k]) for k in todo])
+    return plan, [fmt.read(p) for p in paths]
+
+
+def finish_sharded(out: Path) -> None:
+    """Remove ``OUT.shards/`` once ``out`` has been written."""
+    shutil.rmtree(shard_dir(out), ignore_errors=True)
+
+
+def shard_count(executor: str, address: str | None, shards: int | None) -> int:
+    """``shards`` if given; else 1 locally and, with Ray, the CPUs of the cluster (connecting
+    to it): one shard per worker, so each worker loads each model once."""
+    if shards is not None or executor != "ray":
+        return 1 if shards is None else shards
+    import ray
+
+    from lmcoverage.executors import make_executor
+
+    make_executor(executor, address)
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def check_executor(executor: str, address: str | None) -> None:
+    """Refuse an unknown executor or ``--ray-address`` without Ray, before any work."""
+    if executor not in EXECUTORS:
+        raise InputError(f"--executor: unknown executor {executor!r}; choose local or ray")
+    if address and executor != "ray":
+        raise InputError("--ray-address needs --executor ray")
+
+
+def _run_and_store(work: Callable[[list[int]], Any], write: Callable[[Path, Any], None],
+                   item: tuple[list[int], Path]) -> None:
+    """Executor task: run one shard and store its result under its final name (atomically)."""
+    rows, path = item
+    write(path, work(rows))
+
+
+def _digest(fingerprint: dict[str, Any]) -> str:
+    text = json.dumps(fingerprint, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def _prepare(folder: Path, digest: str, plan: list[list[int]],
+             progress: bool) -> list[list[int]]:
+    """Create ``folder`` with its manifest and return the plan to run: the stored one when the
+    folder holds shards of the same run, else ``plan`` (a folder of another run is emptied)."""
+    from lmcoverage.io import atomic_write_json
+
+    path = folder / "manifest.json"
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            stored = {}
+        if stored.get("fingerprint") == digest and isinstance(stored.get("plan"), list):
+            return [list(map(int, rows)) for rows in stored["plan"]]
+        if progress:
+            print(f"{folder} holds shards of another run (other inputs or options): "
+                  "starting afresh", file=sys.stderr)
+        shutil.rmtree(folder)
+    atomic_write_json(path, {"fingerprint": digest, "plan": plan})
+    return plan
+
+
+# ---------------------------------------------------------------------- score
+def score_sharded(
+    model_dirs: Sequence[Path],
+    examples: Any,
+    names: Sequence[str],
+    out: Path,
+    executor: str = "local",
+    address: str | None = None,
+    shards: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> Any:
+    """:func:`~lmcoverage.engine.table.score_models` with the examples sharded (rows sharing
+    a prompt in one shard); the same ScoreTable (rows, order, columns) as the unsharded call.
+
+    ``options`` go to ``score_models`` in every task (``batch_size``, ``device``, ...).
+    """
+    from lmcoverage.scoretable import ScoreTable
+
+    fmt = ShardFormat(".parquet", lambda path, table: table.write_parquet(path),
+                      ScoreTable.read_parquet)
+    keys = _prompt_keys(examples)
+    plan = plan_shards(keys, shard_count(executor, address, shards))
+    fingerprint = {"command": "score", "models": [_model_stamp(d) for d in model_dirs],
+                   "names": list(names), "examples": dataclasses.asdict(examples),
+                   "options": options}
+    work = functools.partial(_score_shard, list(model_dirs), list(names), examples, options)
+    plan, tables = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
+    return _merge_tables(tables, plan, len(examples))
+
+
+def _score_shard(model_dirs: list[Path], names: list[str], examples: Any,
+                 options: dict[str, Any], rows: list[int]) -> Any:
+    from lmcoverage.engine.table import score_models
+
+    return score_models(model_dirs, subset(examples, rows), names=names, progress=False,
+                        **options)
+
+
+def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
+    """One ScoreTable from shard tables (example ids 0..len(shard)-1 each) over ``n`` rows."""
+    from lmcoverage.scoretable import ScoreTable
+
+    first = tables[0]
+    models = first.models
+
+    def gather(get: Callable[[Any], np.ndarray], shape: tuple[int, ...],
+               dtype: Any = np.float64) -> np.ndarray:
+        full = np.empty(shape, dtype=dtype)
+        for rows, table in zip(plan, tables, strict=True):
+            full[..., rows] = get(table)
+        return full
+
+    has = {c: first.has(c) for c in ("loglik_data", "mass_correct")}
+    return ScoreTable.from_matrix(
+        gather(lambda t: t.matrix("loglik"), (len(models), n)), models,
+        loglik_data=gather(lambda t: t.example_column("loglik_data"), (n,))
+        if has["loglik_data"] else None,
+        weight=gather(lambda t: t.example_column("weight"), (n,)),
+        group=[str(g) for g in gather(lambda t: t.example_column("group"), (n,), object)],
+        mass_correct=gather(lambda t: t.matrix("mass_correct"), (len(models), n))
+        if has["mass_correct"] else None,
+    )
+
+
+def _prompt_keys(examples: Any) -> list[Hashable]:
+    """Per row, what identifies its prompt (token ids, text, or an input row's prompt fields:
+    ``prompt_ids``, ``prompt``, ``messages``)."""
+    if getattr(examples, "prompt_ids", None) is not None:
+        return [tuple(p) for p in examples.prompt_ids]
+    if getattr(examples, "prompt_text", None) is not None:
+        return list(examples.prompt_text)
+    return [json.dumps([row.get(k) for k in ("prompt_ids", "prompt", "messages")],
+                       sort_keys=True) for row in examples.rows]
+
+
+def _model_stamp(path: Path) -> list[Any]:
+    """A model directory (or file) with the size and mtime of what is in it."""
+    p = Path(path).resolve()
+    files = sorted(p.iterdir()) if p.is_dir() else [p]
+    return [str(p), [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files
+                     if f.is_file()]]
