@@ -33,6 +33,7 @@ EXPERIMENTS: dict[str, str] = {
     "sgd": "lmcoverage.experiments.sgd",
     "ttt": "lmcoverage.experiments.ttt",
     "distill": "lmcoverage.experiments.distill",
+    "real-lm": "lmcoverage.experiments.real_lm",
 }
 
 CONFIG_FILE = "config.json"
