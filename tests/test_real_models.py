@@ -211,3 +211,35 @@ def test_bad_inputs_exit_2_with_one_line_and_no_file(
     code, err = _run(argv, capsys)
     assert code == 2 and match in err and err.count("\n") == 1
     assert not out.exists() and not (tmp_path / "conv").exists()
+
+
+def test_offset_tournament_scores_held_out_and_samples_on_one_space(
+        models, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Eq. 32 on HF models: held-out texts get EOS, samples stop at EOS or at the longest
+    held-out length, and the sampled estimate matches the exact enumeration on that space."""
+    from lmcoverage.select.sampling import onpolicy_by_sampling
+
+    data = _write(tmp_path / "h.jsonl", [{"prompt": "a b", "response": "c a"},
+                                         {"prompt": "c", "response": "b"}])
+    out = tmp_path / "h.parquet"
+    dirs = [str(models["m"]), str(models["r"])]
+    assert _run(["score", "--model", *dirs, "--data", str(data), "--out", str(out),
+                 "--no-progress", "--device", "cpu"], capsys)[0] == 0
+    table = ScoreTable.read_parquet(out)
+    lms = [load_causal_lm(models[k]) for k in ("m", "r")]
+    prompts = [[3, 4], [5]]
+    held = [[5, 3, EOS], [4, EOS]]  # the texts with EOS appended
+    for row, lm in zip(table.matrix("loglik"), lms, strict=True):
+        want = score_responses(lm, prompts, [[h] for h in held], progress=False)
+        np.testing.assert_allclose(row, [w[0] for w in want], atol=1e-5)
+
+    n, samples = 2.0, 600
+    got = onpolicy_by_sampling(table, data, dirs, n, samples=samples, seed=0, progress=False)
+    space = _space(3, len(SYMBOLS))  # cap 3 = the longest held-out response, EOS included
+    logp = np.stack([np.stack(score_responses(lm, prompts, [space, space], progress=False))
+                     for lm in lms])  # (models, prompts, responses)
+    for j, k in ((0, 1), (1, 0)):
+        exact = np.mean([np.exp(logp[j, i])[logp[k, i] - logp[j, i] >= np.log(n) - 1e-9].sum()
+                         for i in range(2)])
+        assert 0.05 < exact < 0.95  # a non-trivial event
+        assert got[j, k] == pytest.approx(exact, abs=4 * np.sqrt(0.25 / (2 * samples)))

@@ -1,9 +1,16 @@
 """On-policy estimates for the offset tournament (Eq. 32) from Hugging Face checkpoints.
 
-For each candidate j, sample responses to every held-out prompt (``engine.sample_responses``),
+For each candidate j, sample responses to every held-out prompt (``engine.sample_with_logp``),
 then score all of them under every candidate k (``engine.score_responses``): the
 (candidates, candidates, prompts, samples) log-likelihoods feed
 :func:`~lmcoverage.select.onpolicy_from_samples`.
+
+Both terms of Eq. 32 live on one response space, by the EOS convention of
+:mod:`lmcoverage.engine.rows`: a held-out text response is scored with the EOS token appended,
+and a sample ends at a stop token (kept and scored) or at the cap ``L`` = the longest held-out
+response in tokens (EOS included). So every held-out response is a point of the space
+"responses that stop within L tokens, or the first L tokens of one that does not", on which
+each candidate's capped generation is a proper distribution.
 """
 
 from __future__ import annotations
@@ -55,8 +62,8 @@ def onpolicy_by_sampling(
         n: the threshold N >= 1.
         samples: responses sampled per prompt from each candidate.
         max_new_tokens: longest sampled response (default: the longest held-out response in
-            tokens). A sample also ends at the tokenizer's end-of-sequence token, which is
-            kept and scored.
+            tokens, EOS included). A sample also ends at a stop token (the tokenizer's EOS or
+            a chat end-of-turn token), which is kept and scored.
         temperature: sampling temperature (1 samples the candidate itself, as Eq. 32 needs).
         seed: sampling seed; every candidate uses it (common random numbers).
         device, trust_remote_code, progress: as for ``lmcoverage score``.
@@ -65,7 +72,10 @@ def onpolicy_by_sampling(
         (candidates, candidates) float64, rows and columns in the table's model order, weighted
         by the table's example weights; diagonal NaN.
     """
-    from lmcoverage.engine import load_causal_lm, sample_responses, score_responses
+    from lmcoverage.decoding.spec import DecodingSpec
+    from lmcoverage.engine import load_causal_lm, score_responses
+    from lmcoverage.engine.rows import stop_token_ids
+    from lmcoverage.engine.sampling import sample_with_logp
     from lmcoverage.engine.table import data_examples, encode_examples
     from lmcoverage.models.hf import load_tokenizer
 
@@ -77,22 +87,26 @@ def onpolicy_by_sampling(
             table.example_ids, np.arange(len(examples))):
         raise ValueError(f"--data {data}: {len(examples)} examples, but the score table has "
                          f"{table.num_examples}; give the file the table was scored on")
-    vocab = load_tokenizer(dirs[0], trust_remote_code).get_vocab()
+    tokenizer = load_tokenizer(dirs[0], trust_remote_code)
+    vocab = tokenizer.get_vocab()
     for d in dirs[1:]:
         if load_tokenizer(d, trust_remote_code).get_vocab() != vocab:
             raise ValueError(f"--method offset: {d} and {dirs[0]} have different tokenizers; "
                              "cross-scoring samples needs one shared tokenizer")
-    prompts, responses, _ = encode_examples(examples, dirs[0], trust_remote_code)
+    prompts, responses, _ = encode_examples(examples, dirs[0], trust_remote_code,
+                                            tokenizer=tokenizer)
     cap = max(len(r) for r in responses) if max_new_tokens is None else max_new_tokens
-    eos = load_tokenizer(dirs[0], trust_remote_code).eos_token_id
+    stops = stop_token_ids(tokenizer)  # one stop set for every candidate: one response space
+    spec = DecodingSpec(temperature=temperature)
 
     drawn: list[list[list[list[int]]]] = []
     for j, d in enumerate(dirs):
         if progress:
             print(f"sampling {table.models[j]} ({j + 1}/{len(dirs)})", file=sys.stderr)
         model = load_causal_lm(d, trust_remote_code=trust_remote_code, device=device)
-        drawn.append(sample_responses(model, prompts, samples, cap, temperature=temperature,
-                                      seed=seed, stop_token_id=eos, progress=progress))
+        drawn.append([[s.ids for s in group] for group in sample_with_logp(
+            model, prompts, samples, cap, spec, seed=seed, stop_token_ids=stops,
+            progress=progress)])
     k = len(dirs)
     logliks = np.empty((k, k, len(prompts), samples), dtype=np.float64)
     for o, d in enumerate(dirs):
