@@ -21,7 +21,7 @@ import lmcoverage
 #: top to bottom; a new unit of lmcoverage needs a line here
 LAYERS: list[set[str]] = [
     {"__main__", "cli", "commands", "demo", "integrations"},
-    {"experiments", "verify"},
+    {"experiments", "verify", "distributed"},
     {"select"},
     {"engine"},
     {"decoding"},

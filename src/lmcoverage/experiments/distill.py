@@ -45,7 +45,7 @@ from lmcoverage.experiments.theory_common import (
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
-from lmcoverage.updates import sgd_update
+from lmcoverage.updates import make_update, run_updates
 from lmcoverage.updates import truncation_point as truncation  # public name, kept
 
 TITLE = "Truncated-gradient vs plain distillation across horizons (Thm 6.2)"
@@ -134,16 +134,14 @@ def run_method(
     rows = len(lrs) * reps
     rep = torch.arange(rows) % reps
     lr = torch.tensor(lrs, dtype=torch.float64).repeat_interleave(reps)
-    theta = inst.theta0.expand(rows, inst.dim).clone()
-    out = [theta.clone()] if 0 in record_at else []
-    for t in range(steps):
+
+    def gradient(t: int, theta: Tensor) -> Tensor:
         x, prefix = stream.step(t)
-        g = weighted_gradient(inst, theta, x, prefix, rep,
-                              log_n if method == "truncated" else None)
-        theta = sgd_update(theta, g, lr, inst.radius)
-        if t + 1 in record_at:
-            out.append(theta.clone())
-    return torch.stack(out)
+        return weighted_gradient(inst, theta, x, prefix, rep,
+                                 log_n if method == "truncated" else None)
+
+    return run_updates(inst.theta0.expand(rows, inst.dim), gradient,
+                       make_update("sgd", lr, radius=inst.radius), steps, record_at)
 
 
 def run_horizon(config: dict[str, Any], horizon: int, seeds: list[int]) -> dict[str, np.ndarray]:

@@ -44,13 +44,7 @@ from lmcoverage.experiments.theory_common import (
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 from lmcoverage.tasks.linear import CountEnumeration, IIDInstance, sgd_instance
-from lmcoverage.updates import (
-    AdamState,
-    adam_update,
-    normalized_sgd_update,
-    sgd_update,
-    sign_sgd_update,
-)
+from lmcoverage.updates import make_update, run_updates
 
 TITLE = "SGD vs normalized SGD across horizons (Prop 5.1, Thm 5.1)"
 
@@ -147,32 +141,20 @@ def run_sweep(
     ks = [int(c.get("K", 1)) for c in configs]
     k_of_row = np.repeat(ks, reps)
     groups = {k: torch.from_numpy(np.flatnonzero(k_of_row == k)) for k in sorted(set(ks))}
-    theta = inst.theta0.expand(rows, inst.dim).clone()
-    adam: AdamState | None = None
     lam = (torch.tensor([c["lam"] for c in configs], dtype=torch.float64).repeat_interleave(reps)
            if method == "normalized_sgd" else None)
-    out = []
-    wanted = set(record_at)
-    if 0 in wanted:
-        out.append(theta.clone())
-    for t in range(steps):
+
+    def gradient(t: int, theta: Tensor) -> Tensor:
         g = torch.empty_like(theta)
         for k, idx in groups.items():
             r = rep_idx[idx]
             g[idx] = batch_gradient(inst, theta[idx], batches.observed[k][r, t],
                                     batches.prompt_freq[k][r, t], batches.horizon)
-        if method == "sgd":
-            theta = sgd_update(theta, g, lr, inst.radius)
-        elif method == "normalized_sgd":
-            assert lam is not None
-            theta = normalized_sgd_update(theta, g, lr, lam, inst.radius)
-        elif method == "sign_sgd":
-            theta = sign_sgd_update(theta, g, lr, inst.radius)
-        else:
-            theta, adam = adam_update(theta, g, adam, lr, radius=inst.radius)
-        if t + 1 in wanted:
-            out.append(theta.clone())
-    return torch.stack(out)
+        return g
+
+    theta0 = inst.theta0.expand(rows, inst.dim)
+    update = make_update(method, lr, lam=lam, radius=inst.radius)
+    return run_updates(theta0, gradient, update, steps, record_at)
 
 
 def method_configs(config: dict[str, Any], method: str) -> list[dict[str, float]]:

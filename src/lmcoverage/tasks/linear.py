@@ -12,7 +12,8 @@ i.i.d. given the prompt and a response is summarised by its token counts. That g
 Instances: :func:`heterogeneous_instance` and :func:`graded_instance` (SPEC.md section 6,
 Prop 5.1's separation), :func:`prop32_instance` (Prop 3.2: KL grows with H), and the
 position-dependent :func:`pivotal_instance` (:class:`PositionalInstance`, Thm 4.2). The model
-objects are the library's :class:`lmcoverage.models.linear.LinearARModel` on the same tables.
+objects are the library's :class:`lmcoverage.models.linear.LinearARModel` on the same tables;
+count vectors, their multinomial law and token KLs come from :mod:`lmcoverage.models.linear`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,27 @@ from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
 from lmcoverage.metrics import coverage_mass
-from lmcoverage.models.linear import LinearARModel, LinearPolicy
+from lmcoverage.models.linear import (
+    DTYPE,
+    LinearARModel,
+    LinearPolicy,
+    count_pmfs,
+    count_vectors,
+    token_kl_from_log_probs,
+)
 
-DTYPE = torch.float64
+__all__ = [
+    "INSTANCES",
+    "CountEnumeration",
+    "IIDInstance",
+    "PositionalInstance",
+    "count_vectors",
+    "graded_instance",
+    "heterogeneous_instance",
+    "pivotal_instance",
+    "prop32_instance",
+    "sgd_instance",
+]
 
 
 @dataclass(frozen=True)
@@ -110,9 +129,8 @@ class IIDInstance:
 
     def token_kl(self, theta: Tensor) -> Tensor:
         """(..., P) KL(pi_D(.|x) || pi_theta(.|x)) per token."""
-        lp_d = self.token_log_probs(self.theta_star)
-        lp_m = self.token_log_probs(theta)
-        return (lp_d.exp() * (lp_d - lp_m)).sum(-1).clamp(min=0.0)
+        return token_kl_from_log_probs(self.token_log_probs(self.theta_star),
+                                       self.token_log_probs(theta))
 
     def kl(self, theta: Tensor, horizon: int) -> Tensor:
         """(...,) exact sequence KL = H * sum_x mu(x) KL_token(x)."""
@@ -125,22 +143,6 @@ def _check_horizon(horizon: int) -> None:
         raise ValueError(f"horizon: must be an integer >= 1, got {horizon!r}")
 
 
-def count_vectors(vocab_size: int, horizon: int) -> NDArray[np.int64]:
-    """(C(H+V-1, V-1), V) every vector of non-negative token counts summing to H."""
-    _check_horizon(horizon)
-    if vocab_size < 1:
-        raise ValueError(f"vocab_size: must be >= 1, got {vocab_size}")
-    rows = np.zeros((1, 0), dtype=np.int64)
-    for _ in range(vocab_size - 1):
-        used = rows.sum(1)
-        reps = horizon - used + 1
-        rows = np.repeat(rows, reps, axis=0)
-        start = np.repeat(np.cumsum(reps) - reps, reps)
-        new = np.arange(rows.shape[0]) - start
-        rows = np.concatenate([rows, new[:, None]], axis=1)
-    return np.concatenate([rows, horizon - rows.sum(1, keepdims=True)], axis=1)
-
-
 class CountEnumeration:
     """Exact metrics of many thetas on an :class:`IIDInstance` at horizon H.
 
@@ -149,27 +151,20 @@ class CountEnumeration:
     """
 
     def __init__(self, inst: IIDInstance, horizon: int, min_prob: float = 1e-15) -> None:
-        from scipy.special import gammaln
-
         _check_horizon(horizon)
         if not 0.0 <= min_prob < 1.0:
             raise ValueError(f"min_prob: must be in [0, 1), got {min_prob}")
         self.inst = inst
         self.horizon = horizon
-        counts = count_vectors(inst.vocab_size, horizon)
-        log_coef = gammaln(horizon + 1) - gammaln(counts + 1).sum(1)
         log_pd = np.log(inst.data_token_probs())  # (P, V)
         mu = inst.mu.numpy()
-        self.counts: list[NDArray[np.float64]] = []
-        self.weights: list[NDArray[np.float64]] = []
+        laws = count_pmfs(log_pd, horizon, min_prob)
+        self.counts: list[NDArray[np.float64]] = [law.counts for law in laws]
+        self.weights: list[NDArray[np.float64]] = [m * law.pmf for m, law in zip(mu, laws,
+                                                                                  strict=True)]
         dropped = 0.0
-        for p in range(inst.num_prompts):
-            terms = np.where(counts > 0, counts * log_pd[p], 0.0)
-            pmf = np.exp(log_coef + terms.sum(1))
-            keep = pmf > min_prob
-            dropped += mu[p] * float(pmf[~keep].sum())
-            self.counts.append(counts[keep].astype(np.float64))
-            self.weights.append(mu[p] * pmf[keep])
+        for m, law in zip(mu, laws, strict=True):
+            dropped += m * law.dropped
         self.dropped_mass = dropped
         self.log_pd = log_pd
 
@@ -323,9 +318,8 @@ class PositionalInstance:
 
     def kl(self, theta: Tensor) -> Tensor:
         """(...,) exact sequence KL: sum_x mu(x) sum_h KL(pi_D(.|x,h) || pi_theta(.|x,h))."""
-        lp_d = self.token_log_probs(self.theta_star)
-        lp_m = self.token_log_probs(theta)
-        per = (lp_d.exp() * (lp_d - lp_m)).sum(-1).clamp(min=0.0).sum(-1)  # (..., P)
+        per = token_kl_from_log_probs(self.token_log_probs(self.theta_star),
+                                      self.token_log_probs(theta)).sum(-1)  # (..., P)
         return (per * self.mu).sum(-1)
 
     def inherent_variance(self) -> float:
