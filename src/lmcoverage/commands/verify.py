@@ -12,8 +12,8 @@ DIR@temperature=T) and check each against the row's `answer` with --verifier: ex
 (the last number in the response equals the answer's), regex:PATTERN, or module:function (a
 Python callable (row, response_text) -> bool). Writes one JSONL row per sample (model,
 problem, sample_index, response, correct) and prints unbiased pass@k with intervals for
-k = 1, 2, 4, ... up to K. Prompt rows: `prompt` text or `prompt_ids`, `answer`, optional
-`problem` id (default: the row's position).
+k = 1, 2, 4, ... up to K. Prompt rows (.jsonl or .parquet): `prompt` text, `messages` or
+`prompt_ids`; `answer`; an optional `problem` id (default: the row's position).
 """
 
 
@@ -28,8 +28,8 @@ def verify_candidates(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first)."""
+    from lmcoverage.engine.rows import read_rows
     from lmcoverage.errors import InputError
-    from lmcoverage.io import read_jsonl
     from lmcoverage.verify.sampling import check_candidates, sample_texts
     from lmcoverage.verify.verdicts import judge
     from lmcoverage.verify.verifiers import get_verifier
@@ -39,7 +39,7 @@ def verify_candidates(
     if max_new_tokens < 1:
         raise InputError(f"--max-new-tokens: must be >= 1, got {max_new_tokens}")
     check = get_verifier(verifier)
-    rows = read_jsonl(data)
+    rows = [row for _, row in read_rows(data)]
     check.check_rows(rows, str(data))
     specs = check_candidates(candidates)
     verdicts: list[dict[str, Any]] = []
@@ -53,7 +53,8 @@ def verify_candidates(
 def verify(
     model: Annotated[list[str], typer.Option(
         "--model", help="Candidate: model directory, optionally @temperature=T; repeatable.")],
-    data: Annotated[Path, typer.Option(help="Prompts JSONL (prompt/prompt_ids, answer).")],
+    data: Annotated[Path, typer.Option(help="Prompt rows, .jsonl or .parquet (prompt, "
+                                      "messages or prompt_ids; answer; problem).")],
     samples: Annotated[int, typer.Option(help="Responses per prompt and candidate (K).")],
     verifier: Annotated[str, typer.Option(help="exact, number, regex:PATTERN or "
                                           "module:function.")],
@@ -62,7 +63,8 @@ def verify(
     seed: Annotated[int, typer.Option(help="Sampling seed (same seed, same samples).")] = 0,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")]
     = 0.95,
-    device: Annotated[str, typer.Option(help="Torch device (cpu, cuda, cuda:1).")] = "cpu",
+    device: Annotated[str, typer.Option(help="Torch device: auto (cuda if available, else "
+                                        "cpu), cpu, cuda, cuda:1.")] = "auto",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
     = False,
 ) -> None:
@@ -70,6 +72,7 @@ def verify(
     from rich.console import Console
     from rich.table import Table
 
+    from lmcoverage.commands._output import resolve_device
     from lmcoverage.errors import InputError
     from lmcoverage.io import write_jsonl
     from lmcoverage.verify.verdicts import counts_by_model, passk_rows, powers_of_two
@@ -78,7 +81,8 @@ def verify(
         raise InputError(f"--out {out}: give a .jsonl file name")
     if not 0 < confidence < 1:
         raise InputError(f"--confidence: must lie in (0, 1), got {confidence}")
-    verdicts = verify_candidates(model, data, samples, verifier, max_new_tokens, seed, device,
+    dev = resolve_device(device, announce=not no_progress)
+    verdicts = verify_candidates(model, data, samples, verifier, max_new_tokens, seed, dev,
                                  not no_progress)
     rows = passk_rows(counts_by_model(verdicts), powers_of_two(samples), confidence)
     write_jsonl(out, verdicts)
