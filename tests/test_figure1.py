@@ -2,7 +2,7 @@
 
 No training: the candidates are hand-built feature-blind models moving from the pre-training
 optimum (G1/G2/G3 uniform) to the fine-tuning optimum (0.9/0.1), so the numbers are exact and
-the effects are known in advance (SPEC.md section 7).
+the effects are known in advance (the hand-derived feature-blind optima).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The analysis path without training: oracle models reproduce SPEC.md section 7 exactly."""
+"""The analysis path without training: oracle models reproduce the hand-derived feature-blind optima."""
 
 from __future__ import annotations
 

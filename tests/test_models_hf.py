@@ -17,7 +17,7 @@ def test_paper_preset_has_the_papers_shape_and_size() -> None:
     assert (cfg.n_layer, cfg.n_head, cfg.n_embd) == (6, 4, 384)
     assert cfg.activation_function.startswith("gelu")
     n_params = sum(p.numel() for p in model.parameters())
-    assert 10.6e6 < n_params < 11.0e6  # SPEC.md section 5: a 10.8M-parameter model
+    assert 10.6e6 < n_params < 11.0e6  # Appendix C: a 10.8M-parameter model
 
 
 def test_presets_are_seeded_and_overridable() -> None:

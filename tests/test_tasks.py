@@ -1,4 +1,4 @@
-"""Invariants of the layered-DAG tasks (SPEC.md section 5) and ``lmcoverage task export``."""
+"""Invariants of the layered-DAG tasks (the paper's Appendix C) and ``lmcoverage task export``."""
 
 from __future__ import annotations
 

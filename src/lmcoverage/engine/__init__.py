@@ -1,4 +1,4 @@
-"""Task-agnostic scoring and sampling for any Hugging Face causal LM (SPEC.md sections 1-2, 5).
+"""Task-agnostic scoring and sampling for any Hugging Face causal LM (Eq. 1; Appendix C).
 
 - :func:`score_responses`: teacher-forced ``log pi_hat(y|x)`` of many responses per prompt, the
   prompt's keys and values computed once, float64 sums, batch-invariant.

@@ -1,4 +1,4 @@
-"""Teacher-forced sequence log-likelihoods, prompt computed once (SPEC.md section 1 and 2).
+"""Teacher-forced sequence log-likelihoods, prompt computed once (the paper's Sec. 2, Eq. 1).
 
 ``log pi_hat(y|x) = sum_h log pi_hat(y_h | x, y_<h)``: the prompt is masked (not scored), token
 log-probabilities come from a float32 log-softmax and are summed in float64. Each prompt's keys
@@ -254,7 +254,7 @@ def mass_correct(
     """The model's probability of each prompt's correct set, ``pi_hat(G_x | x)``.
 
     ``G_x`` is an enumerable set of responses (pi_D's support, or the valid paths), so
-    ``Pass@N = E_x[1 - (1 - pi_hat(G_x|x))^N]`` is exact without sampling (SPEC.md section 2).
+    ``Pass@N = E_x[1 - (1 - pi_hat(G_x|x))^N]`` is exact without sampling (the Pass@N of Sec. 2).
     Duplicates in a set are counted once; an empty set has mass 0. The sum is a float64
     log-sum-exp of the scores, clipped to 1 against float32 rounding.
 

@@ -1,4 +1,4 @@
-"""Figure 1: coverage predicts Pass@N after fine-tuning, KL does not (SPEC.md section 5).
+"""Figure 1: coverage predicts Pass@N after fine-tuning, KL does not (the paper's Appendix C).
 
 A GPT is pre-trained on the uniform G1/G2/G3 mixture of layered graphs (G1 and G2 differ only
 through a hidden XOR feature, too hard to learn on purpose), then fine-tuned on the 0.9/0.1
@@ -212,7 +212,7 @@ def training_data(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
-    """KL, Cov_N and Pass@N of the feature-blind optima (SPEC.md section 7) on ``vset``."""
+    """KL, Cov_N and Pass@N of the feature-blind optima (derived by hand from the Appendix C task) on ``vset``."""
     out = {}
     for name, weights in (("finetune_optimum", {1: 0.9, 2: 0.1}),
                           ("pretrain_optimum", {1: 1.0, 2: 1.0, 3: 1.0})):

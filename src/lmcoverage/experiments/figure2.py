@@ -1,4 +1,4 @@
-"""Figure 2: coverage ignores the horizon H, KL does not (SPEC.md section 5, Appendix C).
+"""Figure 2: coverage ignores the horizon H, KL does not (the paper's Appendix C).
 
 For each H and seed, a GPT is trained on the ``figure2-h{H}`` mixture (class 1: one valid
 path, weight 0.94; class 2: H/2 parity decisions keyed to a hidden XOR bit, 0.05; class 3:

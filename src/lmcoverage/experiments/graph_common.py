@@ -1,6 +1,6 @@
 """Analysis shared by Figures 1 and 2: score checkpoints on graph problems, mix class metrics.
 
-The pieces (SPEC.md sections 2, 5 and 7):
+The pieces (Eq. 1, the paper's Appendix C, hand-derived reference values):
 
 - a :class:`ValidationSet`: per-class validation problems and the per-example weights that
   mix class metrics with the class weights (``weight = w_class / n_class``), so every
@@ -8,7 +8,7 @@ The pieces (SPEC.md sections 2, 5 and 7):
 - a :class:`SequenceModel` gives exact ``log pi_hat(y|x)`` for any response and a greedy
   decode. :class:`HFSequenceModel` wraps a Hugging Face causal LM through
   :mod:`lmcoverage.engine`; :class:`OracleModel` is a hand-built model with known sequence
-  probabilities (the feature-blind optima of SPEC.md section 7), used to test the analysis
+  probabilities (the feature-blind optima, derived by hand), used to test the analysis
   without training;
 - :func:`score_model` turns a model into :class:`~lmcoverage.scoretable.ScoreTable` rows
   (the log-likelihood of the held-out response, pi_D's log-likelihood, the weight, the class,
@@ -361,7 +361,7 @@ def effect_verdict(checks: Sequence[Mapping[str, Any]], success: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# oracle distributions (SPEC.md section 7)
+# oracle distributions (the feature-blind optima, derived by hand)
 
 
 def data_distribution(problem: Problem) -> dict[Path_, float]:

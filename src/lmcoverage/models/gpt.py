@@ -1,4 +1,4 @@
-"""GPT-2-style causal transformers built from a config (SPEC.md section 5), never downloaded.
+"""GPT-2-style causal transformers built from a config (the paper's Appendix C), never downloaded.
 
 Absolute learned position embeddings, GeLU MLPs, pre-LayerNorm: the Hugging Face
 ``GPT2LMHeadModel``. Presets: ``paper`` (6 layers, 4 heads, width 384: the paper's pick),

@@ -1,4 +1,4 @@
-"""Synthetic tasks with an exactly known data distribution pi_D (SPEC.md section 5).
+"""Synthetic tasks with an exactly known data distribution pi_D (the paper's Appendix C).
 
 ``get_task(name, **options)`` builds a :class:`Task`; ``task.sample(n, seed)`` gives
 :class:`Problem` s with the prompt, a response, the class, log pi_D, the support of pi_D and

@@ -2,7 +2,7 @@
 
 A :class:`Task` samples :class:`Problem` s. Each problem carries its prompt, one response
 ``y ~ pi_D(.|x)``, the full support of ``pi_D(.|x)`` with probabilities and the set of
-correct (valid) responses, so that every quantity of SPEC.md section 2 (log-ratios, Cov_N,
+correct (valid) responses, so that every quantity of the paper's Sec. 2 (log-ratios, Cov_N,
 exact Pass@N through ``mass_correct``) can be computed without approximation.
 
 Everything that follows from the support alone (``log_prob_data``, ``token_distribution``,

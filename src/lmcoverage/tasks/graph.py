@@ -1,4 +1,4 @@
-"""Graph search on layered DAGs with an exactly known pi_D (SPEC.md section 5, paper App. C).
+"""Graph search on layered DAGs with an exactly known pi_D (the paper's Appendix C).
 
 A problem is (G, s, t). G has ``layers + 2`` layers of distinct node ids from ``{1..m}``:
 layer 1 is ``{s}``, layers 2..L+1 hold ``nodes_per_layer`` nodes each, layer L+2 is ``{t}``.

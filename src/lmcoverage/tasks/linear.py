@@ -9,8 +9,8 @@ i.i.d. given the prompt and a response is summarised by its token counts. That g
 - exact Cov_N (Eq. 4) and KL of many thetas at once by enumerating count vectors
   (:class:`CountEnumeration`), dropping count vectors of negligible pi_D-mass (reported).
 
-Instances: :func:`heterogeneous_instance` and :func:`graded_instance` (SPEC.md section 6,
-Prop 5.1's separation), :func:`prop32_instance` (Prop 3.2: KL grows with H), and the
+Instances: :func:`heterogeneous_instance` and :func:`graded_instance` (Prop 5.1's
+separation, Lemmas I.6-I.7), :func:`prop32_instance` (Prop 3.2: KL grows with H), and the
 position-dependent :func:`pivotal_instance` (:class:`PositionalInstance`, Thm 4.2). The model
 objects are the library's :class:`lmcoverage.models.linear.LinearARModel` on the same tables;
 count vectors, their multinomial law and token KLs come from :mod:`lmcoverage.models.linear`.
@@ -197,7 +197,7 @@ def heterogeneous_instance(
     mass_a: float = 0.75,
     theta_star: tuple[float, float, float] = (0.312, 0.0, 0.95),
 ) -> IIDInstance:
-    """SPEC.md section 6: d = 3, V = {-1, 0, +1} (ids 0, 1, 2), Theta = unit ball.
+    """Prop 5.1's separation (Lemmas I.6-I.7): d = 3, V = {-1, 0, +1} (ids 0, 1, 2), Theta = unit ball.
 
     Prompt A (mass 0.75) has phi(A, y_1:h) = scale_a * [v(y_h), 0] (large steps make SGD
     oscillate, Lemma I.6); prompt R has phi(R, y_1:h) = scale_r * y_h * e_3 (small steps leave
@@ -224,7 +224,7 @@ def graded_instance(
     theta_a: float = 0.28,
     theta_r: float = 0.48,
 ) -> IIDInstance:
-    """The graded variant of SPEC.md section 6: prompt A as in :func:`heterogeneous_instance`
+    """The graded variant of :func:`heterogeneous_instance`: prompt A as in :func:`heterogeneous_instance`
     (theta_star coordinate ``theta_a`` along v(0)) plus one rare prompt R_i per mass, each with
     its own coordinate: phi(R_i, y_1:h) = scale_r * y_h * e_{3+i}, theta_star_{3+i} = theta_r.
     Larger H breaks SGD on more of the rare prompts, so its best Cov_N grows gradually with H.

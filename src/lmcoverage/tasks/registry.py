@@ -18,7 +18,7 @@ from lmcoverage.tasks.graph import (
     figure2_classes,
 )
 
-#: Figure 1 mixtures (SPEC.md section 5): uniform pre-training, 0.9/0.1 fine-tuning.
+#: Figure 1 mixtures (the paper's Appendix C): uniform pre-training, 0.9/0.1 fine-tuning.
 FIGURE1_WEIGHTS = {
     "figure1-pretrain": {1: 1 / 3, 2: 1 / 3, 3: 1 / 3},
     "figure1-finetune": {1: 0.9, 2: 0.1},

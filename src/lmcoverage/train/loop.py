@@ -1,4 +1,4 @@
-"""Next-token training on a task (SPEC.md section 5): AdamW, loss on response tokens only.
+"""Next-token training on a task (the paper's Appendix C): AdamW, loss on response tokens only.
 
 ``train(task, config, out_dir)`` trains a fresh GPT (or fine-tunes an HF model directory given
 by ``init_from``) and writes ``checkpoint-STEP/`` model directories and ``final/`` into
