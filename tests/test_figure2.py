@@ -65,7 +65,7 @@ def test_half_per_decision_shows_the_effect() -> None:
 
 
 def test_copying_the_first_decision_fails_the_kl_slope_check() -> None:
-    """The feature-blind optimum's caveat: class-2 KL ln 2 at every H, so KL does not grow with H."""
+    """The feature-blind caveat: class-2 KL ln 2 at every H, so KL does not grow with H."""
     r = _results(_copy_first_decision)
     checks = {c["check"]: c for c in figure2.effect_checks(r)}
     slope = next(c for name, c in checks.items() if name.startswith("KL(H="))

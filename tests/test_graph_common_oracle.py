@@ -1,4 +1,4 @@
-"""The analysis path without training: oracle models reproduce the hand-derived feature-blind optima."""
+"""The analysis path without training: oracle models reproduce the hand-derived optima."""
 
 from __future__ import annotations
 

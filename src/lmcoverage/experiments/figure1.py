@@ -212,7 +212,7 @@ def training_data(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
-    """KL, Cov_N and Pass@N of the feature-blind optima (derived by hand from the Appendix C task) on ``vset``."""
+    """KL, Cov_N and Pass@N of the feature-blind optima (derived by hand) on ``vset``."""
     out = {}
     for name, weights in (("finetune_optimum", {1: 0.9, 2: 0.1}),
                           ("pretrain_optimum", {1: 1.0, 2: 1.0, 3: 1.0})):

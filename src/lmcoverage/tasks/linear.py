@@ -197,7 +197,7 @@ def heterogeneous_instance(
     mass_a: float = 0.75,
     theta_star: tuple[float, float, float] = (0.312, 0.0, 0.95),
 ) -> IIDInstance:
-    """Prop 5.1's separation (Lemmas I.6-I.7): d = 3, V = {-1, 0, +1} (ids 0, 1, 2), Theta = unit ball.
+    """Prop 5.1 instance: d = 3, V = {-1, 0, +1} (ids 0, 1, 2), Theta = unit ball.
 
     Prompt A (mass 0.75) has phi(A, y_1:h) = scale_a * [v(y_h), 0] (large steps make SGD
     oscillate, Lemma I.6); prompt R has phi(R, y_1:h) = scale_r * y_h * e_3 (small steps leave
@@ -224,7 +224,7 @@ def graded_instance(
     theta_a: float = 0.28,
     theta_r: float = 0.48,
 ) -> IIDInstance:
-    """The graded variant of :func:`heterogeneous_instance`: prompt A as in :func:`heterogeneous_instance`
+    """The graded variant: prompt A as in :func:`heterogeneous_instance`
     (theta_star coordinate ``theta_a`` along v(0)) plus one rare prompt R_i per mass, each with
     its own coordinate: phi(R_i, y_1:h) = scale_r * y_h * e_{3+i}, theta_star_{3+i} = theta_r.
     Larger H breaks SGD on more of the rare prompts, so its best Cov_N grows gradually with H.

@@ -1,4 +1,4 @@
-"""A word-level Hugging Face tokenizer over a task's symbols (the graph tasks of the paper's Appendix C).
+"""A word-level Hugging Face tokenizer over a task's symbols (the paper's Appendix C).
 
 Text is whitespace-split and each symbol maps to one id (``symbols[i]`` -> ``i``); no special
 tokens are added when encoding, so ``tok(text)["input_ids"]`` equals the task's token ids. Unknown

@@ -2,7 +2,7 @@
 
 ``train(task, TrainConfig(...), out_dir)`` writes ``checkpoint-STEP/`` HF model directories and
 ``final/``; ``list_checkpoints(out_dir)`` lists the checkpoints in step order.
-The coverage optimizers of the paper's Sec. 5-6 (Eq. 14-26) live in :mod:`lmcoverage.train.optimizers`.
+The coverage optimizers of the paper's Sec. 5-6 live in :mod:`lmcoverage.train.optimizers`.
 """
 
 from lmcoverage.train.checkpoint import list_checkpoints
