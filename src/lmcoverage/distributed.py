@@ -120,8 +120,9 @@ def run_sharded(
         print(f"resuming: {len(plan) - len(todo)} of {len(plan)} shards already in {folder}",
               file=sys.stderr)
     if todo:
-        make_executor(executor, address).map(functools.partial(_run_and_store, work, fmt.write),
-                                             [(plan[k], paths[k]) for k in todo])
+        make_executor(executor, address).map(_run_and_store,
+                                             [(work, fmt.write, plan[k], paths[k])
+                                              for k in todo])
     return plan, [fmt.read(p) for p in paths]
 
 
@@ -151,10 +152,11 @@ def check_executor(executor: str, address: str | None) -> None:
         raise InputError("--ray-address needs --executor ray")
 
 
-def _run_and_store(work: Callable[[list[int]], Any], write: Callable[[Path, Any], None],
-                   item: tuple[list[int], Path]) -> None:
-    """Executor task: run one shard and store its result under its final name (atomically)."""
-    rows, path = item
+def _run_and_store(item: tuple[Callable[[list[int]], Any], Callable[[Path, Any], None],
+                                list[int], Path]) -> None:
+    """Executor task ``(work, write, rows, path)``: run one shard and store its result under
+    its final name (atomically)."""
+    work, write, rows, path = item
     write(path, work(rows))
 
 
