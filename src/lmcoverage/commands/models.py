@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         if reference is not None:
             ref_path, ref_spec = parse_candidate(reference)
             ref = (check_model_dir(ref_path), ref_spec)
-        dev = resolve_device(device, announce=not no_progress, err=True)
+        dev = resolve_device(device, announce=False)
         if task is not None:
             examples = task_examples(task, 1024 if n is None else n, 0 if seed is None else seed,
                                      per_class=per_class, correct=correct,  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--out {out}: give a .jsonl file path")
         path = check_model_dir(model)
         numbered = read_rows(data)
-        dev = resolve_device(device, announce=not no_progress, err=True)
+        dev = resolve_device(device, announce=False)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         for where, row in numbered:  # every prompt encodes before the model loads
             encode_prompt(tokenizer, row, where)
