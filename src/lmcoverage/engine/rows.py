@@ -164,6 +164,7 @@ def sample_rows(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
     where: Sequence[str] | None = None,
+    first_index: int = 0,
 ) -> list[dict[str, Any]]:
     """``n`` samples per input row from ``model`` decoded with ``spec`` (KV-cached, the prompt
     computed once per row; same seed, same samples).
@@ -174,6 +175,8 @@ def sample_rows(
         n, seed, max_new_tokens, batch_size, progress: as for
             :func:`lmcoverage.engine.sampling.sample_with_logp`.
         where: per row, its place for error messages (default ``row N``).
+        first_index: ``rows[0]``'s index in the whole input when ``rows`` is a shard of it
+            (samples are the same as when the whole input is sampled in one call).
 
     Returns:
         ``len(rows) * n`` dicts, row by row: the input row's fields plus ``response`` (text,
@@ -187,7 +190,8 @@ def sample_rows(
     prompts = [encode_prompt(tokenizer, row, w) for row, w in zip(rows, places, strict=True)]
     stops = stop_token_ids(tokenizer, model)
     drawn = sample_with_logp(model, prompts, n, max_new_tokens, spec, seed=seed,
-                             stop_token_ids=stops, batch_size=batch_size, progress=progress)
+                             stop_token_ids=stops, batch_size=batch_size, progress=progress,
+                             first_index=first_index)
     out = []
     for row, prompt, samples in zip(rows, prompts, drawn, strict=True):
         for k, s in enumerate(samples):

@@ -105,6 +105,7 @@ def sample_with_logp(
     stop_token_ids: Collection[int] = (),
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    first_index: int = 0,
 ) -> list[list[Sample]]:
     """Sample ``n`` responses for every prompt from the decoding distribution ``spec``.
 
@@ -113,6 +114,8 @@ def sample_with_logp(
             :func:`sample_responses`.
         spec: decoding settings; None is greedy decoding (all n samples equal, logp 0).
         stop_token_ids: a response ends after the first of these tokens (kept in it).
+        first_index: the index of ``prompts[0]`` in a larger prompt list this call is a shard
+            of: prompt i draws as prompt ``first_index + i`` of the whole list would.
 
     Returns:
         ``out[i][k]``: the k-th :class:`Sample` for prompt i.
@@ -141,7 +144,8 @@ def sample_with_logp(
             rows = torch.arange(len(chunk), device=device).repeat_interleave(n)
             uniforms = torch.from_numpy(
                 np.concatenate(
-                    [1.0 - np.random.default_rng([seed, i]).random((n, max_new_tokens))
+                    [1.0 - np.random.default_rng([seed, first_index + i])
+                     .random((n, max_new_tokens))
                      for i in chunk]
                 )
             )
