@@ -277,3 +277,53 @@ def _model_stamp(path: Path) -> list[Any]:
     files = sorted(p.iterdir()) if p.is_dir() else [p]
     return [str(p), [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files
                      if f.is_file()]]
+
+
+# ---------------------------------------------------------------------- sample
+def sample_sharded(
+    model: Path,
+    rows: list[dict[str, Any]],
+    where: list[str],
+    n: int,
+    spec: Any,
+    out: Path,
+    executor: str = "local",
+    address: str | None = None,
+    shards: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """:func:`~lmcoverage.engine.rows.sample_rows` over shards of ``rows``; the same sample
+    rows, in the same order, as one call.
+
+    Shards are contiguous runs of rows cut at the engine's decoding batches
+    (``batch_size // n`` prompts) and each draws with its rows' global indices
+    (``first_index``), so every sample and its ``logp`` are those of the unsharded run.
+    ``options``: ``seed``, ``max_new_tokens``, ``batch_size``, ``device``,
+    ``trust_remote_code``.
+    """
+    from lmcoverage.io import read_jsonl, write_jsonl
+
+    per_pass = max(1, int(options.get("batch_size", 64)) // n)
+    plan = plan_shards([i // per_pass for i in range(len(rows))],
+                       shard_count(executor, address, shards))
+    fingerprint = {"command": "sample", "model": _model_stamp(model), "rows": rows, "n": n,
+                   "spec": spec, "options": options}
+    work = functools.partial(_sample_shard, model, rows, where, n, spec, options)
+    fmt = ShardFormat(".jsonl", write_jsonl, read_jsonl)
+    _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
+    return [row for part in parts for row in part]
+
+
+def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: int, spec: Any,
+                  options: dict[str, Any], shard: list[int]) -> list[dict[str, Any]]:
+    from lmcoverage.engine.rows import sample_rows
+    from lmcoverage.models.hf import load_causal_lm, load_tokenizer
+
+    options = dict(options)
+    trust = bool(options.pop("trust_remote_code", False))
+    device = options.pop("device", "cpu")
+    tokenizer = load_tokenizer(model, trust_remote_code=trust)
+    lm = load_causal_lm(model, trust_remote_code=trust, device=device)
+    return sample_rows(lm, tokenizer, [rows[i] for i in shard], n, spec, progress=False,
+                       where=[where[i] for i in shard], first_index=shard[0], **options)
