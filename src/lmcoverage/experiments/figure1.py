@@ -79,35 +79,6 @@ PRESETS: dict[str, dict[str, Any]] = {
               "val_per_class": 1024, "offset_prompts": 256, "offset_samples": 16},
 }
 
-#: What was tried to size the CPU presets (measured on this machine; the README section
-#: "Presets and how they were sized" has the same log).
-PROBE_NOTES = """\
-Sizing search (one thread; the 2-core machine was shared with other jobs, so wall times are
-2-3x the CPU times quoted). Model: the cpu GPT (4 layers, width 64, 207k parameters), batch 32,
-AdamW, fresh samples every step, layer-ordered edges.
-
-1. 4 intermediate layers x 3 nodes (H = 6), pre-training lr 2e-3 for 1200 steps: p(y*) on G1/G2
-reached only 0.16/0.16 (feature-blind optimum 5/12 = 0.417), fine-tuning-mixture KL 2.28
-(optimum 0.875), Cov_2/4/8 = 0.97/0.78/0.50: the graph structure itself was not learned.
-Fine-tuning 400 steps at lr 2e-4 then lowered KL to 1.28 and Cov_8 to 0.15 monotonically: no
-late coverage rise, because the structure error dominated. About 6 CPU minutes; not the
-paper's regime.
-
-2. 3 layers x 2 nodes (H = 5): after 400 pre-training steps p(y*) = 0.10/0.13, learning faster
-than (1) but stopped to free the CPU for the runs below.
-
-3. 2 layers x 2 nodes (H = 4, both layers are decision layers, so the first decision reveals
-the class), pre-training 2000 steps at lr 2e-3, fine-tuning 400 steps at lr 2e-4: pre-training
-reached p(y*) = 0.40/0.42 and KL 0.99 (optimum 0.875); fine-tuning drove p(y*) to 0.90 on G1
-and 0.10 on G2 within 120 steps (KL 0.336, optimum 0.325) and Cov_8 rose from 0.008 to 0.094.
-The N = 4 tournament picked iteration 40 (Pass@8 0.978) against min-KL's iteration 320 (0.959).
-All three checks held, but the KL-iteration Spearman correlation was exactly -0.80: after
-step 120 KL only fluctuated. 212 s of CPU in all.
-
-4. The shipped demo/cpu presets keep (3) with fine-tuning lr 1e-4, so that the 400 fine-tuning
-steps cover the transition rather than a plateau (see the run's own numbers above).
-"""
-
 
 # --------------------------------------------------------------------------------------------
 # scoring units
@@ -372,8 +343,7 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
                 "the hidden class feature can do after fine-tuning, and after pre-training.",
                 tables=[Table(ref_rows)]),
     ]
-    if PROBE_NOTES:
-        sections.append(Section("Notes: how the preset was sized", PROBE_NOTES))
+    sections.append(Section("Notes: how the preset was sized", gc.SIZING_NOTE))
     return write_html(out_dir / "report.html", TITLE, sections, config=config)
 
 

@@ -1,15 +1,17 @@
 """Figure 2: coverage ignores the horizon H, KL does not (the paper's Appendix C).
 
 For each H and seed, a GPT is trained on the ``figure2-h{H}`` mixture (class 1: one valid
-path, weight 0.94; class 2: H/2 parity decisions keyed to a hidden XOR bit, 0.05; class 3:
-uniform over 16 paths, 0.01). Every checkpoint is scored on per-class validation sets, the
-class metrics are mixed with the class weights, and KL, Cov_16 and Cov_8 are plotted over
-training per H (median over seeds, 1/16-15/16 band). Where the hard classes stay
-unlearned they add KL that grows with H but leave Cov_16 alone.
+path, weight 0.94; class 2: H/2 parity decisions keyed to the XOR of the parities of the
+intermediate layers' passable nodes, 0.05; class 3: uniform over 16 paths, 0.01), on a fixed
+training set of ``train_examples`` problems (the paper: 8 x 64,000) or on fresh samples.
+Every checkpoint is scored on per-class validation sets, the class metrics are mixed with the
+class weights, and KL, Cov_16 and Cov_8 are plotted over training per H (median over seeds,
+1/16-15/16 band). Where the hard classes stay unlearned they add KL that grows with H but
+leave Cov_16 alone.
 
-Units of work (one per (H, seed)) run through ``ctx.executor``, so ``--executor ray`` trains
-seeds in parallel; each unit caches its ScoreTable and metrics in the run directory and is
-skipped on re-run.
+Units of work (one per (H, seed)) run through ``ctx.executor``, so ``--workers N`` (local
+processes) or ``--executor ray`` trains them in parallel; each unit caches its ScoreTable and
+metrics in the run directory and is skipped on re-run.
 """
 
 from __future__ import annotations
@@ -63,27 +65,6 @@ PRESETS: dict[str, dict[str, Any]] = {
               "lr": 1e-4, "batch_size": 128, "steps": 40_000, "checkpoint_every": 2_000,
               "val_per_class": 1024, "train_examples": 8 * 64_000},
 }
-
-#: What was tried to size the CPU presets (measured on this machine; the README section
-#: "Presets and how they were sized" has the same log).
-PROBE_NOTES = """\
-Sizing search (one thread; the 2-core machine was shared with other jobs, so wall times are
-2-3x the CPU times quoted). Model: the cpu GPT (4 layers, width 64), batch 32, AdamW lr 2e-3,
-fresh samples every step, layer-ordered edges, 4 nodes per layer.
-
-Probe at H = 8 for 800 steps (validation: 128 prompts per class): class-1 greedy accuracy
-0.91 / 1.00 / 1.00 / 1.00 and class-1 KL 7.3 / 0.31 / 0.12 / 0.079 nats at steps 200 / 400 /
-600 / 800; classes 2 and 3 stayed unlearned (KL about 24 and 21 nats, greedy accuracy <= 0.09),
-the regime of the paper's appendix; mixture Cov_8 = Cov_16 = 0.06 from step 400 on. About 6.5
-CPU minutes. Class-1 KL was still above 0.05 at 800 steps.
-
-1500 steps (H = 8 and 16, seed 0): 7 of the 8 checks held (KL 1.27 vs 4.19 nats; Cov_16 = 0.06
-at both H; class-1 greedy accuracy 1.0), but class-1 KL at H = 16 was 0.064 > 0.05 (0.038 at
-H = 8). The preset therefore trains 2400 steps: class-1 KL 0.012 (H = 8) and 0.033 (H = 16),
-all 8 checks hold (23 min wall with --executor ray, the two horizons in parallel, on the shared
-machine; an H = 16 step costs about twice an H = 8 step: its prompts are twice as long).
-Figure 2 needs several times Figure 1's compute to show its effect, so the demo is Figure 1's.
-"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,8 +289,7 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
         Section("Reading", reading(results, checks), figures=[figure]),
         Section("Key numbers", tables=[table, Table(checks, caption="Effect checks")]),
     ]
-    if PROBE_NOTES:
-        sections.append(Section("Notes: how the preset was sized", PROBE_NOTES))
+    sections.append(Section("Notes: how the preset was sized", gc.SIZING_NOTE))
     return write_html(out_dir / "report.html", TITLE, sections, config=config)
 
 

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from lmcoverage.tasks import Problem
 
 Path_ = tuple[int, ...]
+
+#: The reports' pointer to where the presets' sizing is documented with every measurement.
+SIZING_NOTE = ("How the presets were sized, with every measurement: docs/experiments/presets.md "
+               "in the project documentation.")
 CorrectSet = Literal["support", "valid"]
 """Which responses count as correct for Pass@N: pi_D's support (Figure 1: the class's path)
 or every valid path of the graph."""
