@@ -162,6 +162,14 @@ def test_sample_then_score_with_reference_and_variants(models, tmp_path: Path,
                           progress=False)
     np.testing.assert_allclose(table.matrix("loglik")[:2].T, [w[0] for w in want], atol=1e-4)
 
+    # A reference that is also a candidate's model is scored in the same pass.
+    out3 = tmp_path / "scores3.parquet"
+    assert _run(["score", "--model", *cands[:2], "--data", str(samples), "--reference",
+                 cands[2], "--out", str(out3), "--no-progress", "--device", "cpu"],
+                capsys)[0] == 0
+    np.testing.assert_allclose(ScoreTable.read_parquet(out3).example_column("loglik_data"),
+                               table.matrix("loglik")[2], atol=1e-5)
+
     # Without --reference, logp_data is used as before; Parquet input reads the same.
     import pyarrow as pa
     import pyarrow.parquet as pq

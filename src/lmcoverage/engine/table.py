@@ -365,7 +365,8 @@ def score_models(
         reference: ``(path, spec)`` of a model whose log-probs become ``loglik_data``
             (pi_D); its tokenizer must match the candidates' (see :func:`_vocab_check`).
 
-    Rows that share a prompt are grouped, so each prompt runs once per model.
+    Rows that share a prompt are grouped, so each prompt runs once per model. Each model
+    (and its tokenizer) is read once, the reference too when it is also a candidate.
     """
     from lmcoverage.engine.scoring import score_variants
     from lmcoverage.scoretable import ScoreTable
@@ -384,23 +385,27 @@ def score_models(
     encoded = {key: encode_examples(examples, Path(model_dirs[ks[0]]), trust_remote_code,
                                     tokenizer=tokenizers[key]) for key, ks in by_path.items()}
     loglik_data = examples.loglik_data
+    ref_key = Path(reference[0]).resolve() if reference is not None else None
     if reference is not None:
         ref_path, ref_spec = reference
-        ref_tok = _tokenizer(ref_path, examples, trust_remote_code)
+        ref_tok = (tokenizers[ref_key] if ref_key in by_path
+                   else _tokenizer(ref_path, examples, trust_remote_code))
         for key, ks in by_path.items():
             if ref_tok is not None and tokenizers[key] is not None:
                 _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tokenizers[key],
                              examples)
-        prompts, responses, _ = encode_examples(examples, ref_path, trust_remote_code,
-                                                tokenizer=ref_tok)
-        model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code, device=device)
-        if progress:
-            print(f"scoring the reference {ref_path}", file=sys.stderr)
-        ref_scores = score_variants(model, prompts, [[r] for r in responses], [ref_spec],
-                                    batch_size=batch_size, progress=progress)
-        loglik_data = np.array([s[0, 0] for s in ref_scores], dtype=np.float64)
-        del model
-    tables: dict[int, Any] = {}
+        if ref_key not in by_path:  # else scored with the candidates of the same model
+            prompts, responses, _ = encode_examples(examples, ref_path, trust_remote_code,
+                                                    tokenizer=ref_tok)
+            model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code,
+                                   device=device)
+            if progress:
+                print(f"scoring the reference {ref_path}", file=sys.stderr)
+            ref_scores = score_variants(model, prompts, [[r] for r in responses], [ref_spec],
+                                        batch_size=batch_size, progress=progress)
+            loglik_data = np.array([s[0, 0] for s in ref_scores], dtype=np.float64)
+            del model
+    columns: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for n_path, (key, ks) in enumerate(by_path.items()):
         prompts, responses, correct = encoded[key]
         model = load_causal_lm(model_dirs[ks[0]], trust_remote_code=trust_remote_code,
@@ -409,21 +414,28 @@ def score_models(
             print(f"scoring {', '.join(names[k] for k in ks)} ({n_path + 1}/{len(by_path)})",
                   file=sys.stderr)
         groups = held_out_then_correct(responses, correct)
-        scores = score_variants(model, prompts, groups, [specs[k] for k in ks],
-                                batch_size=batch_size, progress=progress)
+        variants = [specs[k] for k in ks]
+        if reference is not None and key == ref_key:
+            variants.append(reference[1])
+        scores = score_variants(model, prompts, groups, variants, batch_size=batch_size,
+                                progress=progress)
         del model
+        if len(variants) > len(ks):  # the reference's column: the held-out responses
+            loglik_data = np.array([s[0, -1] for s in scores], dtype=np.float64)
         for m, k in enumerate(ks):
-            loglik, mass = loglik_and_mass([s[:, m] for s in scores], responses, correct)
-            tables[k] = ScoreTable.from_columns(
-                model=[names[k]] * len(examples),
-                example_id=np.arange(len(examples), dtype=np.int64),
-                loglik=loglik,
-                loglik_data=loglik_data,
-                weight=examples.weight,
-                group=examples.group,
-                mass_correct=mass,
-            )
-    return ScoreTable.concat([tables[k] for k in range(len(model_dirs))])
+            columns[k] = loglik_and_mass([s[:, m] for s in scores], responses, correct)
+    return ScoreTable.concat([
+        ScoreTable.from_columns(
+            model=[names[k]] * len(examples),
+            example_id=np.arange(len(examples), dtype=np.int64),
+            loglik=columns[k][0],
+            loglik_data=loglik_data,
+            weight=examples.weight,
+            group=examples.group,
+            mass_correct=columns[k][1],
+        )
+        for k in range(len(model_dirs))
+    ])
 
 
 def _tokenizer(path: Path, examples: Examples, trust_remote_code: bool) -> Any:
