@@ -89,9 +89,14 @@ def _base_model(config: dict[str, Any], out_dir: Path) -> Path:
 def _dequantised(model: Any) -> Any:
     """A plain float32 copy of a model loaded from GGUF (transformers refuses to save the GGUF
     one: it stays marked as quantized although its weights are dequantised)."""
+    import copy
+
     from transformers import AutoModelForCausalLM
 
-    plain = AutoModelForCausalLM.from_config(model.config)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(model.state_dict())
     return plain.eval()
 
