@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from lmcoverage.errors import EnvError, InputError
+
 
 class Executor(Protocol):
     """Maps a picklable function over items; results in item order."""
@@ -36,7 +38,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
-            raise ValueError(f"--workers must be an integer >= 2 for a process pool, "
+            raise InputError(f"--workers must be an integer >= 2 for a process pool, "
                              f"got {workers!r}")
         self.workers = workers
 
@@ -60,7 +62,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ValueError(
+            raise EnvError(
                 "--executor ray needs Ray: pip install 'lmcoverage[ray]'"
             ) from None
         self._ray = ray
@@ -81,15 +83,15 @@ class RayExecutor:
 
 
 def make_executor(name: str, address: str | None = None, workers: int = 1) -> Executor:
-    """``"local"`` (``workers`` > 1: a :class:`ProcessExecutor`) or ``"ray"``; else ValueError."""
+    """``"local"`` (``workers`` > 1: a :class:`ProcessExecutor`) or ``"ray"``; else InputError."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
+        raise InputError(f"--workers must be an integer >= 1, got {workers!r}")
     if name == "local":
         if address:
-            raise ValueError("--ray-address needs --executor ray")
+            raise InputError("--ray-address needs --executor ray")
         return LocalExecutor() if workers == 1 else ProcessExecutor(workers)
     if workers != 1:
-        raise ValueError("--workers needs --executor local (Ray schedules its own workers)")
+        raise InputError("--workers needs --executor local (Ray schedules its own workers)")
     if name == "ray":
         return RayExecutor(address)
-    raise ValueError(f"unknown executor {name!r}; choose 'local' or 'ray'")
+    raise InputError(f"unknown executor {name!r}; choose 'local' or 'ray'")
