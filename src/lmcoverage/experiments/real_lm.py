@@ -83,22 +83,7 @@ def _base_model(config: dict[str, Any], out_dir: Path) -> Path:
     if config["model"] != "smollm2":
         raise InputError(f"model: choose tiny-random or smollm2, got {config['model']!r}")
     gguf = smollm2_gguf()
-    return save(_dequantised(load_causal_lm(gguf)), base, load_tokenizer(gguf))
-
-
-def _dequantised(model: Any) -> Any:
-    """A plain float32 copy of a model loaded from GGUF (transformers refuses to save the GGUF
-    one: it stays marked as quantized although its weights are dequantised)."""
-    import copy
-
-    from transformers import AutoModelForCausalLM
-
-    config = copy.deepcopy(model.config)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(model.state_dict())
-    return plain.eval()
+    return save(load_causal_lm(gguf), base, load_tokenizer(gguf))
 
 
 def _candidates(config: dict[str, Any], base: Path, run: Path) -> list[tuple[str, Path, Any]]:
