@@ -79,20 +79,15 @@ def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -
     return config
 
 
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "true/false"), (int, "an integer"), (float, "a number"), (str, "a string"),
+    (list, "a list"), (dict, "an object"),
+)
+
+
 def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
+    """The JSON kind of a preset value, in words (bool before int: True is an int)."""
+    return next((name for cls, name in _KINDS if isinstance(value, cls)), "null")
 
 
 def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:

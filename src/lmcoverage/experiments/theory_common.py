@@ -1,5 +1,6 @@
 """Helpers shared by the theory experiments (bernoulli, horizon, sgd, ttt, distill).
 
+- :func:`check_sweep`: the size and grid checks of a step-size sweep (sgd, distill);
 - :func:`make_rng`: a numpy Generator derived from the run's seeds and a unit key, so every
   unit (a horizon H, a sample size n) draws its own reproducible stream;
 - :func:`run_units`: independent units (one per H, ...) through the run's executor, each
@@ -33,6 +34,19 @@ def log_grid(lo: float, hi: float, per_decade: int) -> list[float]:
                          f"{per_decade}")
     count = int(round((np.log10(hi) - np.log10(lo)) * per_decade)) + 1
     return [float(v) for v in np.logspace(np.log10(lo), np.log10(hi), count)]
+
+
+def check_sweep(config: dict[str, Any], grids: Sequence[str]) -> None:
+    """ValueError naming the key unless a step-size sweep's sizes (``T``, ``replicates``,
+    ``checkpoints``, ``horizons``) are >= 1 and each grid in ``grids`` is non-empty and > 0."""
+    for key in ("T", "replicates", "checkpoints"):
+        if int(config[key]) < 1:
+            raise ValueError(f"{key}: must be >= 1, got {config[key]}")
+    if not config["horizons"] or min(config["horizons"]) < 1:
+        raise ValueError(f"horizons: H must be >= 1, got {config['horizons']}")
+    for key in grids:
+        if not config[key] or min(config[key]) <= 0:
+            raise ValueError(f"{key}: need a non-empty grid of values > 0, got {config[key]}")
 
 
 def make_rng(seeds: Sequence[int], *keys: int) -> np.random.Generator:

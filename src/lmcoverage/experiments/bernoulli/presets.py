@@ -1,0 +1,47 @@
+"""bernoulli: Presets (the run's configuration keys and sizes) and their validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TITLE = "Bernoulli case study (Sec. 3): infinite KL, small coverage"
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "p_fixed": [0.3, 0.03],
+        "rare_c": 1.0,
+        "sample_sizes": [10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+        "coverage_ns": [2, 4, 16],
+        "delta": 0.05,
+        "reps": 20000,
+        "p_grid_size": 300,
+        "p_grid_min": 1e-5,
+    },
+    "test": {
+        "p_fixed": [0.3],
+        "rare_c": 1.0,
+        "sample_sizes": [40, 160, 640],
+        "coverage_ns": [2, 16],
+        "delta": 0.05,
+        "reps": 2000,
+        "p_grid_size": 20,
+        "p_grid_min": 1e-3,
+    },
+}
+
+
+def validate(config: dict[str, Any]) -> None:
+    """ValueError naming the key when a config value is out of range."""
+    if not 0.0 < config["delta"] < 1.0:
+        raise ValueError(f"delta: must be in (0, 1), got {config['delta']}")
+    if min(config["coverage_ns"]) < 2:
+        raise ValueError(f"coverage_ns: the claim is for N >= 2, got {config['coverage_ns']}")
+    if min(config["sample_sizes"]) < 1:
+        raise ValueError(f"sample_sizes: must be >= 1, got {config['sample_sizes']}")
+    if config["reps"] < 1:
+        raise ValueError(f"reps: must be >= 1, got {config['reps']}")
+    if not 0.0 < config["rare_c"] < min(config["sample_sizes"]):
+        raise ValueError(f"rare_c: p* = rare_c / n must be in (0, 1), got {config['rare_c']}")
+    if not 0.0 < config["p_grid_min"] < 0.5:
+        raise ValueError(f"p_grid_min: must be in (0, 0.5), got {config['p_grid_min']}")
