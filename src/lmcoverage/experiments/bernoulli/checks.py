@@ -6,10 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_rows,
-)
+from lmcoverage.experiments.theory_common import Check, check_rows
 
 
 def effect_checks(

@@ -11,11 +11,7 @@ from lmcoverage.experiments.bernoulli.checks import effect_checks
 from lmcoverage.experiments.bernoulli.presets import validate
 from lmcoverage.experiments.bernoulli.report import plot_figures, write_html
 from lmcoverage.experiments.registry import RunContext
-from lmcoverage.experiments.theory_common import (
-    checks_to_json,
-    finish_run,
-    make_rng,
-)
+from lmcoverage.experiments.theory_common import checks_to_json, finish_run, make_rng
 from lmcoverage.metrics import binomial_interval
 from lmcoverage.tasks.bernoulli import (
     bernoulli_coverage,

@@ -8,10 +8,7 @@ from typing import Any
 import numpy as np
 
 from lmcoverage.experiments.bernoulli.presets import TITLE
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_section,
-)
+from lmcoverage.experiments.theory_common import Check, check_section
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 

@@ -9,10 +9,7 @@ import numpy as np
 
 from lmcoverage.experiments.distill.presets import METHODS, TITLE
 from lmcoverage.experiments.sgd import describe_instance
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_section,
-)
+from lmcoverage.experiments.theory_common import Check, check_section
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 

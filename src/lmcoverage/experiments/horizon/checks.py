@@ -6,10 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_rows,
-)
+from lmcoverage.experiments.theory_common import Check, check_rows
 
 
 def _slope(xs: list[int], ys: list[float]) -> float:

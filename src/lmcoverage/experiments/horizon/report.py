@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lmcoverage.experiments.horizon.presets import TITLE
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_section,
-)
+from lmcoverage.experiments.theory_common import Check, check_section
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmcoverage.experiments.theory_common import (
-    Check,
-    tuned_summary,
-)
+from lmcoverage.experiments.theory_common import Check, tuned_summary
 
 
 def effect_checks(best: dict[str, dict[str, float]], horizons: list[int]) -> list[Check]:

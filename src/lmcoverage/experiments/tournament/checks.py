@@ -7,10 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_rows,
-)
+from lmcoverage.experiments.theory_common import Check, check_rows
 
 
 def thm63_bound(min_cov_na: float, n_thr: float, a: float, size: int, n_cands: int,

@@ -12,12 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lmcoverage.experiments.registry import RunContext
-from lmcoverage.experiments.theory_common import (
-    checks_to_json,
-    finish_run,
-    make_rng,
-    run_units,
-)
+from lmcoverage.experiments.theory_common import checks_to_json, finish_run, make_rng, run_units
 from lmcoverage.experiments.tournament.checks import effect_checks, thm63_bound
 from lmcoverage.experiments.tournament.report import plot_figures, write_html
 

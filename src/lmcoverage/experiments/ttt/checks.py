@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_rows,
-)
+from lmcoverage.experiments.theory_common import Check, check_rows
 
 
 def effect_checks(res: dict[str, Any], horizons: list[int], ns: list[float], rare: float

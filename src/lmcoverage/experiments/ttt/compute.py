@@ -11,12 +11,7 @@ import torch
 from torch import Tensor
 
 from lmcoverage.experiments.registry import RunContext
-from lmcoverage.experiments.theory_common import (
-    checks_to_json,
-    finish_run,
-    make_rng,
-    run_units,
-)
+from lmcoverage.experiments.theory_common import checks_to_json, finish_run, make_rng, run_units
 from lmcoverage.experiments.ttt.checks import effect_checks
 from lmcoverage.experiments.ttt.presets import DECODERS, validate
 from lmcoverage.experiments.ttt.report import plot_figures, write_html

@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lmcoverage.experiments.theory_common import (
-    Check,
-    check_section,
-)
+from lmcoverage.experiments.theory_common import Check, check_section
 from lmcoverage.experiments.ttt.presets import TITLE
 from lmcoverage.report import Section, Table, write_report
 from lmcoverage.report.figures import new_figure, save_figure
