@@ -88,3 +88,35 @@ def test_sharded_score_equals_unsharded_and_resumes(inputs: Path, tmp_path: Path
     assert len(calls) == 2
     _same(tmp_path / "sharded.parquet", out)
     assert not shard_dir(out).exists()
+
+
+def test_sharded_sample_writes_the_same_file(tmp_path: Path) -> None:
+    from test_real_models import _tiny
+
+    model = _tiny(tmp_path / "m", 0)
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl(prompts, [{"prompt": p} for p in ("a b", "c", "a", "b b", "c a", "a", "b")])
+    files = []
+    for name, extra in (("one", []), ("three", ["--shards", "3"])):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["sample", "--model", str(model), "--data", str(prompts), "--n", "2",
+                     "--batch-size", "4", "--max-new-tokens", "4", "--seed", "5", "--out",
+                     str(out), "--no-progress", "--device", "cpu", *extra]) == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1] and len(files[0].splitlines()) == 14
+    assert not shard_dir(tmp_path / "three.jsonl").exists()
+
+
+def test_sharded_verify_writes_the_same_verdicts(tmp_path: Path) -> None:
+    from lmcoverage.experiments.real_lm_task import make_problems, tiny_llama
+
+    model = tiny_llama(tmp_path / "llama", seed=0)
+    write_jsonl(tmp_path / "prompts.jsonl", make_problems(9, seed=0))
+    argv = ["verify", "--model", str(model), "--model", f"{model}@temperature=0.5", "--data",
+            str(tmp_path / "prompts.jsonl"), "--samples", "16", "--verifier", "number",
+            "--max-new-tokens", "3", "--no-progress", "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "one.jsonl")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "three.jsonl"), "--shards", "3"]) == 0
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "three.jsonl").read_bytes()
+    assert len((tmp_path / "one.jsonl").read_bytes().splitlines()) == 2 * 9 * 16
+    assert not shard_dir(tmp_path / "three.jsonl").exists()

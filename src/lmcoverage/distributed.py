@@ -327,3 +327,46 @@ def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: 
     lm = load_causal_lm(model, trust_remote_code=trust, device=device)
     return sample_rows(lm, tokenizer, [rows[i] for i in shard], n, spec, progress=False,
                        where=[where[i] for i in shard], first_index=shard[0], **options)
+
+
+# ---------------------------------------------------------------------- verify
+def verify_texts_sharded(
+    candidates: list[tuple[str, Any]],
+    rows: list[dict[str, Any]],
+    samples: int,
+    out: Path,
+    executor: str = "local",
+    address: str | None = None,
+    shards: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> list[list[list[str]]]:
+    """``texts[c][i][j]``: :func:`lmcoverage.verify.sampling.sample_texts` of every candidate
+    ``(path, spec)`` over shards of ``rows``, the same texts as unsharded calls.
+
+    One task per shard samples all candidates (each model loaded once per task); shards are
+    cut at the engine's decoding batches and draw with global row indices, as in
+    :func:`sample_sharded`. ``options``: ``max_new_tokens``, ``seed``, ``device``, ``source``.
+    """
+    from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
+    from lmcoverage.io import atomic_write_json
+
+    per_pass = max(1, DEFAULT_BATCH_SIZE // samples)
+    plan = plan_shards([i // per_pass for i in range(len(rows))],
+                       shard_count(executor, address, shards))
+    fingerprint = {"command": "verify", "candidates": [(_model_stamp(Path(p)), s)
+                                                       for p, s in candidates],
+                   "rows": rows, "samples": samples, "options": options}
+    work = functools.partial(_verify_shard, candidates, rows, samples, options)
+    fmt = ShardFormat(".json", atomic_write_json, lambda path: json.loads(path.read_text()))
+    _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
+    return [[texts for part in parts for texts in part[c]] for c in range(len(candidates))]
+
+
+def _verify_shard(candidates: list[tuple[str, Any]], rows: list[dict[str, Any]], samples: int,
+                  options: dict[str, Any], shard: list[int]) -> list[list[list[str]]]:
+    from lmcoverage.verify.sampling import sample_texts
+
+    mine = [rows[i] for i in shard]
+    return [sample_texts(path, spec, mine, samples, progress=False, first_index=shard[0],
+                         **options) for path, spec in candidates]

@@ -6,6 +6,15 @@ from pathlib import Path
 
 import typer
 
+from lmcoverage.distributed import (
+    EXECUTOR_HELP,
+    RAY_ADDRESS_HELP,
+    SHARDS_HELP,
+    check_executor,
+    finish_sharded,
+    sample_sharded,
+)
+
 SAMPLE_HELP = """Sample --n responses per prompt row from a model (directory or .gguf file).
 
 Rows (--data, .jsonl or .parquet) give prompt text, messages (chat template) or prompt_ids.
@@ -38,6 +47,9 @@ def register(app: typer.Typer) -> None:
         trust_remote_code: bool = typer.Option(
             False, "--trust-remote-code", help="Allow model code shipped in the directory."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+        executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+        ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+        shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
     ) -> None:
         from lmcoverage.commands._output import resolve_device
         from lmcoverage.decoding.spec import DecodingSpec
@@ -53,15 +65,24 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{flag}: must be a positive integer, got {value}")
         if out.suffix.lower() != ".jsonl" or out.is_dir():
             raise InputError(f"--out {out}: give a .jsonl file path")
+        check_executor(executor, ray_address)
         path = check_model_dir(model)
         numbered = read_rows(data)
         dev = resolve_device(device, announce=False)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         for where, row in numbered:  # every prompt encodes before the model loads
             encode_prompt(tokenizer, row, where)
-        lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev)
-        rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
-                           max_new_tokens=max_new_tokens, batch_size=batch_size,
-                           progress=not no_progress, where=[w for w, _ in numbered])
+        if executor == "local" and shards is None:
+            lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev)
+            rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
+                               max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               progress=not no_progress, where=[w for w, _ in numbered])
+        else:
+            rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
+                                  n, spec, out, executor, ray_address, shards, not no_progress,
+                                  seed=seed, max_new_tokens=max_new_tokens,
+                                  batch_size=batch_size, device=dev,
+                                  trust_remote_code=trust_remote_code)
         write_jsonl(out, rows)
+        finish_sharded(out)
         typer.echo(f"wrote {out}: {len(numbered)} prompt(s) x {n} sample(s)")

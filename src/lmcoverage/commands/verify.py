@@ -7,6 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
+from lmcoverage.distributed import (
+    EXECUTOR_HELP,
+    RAY_ADDRESS_HELP,
+    SHARDS_HELP,
+    check_executor,
+    finish_sharded,
+    verify_texts_sharded,
+)
+
 VERIFY_HELP = """Sample --samples K responses per prompt from every candidate (--model DIR or
 DIR@temperature=T) and check each against the row's `answer` with --verifier: exact, number
 (the last number in the response equals the answer's), regex:PATTERN, or module:function (a
@@ -26,8 +35,17 @@ def verify_candidates(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
+    shards: int | None = None,
+    out: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first)."""
+    """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first).
+
+    With ``executor="ray"`` or ``shards``, sampling runs in prompt shards
+    (:func:`lmcoverage.distributed.verify_texts_sharded`, kept in ``out``.shards/ until the
+    caller's :func:`~lmcoverage.distributed.finish_sharded`); the verdicts are the same.
+    """
     from lmcoverage.engine.rows import read_rows
     from lmcoverage.errors import InputError
     from lmcoverage.verify.sampling import check_candidates, sample_texts
@@ -42,10 +60,19 @@ def verify_candidates(
     rows = [row for _, row in read_rows(data)]
     check.check_rows(rows, str(data))
     specs = check_candidates(candidates)
+    check_executor(executor, ray_address)
+    sharded = None
+    if executor != "local" or shards is not None:
+        if out is None:
+            raise InputError("sharded verify needs the output path (out) for its shards")
+        sharded = verify_texts_sharded(specs, rows, samples, out, executor, ray_address, shards,
+                                       progress, max_new_tokens=max_new_tokens, seed=seed,
+                                       device=device, source=str(data))
     verdicts: list[dict[str, Any]] = []
-    for name, (path, spec) in zip(candidates, specs, strict=True):
-        texts = sample_texts(path, spec, rows, samples, max_new_tokens, seed=seed,
-                             device=device, progress=progress, source=str(data))
+    for c, (name, (path, spec)) in enumerate(zip(candidates, specs, strict=True)):
+        texts = (sharded[c] if sharded is not None
+                 else sample_texts(path, spec, rows, samples, max_new_tokens, seed=seed,
+                                   device=device, progress=progress, source=str(data)))
         verdicts += judge(name, rows, texts, check, str(data))
     return verdicts
 
@@ -67,6 +94,10 @@ def verify(
                                         "cpu), cpu, cuda, cuda:1.")] = "auto",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
     = False,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)]
+    = None,
+    shards: Annotated[int | None, typer.Option("--shards", help=SHARDS_HELP)] = None,
 ) -> None:
     """Sample, verify and print pass@k (see ``lmcoverage verify --help``)."""
     from rich.console import Console
@@ -83,9 +114,10 @@ def verify(
         raise InputError(f"--confidence: must lie in (0, 1), got {confidence}")
     dev = resolve_device(device, announce=not no_progress)
     verdicts = verify_candidates(model, data, samples, verifier, max_new_tokens, seed, dev,
-                                 not no_progress)
+                                 not no_progress, executor, ray_address, shards, out)
     rows = passk_rows(counts_by_model(verdicts), powers_of_two(samples), confidence)
     write_jsonl(out, verdicts)
+    finish_sharded(out)
     view = Table(title=f"pass@k ({verifier}, {samples} samples per prompt)")
     for col in ("model", "k", "pass@k", f"{confidence:.0%} CI"):
         view.add_column(col)

@@ -49,9 +49,11 @@ def sample_texts(
     device: str = "cpu",
     progress: bool = True,
     source: str = "prompts",
+    first_index: int = 0,
 ) -> list[list[str]]:
     """``out[i][j]``: the j-th of ``k`` responses (text, without the stop token) to prompt row
-    ``rows[i]``, drawn by :func:`lmcoverage.engine.rows.sample_rows`."""
+    ``rows[i]``, drawn by :func:`lmcoverage.engine.rows.sample_rows`; ``first_index``:
+    ``rows[0]``'s index in the whole input when ``rows`` is a shard of it (same samples)."""
     from lmcoverage.engine.rows import sample_rows
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
 
@@ -59,5 +61,6 @@ def sample_texts(
     model = load_causal_lm(path, device=device)
     drawn = sample_rows(model, tokenizer, rows, k, spec, seed=seed,
                         max_new_tokens=max_new_tokens, progress=progress,
-                        where=[f"{source}: row {i + 1}" for i in range(len(rows))])
+                        where=[f"{source}: row {first_index + i + 1}" for i in range(len(rows))],
+                        first_index=first_index)
     return [[s["response"] for s in drawn[i * k:(i + 1) * k]] for i in range(len(rows))]
