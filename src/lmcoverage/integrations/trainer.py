@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,11 +22,12 @@ import numpy as np
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from lmcoverage.decoding.spec import DecodingSpec
 from lmcoverage.engine.scoring import (
     DEFAULT_BATCH_SIZE,
     held_out_then_correct,
     loglik_and_mass,
-    score_responses,
+    score_variants,
 )
 from lmcoverage.engine.table import Examples, encode_examples
 from lmcoverage.errors import InputError
@@ -177,29 +177,13 @@ def score_table(
     name: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ScoreTable:
-    """A one-model ScoreTable of ``examples`` (token ids given) under an in-memory ``model``.
-
-    Rows sharing a prompt are scored in one engine call for that prompt (its keys and values
-    computed once); columns as in :func:`lmcoverage.engine.table.score_models`.
-    """
-    per_row = held_out_then_correct(responses, correct)
-    index: dict[tuple[int, ...], int] = {}
-    unique: list[list[int]] = []
-    groups: list[dict[tuple[int, ...], int]] = []
-    for prompt, wanted in zip(prompts, per_row, strict=True):
-        k = index.setdefault(tuple(prompt), len(unique))
-        if k == len(unique):
-            unique.append(prompt)
-            groups.append({})
-        for y in wanted:
-            groups[k].setdefault(y, len(groups[k]))
-    scores = score_responses(model, unique, [list(g) for g in groups], batch_size=batch_size,
-                             progress=False)
-    row_scores = []
-    for prompt, wanted in zip(prompts, per_row, strict=True):
-        k = index[tuple(prompt)]
-        row_scores.append(np.array([scores[k][groups[k][y]] for y in wanted]))
-    loglik, mass = loglik_and_mass(row_scores, responses, correct)
+    """A one-model ScoreTable of ``examples`` (encoded as ``prompts``, ``responses``,
+    ``correct``) under an in-memory ``model``, computed as
+    :func:`lmcoverage.engine.table.score_models` computes it for a model directory (rows
+    sharing a prompt grouped, the prompt run once)."""
+    scores = score_variants(model, prompts, held_out_then_correct(responses, correct),
+                            [DecodingSpec()], batch_size=batch_size, progress=False)
+    loglik, mass = loglik_and_mass([s[:, 0] for s in scores], responses, correct)
     return ScoreTable.from_columns(
         model=[name] * len(examples),
         example_id=np.arange(len(examples), dtype=np.int64),
@@ -214,17 +198,14 @@ def score_table(
 def _encode_with(
     examples: Examples, tokenizer: Any
 ) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
-    """``(prompts, responses, correct sets)`` as token ids: the rows' own ids, or the texts
-    encoded with ``tokenizer`` exactly as ``lmcoverage score`` encodes them for a checkpoint
-    (the tokenizer is saved and read back, as the Trainer saves it into each checkpoint)."""
-    if examples.prompt_ids is not None and examples.response_ids is not None:
-        return examples.prompt_ids, examples.response_ids, examples.correct_ids
+    """``(prompts, responses, correct sets)`` as token ids, encoded with the Trainer's
+    tokenizer exactly as ``lmcoverage score`` encodes them for a checkpoint (ids in the rows
+    used as they are)."""
     if tokenizer is None:
-        raise InputError(f"{examples.source}: text reference rows need the Trainer's "
-                         "processing_class (tokenizer), or rows with prompt_ids/response_ids")
-    with tempfile.TemporaryDirectory(prefix="lmcoverage-tokenizer-") as folder:
-        tokenizer.save_pretrained(folder)
-        return encode_examples(examples, Path(folder))
+        raise InputError(f"{examples.source}: CoverageCallback needs the Trainer's "
+                         "processing_class (the tokenizer) to encode the reference rows")
+    return encode_examples(examples, Path("the Trainer's processing_class"),
+                           tokenizer=tokenizer)
 
 
 def _output_dir(args: TrainingArguments) -> Path:
