@@ -304,15 +304,22 @@ def sample_sharded(
     """
     from lmcoverage.io import read_jsonl, write_jsonl
 
-    per_pass = max(1, int(options.get("batch_size", 64)) // n)
-    plan = plan_shards([i // per_pass for i in range(len(rows))],
-                       shard_count(executor, address, shards))
+    plan = _decoding_plan(len(rows), int(options.get("batch_size", 64)), n,
+                          shard_count(executor, address, shards))
     fingerprint = {"command": "sample", "model": _model_stamp(model), "rows": rows, "n": n,
                    "spec": spec, "options": options}
     work = functools.partial(_sample_shard, model, rows, where, n, spec, options)
     fmt = ShardFormat(".jsonl", write_jsonl, read_jsonl)
     _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
     return [row for part in parts for row in part]
+
+
+def _decoding_plan(rows: int, batch_size: int, n: int, shards: int) -> list[list[int]]:
+    """Contiguous shards of ``rows`` prompt rows cut only between the engine's decoding
+    batches (``batch_size // n`` prompts each), so every batch is the one an unsharded call
+    decodes."""
+    per_pass = max(1, batch_size // n)
+    return plan_shards([i // per_pass for i in range(rows)], shards)
 
 
 def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: int, spec: Any,
@@ -351,9 +358,8 @@ def verify_texts_sharded(
     from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
     from lmcoverage.io import atomic_write_json
 
-    per_pass = max(1, DEFAULT_BATCH_SIZE // samples)
-    plan = plan_shards([i // per_pass for i in range(len(rows))],
-                       shard_count(executor, address, shards))
+    plan = _decoding_plan(len(rows), DEFAULT_BATCH_SIZE, samples,
+                          shard_count(executor, address, shards))
     fingerprint = {"command": "verify", "candidates": [(_model_stamp(Path(p)), s)
                                                        for p, s in candidates],
                    "rows": rows, "samples": samples, "options": options}
