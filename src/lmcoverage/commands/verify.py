@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lmcoverage.commands._output import DeviceOption
 from lmcoverage.distributed import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -90,8 +91,7 @@ def verify(
     seed: Annotated[int, typer.Option(help="Sampling seed (same seed, same samples).")] = 0,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")]
     = 0.95,
-    device: Annotated[str, typer.Option(help="Torch device: auto (cuda if available, else "
-                                        "cpu), cpu, cuda, cuda:1.")] = "auto",
+    device: DeviceOption = "auto",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
     = False,
     executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
@@ -100,10 +100,7 @@ def verify(
     shards: Annotated[int | None, typer.Option("--shards", help=SHARDS_HELP)] = None,
 ) -> None:
     """Sample, verify and print pass@k (see ``lmcoverage verify --help``)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from lmcoverage.commands._output import resolve_device
+    from lmcoverage.commands._output import emit, resolve_device
     from lmcoverage.errors import InputError
     from lmcoverage.io import write_jsonl
     from lmcoverage.verify.verdicts import counts_by_model, passk_rows, powers_of_two
@@ -118,13 +115,10 @@ def verify(
     rows = passk_rows(counts_by_model(verdicts), powers_of_two(samples), confidence)
     write_jsonl(out, verdicts)
     finish_sharded(out)
-    view = Table(title=f"pass@k ({verifier}, {samples} samples per prompt)")
-    for col in ("model", "k", "pass@k", f"{confidence:.0%} CI"):
-        view.add_column(col)
-    for row in rows:
-        view.add_row(row["model"], str(row["k"]), f"{row['pass_at_k']:.4f}",
-                     f"[{row['lo']:.4f}, {row['hi']:.4f}]")
-    Console().print(view)
+    display = [{"model": r["model"], "k": r["k"], "pass@k": r["pass_at_k"],
+                f"{confidence:.0%} interval": f"[{r['lo']:.4f}, {r['hi']:.4f}]"} for r in rows]
+    emit(rows, None, None, title=f"pass@k ({verifier}, {samples} samples per prompt)",
+         display=display)
     typer.echo(f"wrote {out}: {len(verdicts)} verdicts")
 
 
