@@ -131,6 +131,19 @@ def test_samples_file_reference_scores_its_token_ids(reference: Path, tmp_path: 
     want = score_responses(model, [p for p, _ in rows], [[y] for _, y in rows], progress=False)
     np.testing.assert_allclose(table.matrix("loglik")[0], [s[0] for s in want], atol=1e-5)
     assert sorted(e["step"] for e in trainer.state.log_history if "coverage/kl" in e) == [2, 4]
+    # evaluate() alone (no train()) logs the metrics too.
+    from transformers import Trainer
+
+    from lmcoverage.integrations import CoverageCallback
+
+    alone = Trainer(model=trainer.model, args=trainer.args, eval_dataset=trainer.eval_dataset,
+                    data_collator=_collate, processing_class=trainer.processing_class,
+                    callbacks=[CoverageCallback(samples)])  # type: ignore[arg-type]
+    metrics = alone.evaluate()
+    entry = next(e for e in alone.state.log_history if "coverage/kl" in e)
+    assert entry["coverage/cross_entropy"] == pytest.approx(
+        -float(np.mean(table.matrix("loglik")[0])), abs=1e-6)
+    assert "eval_loss" in metrics
 
 
 def test_bad_arguments_are_refused_before_training(reference: Path, tmp_path: Path) -> None:

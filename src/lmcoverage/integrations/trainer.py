@@ -77,29 +77,28 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
         self.examples = load_reference(reference)
         self.tables: dict[int, ScoreTable] = {}
         self._trainer: Trainer | None = None
-        self._tokens: tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None] = (
-            [], [], None)
+        self._tokens: (tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]
+                       | None) = None
 
     # ------------------------------------------------------------------ Trainer events
     def on_train_begin(self, args: TrainingArguments, state: TrainerState,
                        control: TrainerControl, processing_class: Any = None,
                        **kwargs: Any) -> None:
         self._trainer = _calling_trainer(self)
-        self._tokens = _encode_with(self.examples, processing_class)
+        self._tokens = _encode_with(self.examples, processing_class)  # bad rows: before step 1
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState,
-                    control: TrainerControl, model: Any = None, **kwargs: Any) -> None:
+                    control: TrainerControl, model: Any = None, processing_class: Any = None,
+                    **kwargs: Any) -> None:
         if self.every == "eval":
-            self._score(state, model)
+            self._score(state, model, processing_class)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                model: Any = None, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:
-            return
+                model: Any = None, processing_class: Any = None, **kwargs: Any) -> None:
         if state.global_step not in self.tables:
-            self._score(state, model)
+            self._score(state, model, processing_class)
         folder = _checkpoint_dir(args, state.global_step)
-        if folder.is_dir():
+        if state.global_step in self.tables and folder.is_dir():
             self.tables[state.global_step].write_parquet(folder / TABLE_NAME)
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState,
@@ -129,12 +128,14 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
                    for key, sel in picks.items()})
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, state: TrainerState, model: Any) -> None:
+    def _score(self, state: TrainerState, model: Any, tokenizer: Any) -> None:
         """Score the reference under ``model`` at this step; keep the table, log the metrics."""
         if not state.is_world_process_zero or model is None:
             return
         from lmcoverage.metrics.summary import summarize_scores
 
+        if self._tokens is None:  # evaluate() or save without train()
+            self._tokens = _encode_with(self.examples, tokenizer)
         step = state.global_step
         self.tables[step] = score_table(model, self.examples, *self._tokens,
                                         name=f"{PREFIX_CHECKPOINT_DIR}-{step}",
@@ -148,8 +149,7 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
 
     def _log(self, metrics: dict[str, float]) -> None:
         if self._trainer is None:
-            raise RuntimeError("CoverageCallback: on_train_begin did not run; pass the callback "
-                               "to a transformers Trainer (callbacks=[...] or add_callback)")
+            self._trainer = _calling_trainer(self)
         self._trainer.log(metrics)
 
     def _saved_tables(self, args: TrainingArguments) -> dict[int, ScoreTable]:
