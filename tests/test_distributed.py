@@ -120,3 +120,15 @@ def test_sharded_verify_writes_the_same_verdicts(tmp_path: Path) -> None:
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "three.jsonl").read_bytes()
     assert len((tmp_path / "one.jsonl").read_bytes().splitlines()) == 2 * 9 * 16
     assert not shard_dir(tmp_path / "three.jsonl").exists()
+
+
+def test_bad_executor_options_exit_2_before_work(inputs: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.parquet"
+    for extra, match in ((["--executor", "nope"], "--executor"),
+                         (["--ray-address", "auto"], "--ray-address"),
+                         (["--shards", "0"], "--shards")):
+        assert _score(inputs, out, *extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and match in err, err
+        assert not out.exists() and not shard_dir(out).exists()

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from lmcoverage.errors import InputError
+from lmcoverage.errors import EnvError, InputError
 
 T = TypeVar("T")
 EXECUTORS = ("local", "ray")
@@ -145,11 +145,17 @@ def shard_count(executor: str, address: str | None, shards: int | None) -> int:
 
 
 def check_executor(executor: str, address: str | None) -> None:
-    """Refuse an unknown executor or ``--ray-address`` without Ray, before any work."""
+    """Refuse an unknown executor, ``--ray-address`` without ``--executor ray``, or Ray that is
+    not installed (an environment error), before any work."""
     if executor not in EXECUTORS:
         raise InputError(f"--executor: unknown executor {executor!r}; choose local or ray")
     if address and executor != "ray":
         raise InputError("--ray-address needs --executor ray")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise EnvError("--executor ray needs Ray: pip install 'lmcoverage[ray]'") from None
 
 
 def _run_and_store(item: tuple[Callable[[list[int]], Any], Callable[[Path, Any], None],
