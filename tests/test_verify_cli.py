@@ -101,7 +101,7 @@ def test_compare_report_numbers_match_the_metrics(tmp_path: Path) -> None:
     scores, verdicts, rows = _synthetic(tmp_path)
     out = tmp_path / "report" / "report.html"
     assert main(["compare", str(scores), "--verdicts", str(verdicts), "--out", str(out),
-                 "--examples", str(tmp_path / "examples.jsonl"), "--bootstrap", "200"]) == 0
+                 "--examples", str(tmp_path / "examples.jsonl"), "--bootstrap", "100"]) == 0
     results = json.loads((out.parent / "results.json").read_text())
     html = out.read_text()
     assert "data:image/png;base64," in html and "http" not in html.split("<body>")[1][:2000]
