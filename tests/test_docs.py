@@ -92,3 +92,34 @@ def test_every_docs_page_is_in_the_nav() -> None:
     missing = [str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")
                if str(p.relative_to(DOCS)) not in nav]
     assert not missing, f"add these pages to mkdocs.yml's nav: {missing}"
+
+
+def test_readme_is_a_landing_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for must in ("make demo", "make test", "arXiv:2510.15020", "@article", "docs/index.md",
+                 "lmcoverage score", "lmcoverage profile", "lmcoverage select"):
+        assert must in readme, must
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), f"README links to a missing file: {target}"
+    assert "MIT" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_readme_quickstart_uses_commands_that_exist() -> None:
+    import typer
+
+    from lmcoverage.cli import app
+
+    commands = set(getattr(typer.main.get_command(app), "commands", {}))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    used = set(re.findall(r"^\s+lmcoverage (\w[\w-]*)", readme, re.MULTILINE))
+    assert used and used <= commands, used - commands
+
+
+def test_docs_cite_the_paper_not_project_files() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in [*DOCS.rglob("*.md"),
+                                                    *(ROOT / "src").rglob("*.py")]
+                 if re.search(r"SPEC\.md|DESIGN\.md|SPEC §", p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders

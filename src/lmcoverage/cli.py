@@ -148,10 +148,20 @@ def _signals_raise_interrupted() -> Iterator[None]:
             signal.signal(signum, previous)
 
 
+def _describe_presets(command: _click.Command) -> None:
+    """``run --help``: name every experiment's presets (imports the experiments, so only here)."""
+    run = getattr(command, "commands", {})["run"]
+    for param in run.params:
+        if param.name == "preset":
+            param.help = experiments.preset_help()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     command = use_multi_value_options(typer.main.get_command(app))
+    if "--help" in args and _command_words(args) == ["run"]:
+        _describe_presets(command)
     try:
         with _signals_raise_interrupted():
             code = command.main(args=args, prog_name="lmcoverage", standalone_mode=False)

@@ -1,7 +1,9 @@
 """The rich progress bar used by long loops (scoring, sampling, training).
 
 One column layout everywhere: ``description | bar | done/total | extra text columns | elapsed |
-remaining``. ``rich`` is imported lazily, so importing this module costs nothing.
+remaining``. The description says what is counted ("pre-train steps", "prompts scored"). A bar
+draws nothing when the output is not a terminal (a log file, a pipe, CI), so logs stay clean.
+``rich`` is imported lazily, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ def standard_progress(*extra: str, transient: bool = True) -> Any:
     """A ``rich.progress.Progress`` with the standard columns.
 
     ``extra`` are ``TextColumn`` format strings (e.g. ``"loss {task.fields[loss]}"``) placed
-    after the ``done/total`` count; ``transient`` removes the bar when it finishes.
+    after the ``done/total`` count; ``transient`` removes the bar when it finishes. Disabled
+    (prints nothing) when stdout is not a terminal.
     """
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -32,4 +36,5 @@ def standard_progress(*extra: str, transient: bool = True) -> Any:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=transient,
+        disable=not Console().is_terminal,
     )

@@ -98,9 +98,9 @@ def rich_table_text(rows: list[dict[str, Any]], title: str | None = None,
                     width: int | None = None) -> str:
     """A rich table of ``rows`` that fits ``width`` columns (default: the terminal).
 
-    Cells are never cut: names (the first column) wrap, and when the numbers do not fit side
-    by side the table is transposed (one column per row of ``rows``, one line per field); when
-    even that does not fit, each row becomes its own two-column block.
+    Cells are never cut: names (the first column) and text wrap, and when the numbers do not
+    fit side by side the table is transposed (one column per row of ``rows``, one line per
+    field); when even that does not fit, each row becomes its own two-column block.
     """
     from rich.console import Console
 
@@ -122,12 +122,23 @@ def rich_table_text(rows: list[dict[str, Any]], title: str | None = None,
 NAME_MIN_WIDTH = 12
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _min_width(header: list[str], body: list[list[str]]) -> int:
-    """Characters a table needs with every cell whole and the names (first column, headers)
-    wrapped to at least :data:`NAME_MIN_WIDTH`."""
+    """Characters a table needs with every number whole, text wrapped at spaces and the names
+    (first column, headers) wrapped to at least :data:`NAME_MIN_WIDTH`."""
     first = min(NAME_MIN_WIDTH, max(len(x) for x in [header[0], *(r[0] for r in body)]))
-    others = sum(max([min(NAME_MIN_WIDTH, len(w)) for w in header[j].split()]
-                     + [len(r[j]) for r in body]) for j in range(1, len(header)))
+    others = 0
+    for j in range(1, len(header)):
+        cells = [max((len(w) for w in r[j].split()), default=0) for r in body]
+        whole = [len(r[j]) for r in body if _is_number(r[j])]
+        others += max([min(NAME_MIN_WIDTH, len(w)) for w in header[j].split()] + cells + whole)
     return first + others + 3 * len(header) + 1
 
 
@@ -136,8 +147,9 @@ def _build(header: list[str], body: list[list[str]], title: str | None) -> Any:
 
     table = Table(title=title, title_justify="left")
     table.add_column(header[0], overflow="fold", min_width=min(NAME_MIN_WIDTH, len(header[0])))
-    for name in header[1:]:
-        table.add_column(name, justify="right", overflow="fold")
+    for j, name in enumerate(header[1:], start=1):
+        numeric = all(_is_number(r[j]) or not r[j] for r in body)
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in body:
         table.add_row(*row)
     return table

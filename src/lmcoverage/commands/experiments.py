@@ -8,6 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from lmcoverage.commands._options import parse_key_values
+from lmcoverage.errors import InputError
+
+#: ``run --preset`` help; ``lmcoverage run --help`` replaces it with :func:`preset_help`.
+PRESET_HELP = "Preset of the experiment (lmcoverage run --list shows each one's presets)."
 
 
 def run_experiment(
@@ -64,24 +68,84 @@ def discard_if_untouched(out: Path, fresh: bool) -> None:
         out.rmdir()
 
 
-def _print_summary(name: str, results: dict[str, Any], out: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
+#: Typical time of each preset, as measured in the docs (docs/experiments, docs/guide pages).
+TYPICAL_TIME = {
+    "test": "seconds",
+    "paper": "hours on a GPU",
+    ("figure1", "demo"): "~3 CPU min",
+    ("figure1", "cpu"): "~4 CPU min",
+    ("figure2", "cpu"): "~30 CPU min",
+    ("tournament", "cpu"): "~40 s",
+    ("tournament", "full"): "~2.5 min",
+    ("bernoulli", "cpu"): "~10 CPU s",
+    ("horizon", "cpu"): "~30 CPU s",
+    ("sgd", "cpu"): "~1.5 CPU min",
+    ("sgd", "cpu-graded"): "~2.5 CPU min",
+    ("ttt", "cpu"): "~50 CPU s",
+    ("distill", "cpu"): "~40 CPU s",
+    ("real-lm", "cpu"): "budget: 30 min on 2 cores",
+}
 
+
+def typical_time(name: str, preset: str) -> str:
+    """The measured time of ``name --preset preset`` (``"?"`` when not measured)."""
+    return TYPICAL_TIME.get((name, preset)) or TYPICAL_TIME.get(preset) or "?"
+
+
+def experiment_rows() -> list[dict[str, str]]:
+    """One row per experiment: name, presets with their typical times, title."""
+    from lmcoverage.experiments.registry import available, load_experiment
+
+    rows = []
+    for name in available():
+        module = load_experiment(name)
+        presets = ", ".join(f"{p} ({typical_time(name, p)})" for p in module.PRESETS)
+        rows.append({"experiment": name, "presets (typical time)": presets,
+                     "what it shows": module.TITLE})
+    return rows
+
+
+def preset_help() -> str:
+    """``--preset`` help naming every experiment's presets (imports the experiments)."""
+    from lmcoverage.experiments.registry import available, load_experiment
+
+    listed = "; ".join(f"{name}: {', '.join(load_experiment(name).PRESETS)}"
+                       for name in available())
+    return f"Preset of the experiment ({listed})."
+
+
+def _trend(values: list[float]) -> str:
+    """``first -> min -> last`` (the minimum only when it is neither end)."""
+    low = min(range(len(values)), key=lambda i: values[i])
+    middle = f" -> min {values[low]:.4g}" if 0 < low < len(values) - 1 else ""
+    return f"{values[0]:.4g}{middle} -> {values[-1]:.4g}"
+
+
+def print_summary(name: str, results: dict[str, Any], out: Path) -> None:
+    """The end of a run: the trend (KL, Cov_N over checkpoints), the key numbers (picks),
+    the effect checks (value, threshold, pass/fail) and the report's path."""
+    from lmcoverage.commands._output import rich_table_text
     from lmcoverage.experiments.registry import load_experiment
 
     module = load_experiment(name)
-    console = Console()
+    if {"iterations", "kl", "cov"} <= set(results):
+        typer.echo(f"over {len(results['iterations'])} checkpoints "
+                   f"(iterations {results['iterations'][0]}..{results['iterations'][-1]}):")
+        typer.echo(f"  KL     {_trend(results['kl'])}")
+        for n, values in results["cov"].items():
+            typer.echo(f"  Cov_{n:<3}{_trend(values)}")
     rows = module.summary(results) if hasattr(module, "summary") else []
     if rows:
-        table = Table(title=f"{name}: key numbers")
-        for col in rows[0]:
-            table.add_column(str(col))
-        for row in rows:
-            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
-        console.print(table)
-    console.print(f"results: {out / 'results.json'}")
-    console.print(f"report:  {out / 'report.html'}")
+        typer.echo(rich_table_text(rows, title=f"{name}: key numbers"), nl=False)
+    checks = results.get("effect_checks") or []
+    if checks:
+        held = sum(bool(c["ok"]) for c in checks)
+        typer.echo(f"effect checks: {held}/{len(checks)} hold")
+        for c in checks:
+            typer.echo(f"  [{'pass' if c['ok'] else 'FAIL'}] {c['check']}: "
+                       f"value {c['value']:.4g}, threshold {c['threshold']:.4g}")
+    typer.echo(f"results: {out / 'results.json'}")
+    typer.echo(f"report:  {out / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:
@@ -89,16 +153,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run")
     def run_cmd(
-        name: Annotated[str, typer.Argument(help="Experiment: figure1, figure2, tournament, "
-                                            "bernoulli, horizon, sgd, ttt, distill.")],
-        preset: Annotated[str, typer.Option(help="Preset: cpu (minutes on a laptop), paper "
-                                            "(the paper's sizes, GPU), or one the experiment "
-                                            "lists.")] = "cpu",
+        name: Annotated[str | None, typer.Argument(
+            help="Experiment (lmcoverage run --list shows them with their presets).")] = None,
+        preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "cpu",
+        list_: Annotated[bool, typer.Option(
+            "--list", help="List the experiments, their presets and typical times.")] = False,
         out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME-PRESET)."
                                                  " Re-running into it resumes.")] = None,
         seed: Annotated[int, typer.Option(help="Seed (ignored when --seeds is given).")] = 0,
         seeds: Annotated[list[int] | None, typer.Option(
-            help="Several seeds, e.g. --seeds 0 --seeds 1, or --seeds 0,1,2.")] = None,
+            help="Several seeds: --seeds 0 1 2 or --seeds 0,1,2.")] = None,
         executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
         ray_address: Annotated[str | None, typer.Option(
             help="Address of an existing Ray cluster (with --executor ray).")] = None,
@@ -109,11 +173,19 @@ def register(app: typer.Typer) -> None:
                                              "units (same results as 1).")] = 1,
     ) -> None:
         """Run an experiment and write results.json, figures and report.html to the run dir."""
+        from lmcoverage.commands._output import rich_table_text
+
+        if list_:
+            typer.echo(rich_table_text(experiment_rows(), title="lmcoverage run NAME --preset "
+                                       "PRESET"), nl=False)
+            return
+        if name is None:
+            raise InputError("run: give an experiment name (lmcoverage run --list shows them)")
         seed_list = list(seeds) if seeds else [seed]
         out_dir = out or Path("runs") / f"{name}-{preset}"
         results = run_experiment(name, preset, out_dir, seed_list, executor, ray_address,
                                  parse_key_values(set_, "--set"), progress, workers)
-        _print_summary(name, results, out_dir)
+        print_summary(name, results, out_dir)
 
     @app.command("demo")
     def demo_cmd(
@@ -124,4 +196,4 @@ def register(app: typer.Typer) -> None:
         from lmcoverage.demo import DEMO_EXPERIMENT, DEMO_PRESET
 
         results = run_experiment(DEMO_EXPERIMENT, DEMO_PRESET, out, [0], progress=progress)
-        _print_summary(DEMO_EXPERIMENT, results, out)
+        print_summary(DEMO_EXPERIMENT, results, out)

@@ -1,4 +1,4 @@
-"""CLI: ``lmcoverage task export`` and ``lmcoverage train``."""
+"""CLI: ``lmcoverage task list``, ``lmcoverage task export`` and ``lmcoverage train``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from lmcoverage.commands._options import parse_key_values
+from lmcoverage.commands._output import DeviceOption, resolve_device
 
 _OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-option layers=4 "
                 "--task-option edge_order=shuffled. Repeatable.")
@@ -25,10 +26,44 @@ def export_task(name: str, n: int, seed: int, out: Path,
     return len(rows)
 
 
+#: What ``lmcoverage task list`` says about each task family.
+TASK_DESCRIPTIONS = {
+    "figure1-pretrain": "Figure 1 pre-training mixture: graph classes G1/G2/G3, uniform",
+    "figure1-finetune": "Figure 1 fine-tuning mixture: G1/G2 at 0.9/0.1",
+    "figure2-h{H}": "Figure 2: graphs with H intermediate layers (even H >= 4)",
+}
+
+
+def resume_step(out: Path) -> int | None:
+    """The step ``train --resume`` continues from (None: nothing to resume in ``out``)."""
+    from lmcoverage.train.checkpoint import latest_resumable, read_state
+
+    latest = latest_resumable(out) if out.is_dir() else None
+    return None if latest is None else read_state(latest).step
+
+
+def train_summary(final: Path, seconds: float) -> str:
+    """One line: steps, final loss, time and where the weights are."""
+    import json
+
+    meta = json.loads((final / "trainer_state.json").read_text())
+    loss = f"{meta['history'][-1][1]:.4f}" if meta["history"] else "n/a"
+    return (f"trained {meta['step']} steps; final loss {loss}; {seconds:.1f} s; "
+            f"weights: {final / 'model.safetensors'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``task`` group (``export``) and ``train`` to ``app``."""
+    """Add the ``task`` group (``list``, ``export``) and ``train`` to ``app``."""
     task_app = typer.Typer(help="Synthetic tasks with a known data distribution.",
                            no_args_is_help=True)
+
+    @task_app.command("list")
+    def list_cmd() -> None:
+        """List the synthetic tasks (names for task export, train, score --task)."""
+        from lmcoverage.tasks.registry import task_names
+
+        for name in task_names():
+            typer.echo(f"{name:18} {TASK_DESCRIPTIONS.get(name, '')}".rstrip())
 
     @task_app.command("export")
     def export_cmd(
@@ -77,11 +112,12 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, typer.Option(help="Continue from the last complete "
                                              "checkpoint in --out.")] = False,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-        device: Annotated[str | None, typer.Option(help="Torch device (default: cuda if "
-                                                   "available, else cpu).")] = None,
+        device: DeviceOption = "auto",
     ) -> None:
         """Train a GPT on TASK, or fine-tune --model on --data pairs, with AdamW (loss on
         response tokens) and write checkpoints."""
+        import time
+
         tuning = {"steps": steps, "checkpoint_every": checkpoint_every, "batch_size": batch_size,
                   "lr": lr, "weight_decay": weight_decay}
         from lmcoverage.errors import InputError
@@ -94,9 +130,11 @@ def register(app: typer.Typer) -> None:
             if dataset_size is not None or init_from is not None or task_option:
                 raise InputError("--dataset-size, --init-from and --task-option apply to TASK "
                                  "training only")
-            final = finetune(model, data, out, resume=resume, progress=progress, device=device,
-                             seed=seed, **{k: v for k, v in tuning.items() if v is not None})
-            typer.echo(f"final model: {final}")
+            start, t0 = _announce(out, resume, device), time.perf_counter()
+            final = finetune(model, data, out, resume=resume, progress=progress,
+                             device=resolve_device(device, announce=False), seed=seed,
+                             **{k: v for k, v in tuning.items() if v is not None})
+            _finish(final, start, time.perf_counter() - t0)
             return
         if model is not None or data is not None:
             raise InputError("train: give either TASK or --model with --data, not both")
@@ -107,6 +145,20 @@ def register(app: typer.Typer) -> None:
         overrides = {**tuning, "seed": seed, "dataset_size": dataset_size}
         config = config_from_preset(preset, **{k: v for k, v in overrides.items()
                                                if v is not None})
+        start, t0 = _announce(out, resume, device), time.perf_counter()
         final = train(the_task, config, out, init_from=init_from, resume=resume,
-                      progress=progress, device=device)
-        typer.echo(f"final model: {final}")
+                      progress=progress, device=resolve_device(device, announce=False))
+        _finish(final, start, time.perf_counter() - t0)
+
+
+def _announce(out: Path, resume: bool, device: str) -> int | None:
+    """Print the device; return the step a ``--resume`` continues from (None: a fresh run)."""
+    resolve_device(device)
+    return resume_step(out) if resume else None
+
+
+def _finish(final: Path, start: int | None, seconds: float) -> None:
+    """Say where a resumed run started (once it has been accepted) and sum the run up."""
+    if start is not None:
+        typer.echo(f"resumed from step {start}")
+    typer.echo(train_summary(final, seconds))

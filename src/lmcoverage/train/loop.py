@@ -253,8 +253,8 @@ def batch_loss(model: Any, problems: Sequence[Problem], pad_id: int, device: str
 
 
 @contextmanager
-def _progress_bar(total: int, start: int, enabled: bool) -> Iterator[Any]:
-    """A rich bar with loss and tokens/s fields, or a no-op when disabled."""
+def _progress_bar(total: int, start: int, enabled: bool, label: str) -> Iterator[Any]:
+    """A rich bar of ``label`` steps with loss and tokens/s fields, or a no-op when disabled."""
     if not enabled:
         yield None
         return
@@ -262,7 +262,7 @@ def _progress_bar(total: int, start: int, enabled: bool) -> Iterator[Any]:
 
     with standard_progress("loss {task.fields[loss]}", "{task.fields[tps]} tok/s",
                            transient=False) as bar:
-        bar.add_task("train", total=total, completed=start, loss="-", tps="-")
+        bar.add_task(f"{label} steps", total=total, completed=start, loss="-", tps="-")
         yield bar
 
 
@@ -272,15 +272,27 @@ def _run_meta(task: Task, config: TrainConfig, init_from: Path | None) -> dict[s
             "init_from": str(init_from.resolve()) if init_from is not None else None}
 
 
-def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
-    """Dotted path of the first leaf where two JSON values differ, or None."""
+def _first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:
+    """``(dotted path, a's value, b's value)`` of the first leaf where two JSON values differ."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
             if found:
                 return found
         return None
-    return None if a == b else f"{where} ({a!r} vs {b!r})"
+    return None if a == b else (where, a, b)
+
+
+def _option_name(path: str) -> str:
+    """The ``lmcoverage train`` option behind a ``run.json`` path (``config.lr`` -> ``--lr``)."""
+    head, _, key = path.partition(".")
+    if head == "config" and key == "model_preset":
+        return "--preset"
+    if head == "config" and "." not in key:
+        return "--" + key.replace("_", "-")
+    if path.startswith("task.options."):
+        return f"--task-option {path.removeprefix('task.options.').split('.')[0]}"
+    return {"task.name": "TASK", "init_from": "--init-from"}.get(path, path)
 
 
 def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
@@ -308,8 +320,10 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
                                  "to continue it or choose another directory")
             diff = _first_difference(json.loads(run_json.read_text()), meta)
             if diff:
-                raise ValueError(f"--resume: run directory {out} was started with a different "
-                                 f"{diff}")
+                path, before, now = diff
+                raise ValueError(f"--resume: {_option_name(path)} differs from the run in {out} "
+                                 f"(started with {before!r}, now {now!r}); resume with the same "
+                                 "options or choose another --out")
             return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_JSON, meta)
@@ -401,7 +415,8 @@ def train(
     batches = BatchSource(task, config)
     window: list[float] = []
     tokens, t0 = 0, time.perf_counter()
-    with _progress_bar(config.steps, start, progress) as bar:
+    with _progress_bar(config.steps, start, progress,
+                       "pre-train" if init is None else "fine-tune") as bar:
         for step in range(start, config.steps):
             optimizer.zero_grad(set_to_none=True)
             value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
