@@ -481,3 +481,8 @@ def test_demo_ends_with_trend_picks_checks_and_report_path(tmp_path: Path, capsy
     assert "[pass] Spearman(KL, iteration) <= -0.8: value -0.95, threshold -0.8" in out
     assert "[FAIL] Pass@8 gain >= 0.01: value 0.004, threshold 0.01" in out
     assert out.strip().splitlines()[-1] == f"report:  {tmp_path / 'report.html'}"
+
+
+def test_profile_checks_n_before_reading_the_table(tmp_path: Path, capsys) -> None:
+    result = cli(capsys, "profile", str(tmp_path / "never-read.parquet"), "--n", "0.5")
+    assert result.returncode == 2 and "N must be >= 1" in result.stderr, result.stderr

@@ -48,11 +48,13 @@ def profile(
     Cov_N and KL need pi_D's log-likelihoods (column loglik_data); exact Pass@N appears when the
     table has the models' correct-set mass (mass_correct).
     """
+    from lmcoverage.metrics._validate import as_ns_list
     from lmcoverage.metrics.summary import summarize_scores
     from lmcoverage.scoretable import ScoreTable
 
     check_output(out)
     ns = list(n) if n else [2.0, 4.0, 8.0, 16.0]
+    as_ns_list(ns, "--n")  # before reading the table
     table = ScoreTable.read_parquet(scores)
     rows = summarize_scores(table, ns, confidence=confidence, by_group=by_group)
     emit([_flat_profile_row(r) for r in rows], fmt, out,
