@@ -188,11 +188,11 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
     """``decoding_logprobs(logits, spec)`` at ``tokens``: ``logits (..., V)``, ``tokens (...)``
-    int64 -> ``(...)`` float32. The plain spec skips the full log-softmax (gather minus
-    log-sum-exp, the same values)."""
-    picked = logits.float().gather(-1, tokens[..., None])[..., 0]
-    if spec.is_plain:
-        return picked - torch.logsumexp(logits.float(), dim=-1)
+    int64 -> ``(...)`` float32. Without truncation (temperature only) the full log-softmax is
+    skipped: scaled logit minus log-sum-exp, the same values."""
+    if spec.top_k == 0 and spec.top_p == 1.0 and spec.min_p == 0.0:  # no truncation
+        scaled = logits.float() / spec.temperature if spec.temperature != 1.0 else logits.float()
+        return scaled.gather(-1, tokens[..., None])[..., 0] - torch.logsumexp(scaled, dim=-1)
     return decoding_logprobs(logits, spec).gather(-1, tokens[..., None])[..., 0]
 
 
