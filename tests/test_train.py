@@ -233,7 +233,7 @@ def test_bad_run_directories_and_configs(tmp_path: Path) -> None:
     train(task, tiny_config(steps=2), run, progress=False)
     with pytest.raises(ValueError, match="pass --resume"):
         train(task, tiny_config(steps=2), run, progress=False)
-    with pytest.raises(ValueError, match=r"different config.steps \(2 vs 3\)"):
+    with pytest.raises(ValueError, match=r"--steps differs .*\(started with 2, now 3\)"):
         train(task, tiny_config(steps=3), run, resume=True, progress=False)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         config_from_preset("huge")
