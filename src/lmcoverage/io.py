@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from lmcoverage.errors import FileDecodeError
+from lmcoverage.errors import FileDecodeError, InputError
 
 
 @contextmanager
@@ -110,11 +110,11 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
     """``(line number, object)`` for every non-blank line of a JSONL file.
 
     Lines are split on ``\\n`` only (JSON strings may hold other line separators). Raises
-    ValueError naming the file and line of a malformed row, or for a missing or empty file.
+    InputError naming the file and line of a malformed row, or for a missing or empty file.
     """
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"file not found: {p}")
+        raise InputError(f"file not found: {p}")
     rows: list[tuple[int, dict[str, Any]]] = []
     with p.open("r", encoding="utf-8", newline="\n") as fh:
         for lineno, line in _decoded_lines(fh, p):
@@ -123,12 +123,12 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{p}:{lineno}: malformed JSON ({exc.msg})") from None
+                raise InputError(f"{p}:{lineno}: malformed JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                raise InputError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append((lineno, row))
     if not rows:
-        raise ValueError(f"{p}: no rows")
+        raise InputError(f"{p}: no rows")
     return rows
 
 

@@ -9,18 +9,20 @@ from typing import Any, get_args
 from typer import _click
 from typer.core import TyperOption
 
+from lmcoverage.errors import InputError
+
 
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
     """``["steps=100", "edge_order=shuffled"]`` -> ``{"steps": 100, "edge_order": "shuffled"}``.
 
     Values are parsed as JSON where they are JSON (numbers, lists, true/false), else kept as
-    bare strings. A pair without ``=`` is a ValueError naming ``flag``.
+    bare strings. A pair without ``=`` is an InputError naming ``flag``.
     """
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE")
+            raise InputError(f"{flag} {pair!r}: expected KEY=VALUE")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:

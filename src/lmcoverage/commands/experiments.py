@@ -35,9 +35,9 @@ def run_experiment(
     )
 
     if not seeds:
-        raise ValueError("--seeds: give at least one seed")
+        raise InputError("--seeds: give at least one seed")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: duplicated seed in {seeds}")
+        raise InputError(f"--seeds: duplicated seed in {seeds}")
     module = load_experiment(name)
     config = resolve_config(module, preset, overrides or {})
     ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address, workers),
