@@ -30,7 +30,8 @@ def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
+    """Whether ``token`` parses as a float (``"-1"``, ``"2.5"``, ``"inf"``)."""
     try:
         float(token)
     except ValueError:
@@ -63,7 +64,7 @@ def _greedy(process: Callable[[Any, Any], None], numeric: bool) -> Callable[[Any
             process(part, state)
         while state.rargs and isinstance(state.rargs[0], str):
             token = state.rargs[0]
-            if numeric and not all(_is_number(p) for p in token.split(",") if p):
+            if numeric and not all(is_number(p) for p in token.split(",") if p):
                 break
             if not numeric and (token.startswith("-") and len(token) > 1
                                 or first is not None and "=" in first and "=" not in token):

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lmcoverage.commands._options import is_number
 from lmcoverage.errors import EnvError, InputError
 
 
@@ -122,14 +123,6 @@ def rich_table_text(rows: list[dict[str, Any]], title: str | None = None,
 NAME_MIN_WIDTH = 12
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _min_width(header: list[str], body: list[list[str]]) -> int:
     """Characters a table needs with every number whole, text wrapped at spaces and the names
     (first column, headers) wrapped to at least :data:`NAME_MIN_WIDTH`."""
@@ -137,7 +130,7 @@ def _min_width(header: list[str], body: list[list[str]]) -> int:
     others = 0
     for j in range(1, len(header)):
         cells = [max((len(w) for w in r[j].split()), default=0) for r in body]
-        whole = [len(r[j]) for r in body if _is_number(r[j])]
+        whole = [len(r[j]) for r in body if is_number(r[j])]
         others += max([min(NAME_MIN_WIDTH, len(w)) for w in header[j].split()] + cells + whole)
     return first + others + 3 * len(header) + 1
 
@@ -148,7 +141,7 @@ def _build(header: list[str], body: list[list[str]], title: str | None) -> Any:
     table = Table(title=title, title_justify="left")
     table.add_column(header[0], overflow="fold", min_width=min(NAME_MIN_WIDTH, len(header[0])))
     for j, name in enumerate(header[1:], start=1):
-        numeric = all(_is_number(r[j]) or not r[j] for r in body)
+        numeric = all(is_number(r[j]) or not r[j] for r in body)
         table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in body:
         table.add_row(*row)
