@@ -78,5 +78,7 @@ def tiny_llama(out_dir: Path, seed: int = 0) -> Path:
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=64, bos_token_id=None,
                          eos_token_id=words.index(EOS), pad_token_id=0)
-    torch.manual_seed(seed)
-    return save(LlamaForCausalLM(config), out_dir, tokenizer=tokenizer)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is untouched
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    return save(model, out_dir, tokenizer=tokenizer)
