@@ -439,7 +439,7 @@ def test_ctrl_c_during_score_exits_130_and_writes_nothing(tiny_models: Path,
     words = np.array(SYMBOLS[2:])
     data.write_text("".join(json.dumps({"prompt": " ".join(rng.choice(words, 24)),
                                         "response": " ".join(rng.choice(words, 24))}) + "\n"
-                            for _ in range(40_000)))
+                            for _ in range(8_000)))
     out = tmp_path / "s.parquet"
     code, err = interrupt(["score", "--model", str(tiny_models / "m0"), "--data", str(data),
                            "--out", str(out)], lambda s: "scoring" in s)
