@@ -486,3 +486,27 @@ def test_demo_ends_with_trend_picks_checks_and_report_path(tmp_path: Path, capsy
 def test_profile_checks_n_before_reading_the_table(tmp_path: Path, capsys) -> None:
     result = cli(capsys, "profile", str(tmp_path / "never-read.parquet"), "--n", "0.5")
     assert result.returncode == 2 and "N must be >= 1" in result.stderr, result.stderr
+
+
+def test_a_candidate_with_decoding_settings_does_not_end_the_model_list() -> None:
+    import typer
+
+    from lmcoverage.commands._options import use_multi_value_options
+
+    app = typer.Typer()
+    seen: dict[str, list[str]] = {}
+
+    @app.command()
+    def pick(model: list[str] = typer.Option(..., "--model"),
+             set_: list[str] = typer.Option([], "--set")) -> None:
+        seen.update(model=model, set=set_)
+
+    @app.command()
+    def other() -> None:  # two commands, so `pick` is a subcommand as in the real CLI
+        pass
+
+    command = use_multi_value_options(typer.main.get_command(app))
+    command.main(["pick", "--model", "m1@temperature=0.5,top_p=0.9", "m2", "m3@top_k=4",
+                  "--set", "steps=3", "lr=0.1"], standalone_mode=False)
+    assert seen == {"model": ["m1@temperature=0.5,top_p=0.9", "m2", "m3@top_k=4"],
+                    "set": ["steps=3", "lr=0.1"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, get_args
 
@@ -10,6 +11,8 @@ from typer import _click
 from typer.core import TyperOption
 
 from lmcoverage.errors import InputError
+
+_KEY_VALUE = re.compile(r"[A-Za-z_][\w.\-]*=")
 
 
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
@@ -67,13 +70,18 @@ def _greedy(process: Callable[[Any, Any], None], numeric: bool) -> Callable[[Any
             if numeric and not all(is_number(p) for p in token.split(",") if p):
                 break
             if not numeric and (token.startswith("-") and len(token) > 1
-                                or first is not None and "=" in first and "=" not in token):
+                                or _is_key_value(first) and "=" not in token):
                 break
             state.rargs.pop(0)
             for part in _split(token, numeric):
                 process(part, state)
 
     return take
+
+
+def _is_key_value(value: str | None) -> bool:
+    """``KEY=VALUE`` with a plain key (``steps=10``), not a candidate ``DIR@temperature=0.5``."""
+    return value is not None and _KEY_VALUE.match(value) is not None
 
 
 def _split(value: Any, numeric: bool) -> list[Any]:
