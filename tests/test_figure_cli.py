@@ -83,6 +83,27 @@ def test_process_workers_give_the_sequential_results(tmp_path: Path) -> None:
     assert one == two and one["seeds"] == [0, 1]
 
 
+def test_a_training_set_size_of_null_means_fresh_samples(tmp_path: Path) -> None:
+    res = _run("figure2", "test", tmp_path / "fresh", "--set", "horizons=[4]",
+               "--set", "steps=4", "--set", "checkpoint_every=2", "--set", "train_examples=null")
+    assert res["training_data"] == {"examples": None, "draws": 4 * 32, "epochs": None}
+    run = json.loads((tmp_path / "fresh" / "units" / "h4-seed0" / "train" / "run.json"
+                      ).read_text())
+    assert run["config"]["dataset_size"] is None
+
+
+@pytest.mark.parametrize(("name", "setting", "message"), [
+    ("figure2", "train_examples=1.5", "--set train_examples: expected an integer or null"),
+    ("figure2", "train_examples=true", "--set train_examples: expected an integer or null"),
+    ("figure1", "pretrain_examples=\"many\"", "--set pretrain_examples: expected an integer"),
+])
+def test_a_training_set_size_is_an_integer_or_null(tmp_path: Path, capsys, name: str,
+                                                    setting: str, message: str) -> None:
+    out = tmp_path / "x"
+    assert main(["run", name, "--preset", "test", "--out", str(out), "--set", setting]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
 def test_bad_runs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "figure1", "--preset", "test", "--out", str(tmp_path / "a"),
                  "--seeds", "0,1"]) == 2

@@ -64,6 +64,9 @@ _COMMON: dict[str, Any] = {
     "score_batch_size": 512,
 }
 
+# A fixed set of that many problems, or null for fresh samples every batch.
+NULLABLE: dict[str, type] = {"pretrain_examples": int, "finetune_examples": int}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # CI: checks the machinery end to end in seconds, not the effect.
     "test": {**_COMMON, "model": "tiny", "pretrain_steps": 20, "finetune_steps": 20,

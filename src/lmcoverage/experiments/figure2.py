@@ -53,6 +53,9 @@ _COMMON: dict[str, Any] = {
     "score_batch_size": 512,
 }
 
+# A fixed set of that many problems, or null for fresh samples every batch.
+NULLABLE: dict[str, type] = {"train_examples": int}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # CI: two horizons, a handful of steps; checks the machinery, not the effect.
     "test": {**_COMMON, "horizons": [4, 8], "model": "tiny", "steps": 20,

@@ -7,7 +7,9 @@ An experiment is a module with
   graph experiments, ``"paper"`` (the paper's sizes, for a GPU);
 - ``run(config: dict, out_dir: Path, ctx: RunContext) -> dict``: does the work, writes
   ``results.json``, PNG figures and ``report.html`` into ``out_dir`` and returns the results;
-- optionally ``summary(results) -> list[dict]``: rows of key numbers printed after the run.
+- optionally ``summary(results) -> list[dict]``: rows of key numbers printed after the run;
+- optionally ``NULLABLE: dict[str, type]``: keys that take null besides a value of that type
+  (``{"train_examples": int}``: a fixed set of that size, or null for fresh samples).
 
 Modules are imported lazily, so ``lmcoverage --help`` stays fast.
 """
@@ -70,11 +72,15 @@ def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -
     presets: dict[str, dict[str, Any]] = module.PRESETS
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
+    nullable: dict[str, type] = getattr(module, "NULLABLE", {})
     config = json.loads(json.dumps(presets[preset]))
     for key, value in overrides.items():
         if key not in config:
             raise ValueError(f"--set {key}: no such config key; keys: {', '.join(config)}")
-        config[key] = _coerce_like(key, config[key], value)
+        if key in nullable:
+            config[key] = _nullable(key, nullable[key], value)
+        else:
+            config[key] = _coerce_like(key, config[key], value)
     config["preset"] = preset
     return config
 
@@ -101,6 +107,14 @@ def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:
         return float(value)
     raise ValueError(f"--set {key}: expected {expected} like {json.dumps(preset_value)}, "
                      f"got {json.dumps(value)}")
+
+
+def _nullable(key: str, kind: type, value: Any) -> Any:
+    """``value`` if it is null or of ``kind`` (bools are not integers), else ValueError."""
+    if value is None or isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    expected = next(name for cls, name in _KINDS if cls is kind)
+    raise ValueError(f"--set {key}: expected {expected} or null, got {json.dumps(value)}")
 
 
 def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) -> None:
