@@ -8,9 +8,9 @@ checking that both give the same values.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from engine_common import timed
 
 from lmcoverage.metrics import pass_at_k
 
@@ -27,15 +27,6 @@ def loop_per_problem(n: np.ndarray, c: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out
 
 
-def best_time(fn, *args, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--problems", type=int, default=100_000)
@@ -48,8 +39,8 @@ def main() -> None:
     for k_value in (1, 8):
         k = np.full(args.problems, k_value)
         np.testing.assert_allclose(pass_at_k(n, c, k), loop_per_problem(n, c, k), atol=1e-12)
-        ours = best_time(pass_at_k, n, c, k, repeats=args.repeats)
-        base = best_time(loop_per_problem, n, c, k, repeats=args.repeats)
+        ours = timed(lambda: pass_at_k(n, c, k), args.repeats)[0]
+        base = timed(lambda: loop_per_problem(n, c, k), args.repeats)[0]
         print(f"| {args.problems:,} | {args.max_samples} | {k_value} | {ours:.4f} | {base:.3f} "
               f"| {base / ours:.0f}x |")
 

@@ -11,6 +11,7 @@ import torch
 from lmcoverage.engine import mass_correct, sample_responses, score_responses
 from lmcoverage.metrics import pass_at_k, pass_at_n_exact
 from lmcoverage.models.gpt import build_gpt
+from tiny_llama import tiny_llama
 
 VOCAB = 12
 
@@ -22,14 +23,7 @@ def gpt() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def llama() -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=40, bos_token_id=None, eos_token_id=None,
-                         pad_token_id=None)
-    torch.manual_seed(1)
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(VOCAB, 40, seed=1)
 
 
 def _random_problem_set(seed: int) -> tuple[list[list[int]], list[list[list[int]]]]:

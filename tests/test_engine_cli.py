@@ -15,6 +15,7 @@ from lmcoverage.models.gpt import build_gpt
 from lmcoverage.models.hf import save
 from lmcoverage.scoretable import ScoreTable
 from lmcoverage.tasks import get_task
+from tiny_llama import tiny_llama
 
 TASK = "figure2-h4"
 
@@ -32,15 +33,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_llama_directory_scores_through_the_cli(runs: Path, tmp_path: Path) -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     task = get_task(TASK)
-    config = LlamaConfig(vocab_size=task.vocab_size, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=task.max_length, bos_token_id=None,
-                         eos_token_id=None, pad_token_id=None)
-    torch.manual_seed(0)
-    llama = save(LlamaForCausalLM(config), tmp_path / "llama", tokenizer=task.tokenizer())
+    llama = save(tiny_llama(task.vocab_size, task.max_length, seed=0), tmp_path / "llama",
+                 tokenizer=task.tokenizer())
     out = tmp_path / "llama.parquet"
     assert main(["score", "--model", str(llama), "--data", str(runs / "data.jsonl"),
                  "--out", str(out), "--no-progress"]) == 0

@@ -18,6 +18,7 @@ from lmcoverage.cli import main  # noqa: E402
 from lmcoverage.io import write_jsonl  # noqa: E402
 from lmcoverage.scoretable import ScoreTable  # noqa: E402
 from lmcoverage.tasks import get_task  # noqa: E402
+from tiny_llama import tiny_llama
 
 TASK = "figure2-h4"
 NS = ["2", "4", "8", "16"]
@@ -50,22 +51,17 @@ def _collate(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
 
 
 def _train(tmp_path: Path, reference: Path, every: str = "eval") -> tuple[Any, Path]:
-    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments
 
     from lmcoverage.integrations import CoverageCallback
 
     task = get_task(TASK)
-    config = LlamaConfig(vocab_size=task.vocab_size, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=task.max_length, bos_token_id=None,
-                         eos_token_id=None, pad_token_id=None)
-    torch.manual_seed(0)
     out = tmp_path / "run"
     args = TrainingArguments(output_dir=str(out), max_steps=4, per_device_train_batch_size=8,
                              learning_rate=3e-3, eval_strategy="steps", eval_steps=2,
                              save_steps=2, logging_steps=1, report_to=[], use_cpu=True,
                              disable_tqdm=True, seed=0)
-    trainer = Trainer(model=LlamaForCausalLM(config), args=args,
+    trainer = Trainer(model=tiny_llama(task.vocab_size, task.max_length, seed=0), args=args,
                       train_dataset=_Pairs(task.sample(64, seed=1)),
                       eval_dataset=_Pairs(task.sample(8, seed=2)), data_collator=_collate,
                       processing_class=task.tokenizer(),

@@ -19,6 +19,7 @@ from lmcoverage.engine.rows import encode_response, sample_rows
 from lmcoverage.engine.scoring import score_responses, score_variants
 from lmcoverage.models.hf import load_causal_lm, load_tokenizer, save
 from lmcoverage.scoretable import ScoreTable
+from tiny_llama import tiny_llama
 
 SYMBOLS = ["<pad>", "<unk>", "</s>", "a", "b", "c", "q"]
 EOS = 2
@@ -28,20 +29,13 @@ SPECS = [DecodingSpec(), DecodingSpec(temperature=0.6), DecodingSpec(top_k=3),
 
 
 def _tiny(path: Path, seed: int, chat: bool = True, symbols: list[str] = SYMBOLS) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from lmcoverage.tasks.tokenizer import build_tokenizer
 
     tok = build_tokenizer(symbols)
     tok.eos_token = "</s>"
     if chat:
         tok.chat_template = CHAT
-    config = LlamaConfig(vocab_size=len(symbols), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, bos_token_id=None, eos_token_id=EOS,
-                         pad_token_id=0)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_llama(len(symbols), 64, seed, eos=EOS, pad=0)
     with torch.no_grad():  # sharper next-token distributions, so truncation bites
         model.lm_head.weight.mul_(8.0)
     return save(model, path, tokenizer=tok)
