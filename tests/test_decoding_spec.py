@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from lmcoverage.decoding.spec import DecodingSpec, decoding_logprobs, parse_candidate
+from lmcoverage.decoding.spec import (
+    DecodingSpec,
+    decoding_logprobs,
+    parse_candidate,
+    token_logprobs,
+)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -89,3 +94,36 @@ def test_logprobs_match_a_brute_force_definition_and_normalise(spec: DecodingSpe
         torch.testing.assert_close(have[finite], want[finite], atol=1e-5, rtol=0)
     if not spec.is_plain and (spec.top_k or spec.top_p < 1 or spec.min_p):
         assert torch.isinf(got).any()  # truncation removed something
+
+
+@pytest.mark.parametrize("spec", [
+    DecodingSpec(), DecodingSpec(temperature=0.7), DecodingSpec(top_k=40),
+    DecodingSpec(temperature=1.5, top_k=7), DecodingSpec(top_p=0.9),
+    DecodingSpec(temperature=2.0, top_p=0.99), DecodingSpec(top_k=40, top_p=0.9),
+    DecodingSpec(min_p=0.01),
+])
+def test_token_logprobs_equal_the_full_distribution_on_a_large_vocabulary(
+        spec: DecodingSpec) -> None:
+    """The per-token shortcuts (top-k alone, top-p alone) against the full distribution: rows
+    from peaked to flat (so the nucleus search widens past 256 and 1,024 tokens), and rows
+    whose top-k boundary is tied."""
+    gen = torch.Generator().manual_seed(1)
+    vocab = 5000
+    logits = torch.randn(8, 6, vocab, generator=gen) * torch.linspace(0.05, 6, 8)[:, None, None]
+    logits[0, :, :60] = 3.0  # 60 tokens tie at the top: every top-k boundary is tied
+    tokens = torch.randint(0, vocab, (8, 6), generator=gen)
+    tokens[:, :3] = logits.argsort(dim=-1, descending=True)[:, :3, 30]  # likely tokens too
+    want = decoding_logprobs(logits, spec).gather(-1, tokens[..., None])[..., 0]
+    got = token_logprobs(logits, tokens, spec)
+    assert torch.equal(torch.isinf(got), torch.isinf(want))
+    finite = torch.isfinite(want)
+    assert finite.any()
+    if spec.top_k or spec.top_p < 1:
+        assert (~finite).any()  # truncation removed some of the tokens asked about
+    torch.testing.assert_close(got[finite], want[finite], atol=1e-5, rtol=0)
+    # Against the brute-force definition: a flat row, and the tied row where top-p is off
+    # (top-p orders equal probabilities by sort position, as Hugging Face's warper does).
+    for row in (0, 7) if spec.top_p == 1 else (7,):
+        brute = _brute_force(logits[row, 0], spec)[tokens[row, 0]]
+        assert math.isinf(brute) == math.isinf(got[row, 0]) and (
+            math.isinf(brute) or abs(float(brute) - float(got[row, 0])) < 1e-4)

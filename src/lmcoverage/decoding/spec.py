@@ -8,7 +8,8 @@ order (the order of Hugging Face's logits warpers):
 1. temperature: ``logits / temperature``;
 2. top-k: keep the tokens whose scaled logit is >= the k-th largest (ties at the boundary kept);
 3. top-p: renormalise the survivors, sort by probability, keep the smallest prefix whose mass
-   reaches ``top_p`` (a token is kept iff the mass strictly above it is < ``top_p``);
+   reaches ``top_p`` (a token is kept iff the mass sorted before it is < ``top_p``; equal
+   probabilities keep their sort order, as in Hugging Face's top-p warper);
 4. min-p: renormalise, keep the tokens with probability >= ``min_p`` x the largest;
 5. renormalise: the log-probs of the kept tokens log-sum-exp to 0, every other token is -inf.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,15 +153,15 @@ def decoding_logprobs(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
     outside the truncated set get ``-inf``; the kept ones log-sum-exp to 0. The plain spec is
     ``log_softmax(logits)``.
     """
-    x = logits.float()
-    if spec.temperature != 1.0:
-        x = x / spec.temperature
+    x = _scaled(logits, spec)
     neg_inf = torch.tensor(-math.inf, dtype=x.dtype, device=x.device)
     if 0 < spec.top_k < x.shape[-1]:
-        kth = torch.topk(x, spec.top_k, dim=-1).values[..., -1:]
-        x = torch.where(x < kth, neg_inf, x)
+        x = torch.where(x < _kth_largest(x, spec.top_k), neg_inf, x)
     if spec.top_p < 1.0:
-        x = torch.where(_nucleus(torch.softmax(x, dim=-1), spec.top_p), x, neg_inf)
+        keep = torch.zeros(x.shape, dtype=torch.bool, device=x.device).view(-1, x.shape[-1])
+        for rows, order, kept, _, _ in _nucleus_stages(x, spec.top_p):
+            keep[rows[:, None], order] = kept
+        x = torch.where(keep.view(x.shape), x, neg_inf)
     if spec.min_p > 0.0:
         logp = torch.log_softmax(x, dim=-1)
         floor = logp.max(dim=-1, keepdim=True).values + math.log(spec.min_p)
@@ -167,32 +169,76 @@ def decoding_logprobs(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
     return torch.log_softmax(x, dim=-1)
 
 
-def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Boolean ``(..., V)``: the tokens whose more likely tokens hold < ``top_p`` of the mass.
+def _scaled(logits: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
+    """Step 1: float32 logits divided by the temperature."""
+    x = logits.float()
+    return x / spec.temperature if spec.temperature != 1.0 else x
 
-    Only the most likely tokens are sorted (64, then 4x more until their mass reaches
-    ``top_p`` on every row): a token outside them has at least that mass above it, so the
-    result is that of a full sort at a fraction of its cost.
+
+def _kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``(..., 1)``: the k-th largest value of each row (step 2 keeps the values >= it)."""
+    return torch.topk(x, k, dim=-1).values[..., -1:]
+
+
+def _nucleus_stages(x: torch.Tensor, top_p: float) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Step 3 on the rows of ``x (..., V)`` (scaled logits, maybe -inf), a group of rows at a time.
+
+    Yields ``(rows (r,), order (r, k), kept (r, k), probs (r, k), log_norm (r,))``: for the
+    flat row indices ``rows``, their k most likely tokens (most likely first), whether each is
+    in the nucleus, its probability and the row's log-sum-exp. Only the most likely tokens are
+    sorted: 256, then 4x more for the rows whose top tokens hold less than ``top_p`` (a token
+    outside them has at least that mass above it), so the result is that of a full sort at a
+    fraction of its cost.
     """
-    vocab = probs.shape[-1]
-    k = min(vocab, 64)
-    while True:
-        top, order = torch.topk(probs, k, dim=-1)  # sorted, most likely first
-        cumulative = top.cumsum(dim=-1)
-        if k == vocab or bool((cumulative[..., -1] >= top_p).all()):
-            break
-        k = min(vocab, 4 * k)
-    keep = (cumulative - top) < top_p  # mass strictly more likely than each token
-    return torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, keep)
+    vocab = x.shape[-1]
+    flat = x.reshape(-1, vocab)
+    log_norm = torch.logsumexp(flat, dim=-1)
+    rows = torch.arange(flat.shape[0], device=x.device)
+    sub, k = flat, min(vocab, 256)
+    while rows.numel():
+        top, order = torch.topk(sub, k, dim=-1)  # sorted, most likely first
+        probs = torch.exp(top - log_norm[rows, None])
+        cumulative = probs.cumsum(dim=-1)
+        done = (cumulative[:, -1] >= top_p) | (k == vocab)
+        kept = (cumulative - probs) < top_p  # mass strictly more likely than each token
+        yield rows[done], order[done], kept[done], probs[done], log_norm[rows[done]]
+        rows = rows[~done]
+        sub, k = flat[rows], min(vocab, 4 * k)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, spec: DecodingSpec) -> torch.Tensor:
     """``decoding_logprobs(logits, spec)`` at ``tokens``: ``logits (..., V)``, ``tokens (...)``
-    int64 -> ``(...)`` float32. Without truncation (temperature only) the full log-softmax is
-    skipped: scaled logit minus log-sum-exp, the same values."""
-    if spec.top_k == 0 and spec.top_p == 1.0 and spec.min_p == 0.0:  # no truncation
-        scaled = logits.float() / spec.temperature if spec.temperature != 1.0 else logits.float()
-        return scaled.gather(-1, tokens[..., None])[..., 0] - torch.logsumexp(scaled, dim=-1)
+    int64 -> ``(...)`` float32.
+
+    A spec with at most one truncation (temperature with top-k, or with top-p) never builds
+    the truncated distribution: the kept set's log-normaliser is taken from the k most likely
+    tokens, so scoring a variant costs a few passes over the logits, not a full renormalised
+    copy. The values are those of :func:`decoding_logprobs` (same rules, float32 rounding).
+    """
+    x = _scaled(logits, spec)
+    picked = x.gather(-1, tokens[..., None])[..., 0]
+    top_k = 0 < spec.top_k < x.shape[-1]
+    truncations = int(top_k) + int(spec.top_p < 1.0) + int(spec.min_p > 0.0)
+    neg_inf = torch.tensor(-math.inf, dtype=x.dtype, device=x.device)
+    if truncations == 0:
+        return picked - torch.logsumexp(x, dim=-1)
+    if truncations == 1 and top_k:
+        top = torch.topk(x, min(spec.top_k + 1, x.shape[-1]), dim=-1).values
+        kth = top[..., spec.top_k - 1]
+        log_norm = torch.logsumexp(top[..., : spec.top_k], dim=-1)
+        tied = top[..., -1] == kth  # more tokens share the boundary value than the top k hold
+        if bool(tied.any()):
+            log_norm[tied] = torch.logsumexp(torch.where(x[tied] < kth[tied, None], neg_inf,
+                                                         x[tied]), dim=-1)
+        return torch.where(picked < kth, neg_inf, picked - log_norm)
+    if truncations == 1 and spec.top_p < 1.0:
+        flat_tokens, flat_picked = tokens.reshape(-1), picked.reshape(-1)
+        out = torch.empty_like(flat_picked)
+        for rows, order, kept, probs, log_norm in _nucleus_stages(x, spec.top_p):
+            inside = ((order == flat_tokens[rows, None]) & kept).any(dim=-1)
+            mass = (probs * kept).sum(dim=-1)
+            out[rows] = torch.where(inside, flat_picked[rows] - log_norm - mass.log(), neg_inf)
+        return out.view(picked.shape)
     return decoding_logprobs(logits, spec).gather(-1, tokens[..., None])[..., 0]
 
 
