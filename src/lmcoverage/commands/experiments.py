@@ -83,7 +83,7 @@ TYPICAL_TIME = {
     ("sgd", "cpu-graded"): "~2.5 CPU min",
     ("ttt", "cpu"): "~50 CPU s",
     ("distill", "cpu"): "~40 CPU s",
-    ("real-lm", "cpu"): "budget: 30 min on 2 cores",
+    ("real-lm", "cpu"): "~6 CPU min",
 }
 
 
