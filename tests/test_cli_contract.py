@@ -209,6 +209,7 @@ def test_a_value_error_from_a_library_bug_is_not_bad_input() -> None:
         raise AssertionError("no exception")
 
     assert is_input_error(InputError("x"))
+    assert not is_input_error(ValueError("x"))  # only the project's own input-error type
     assert not is_input_error(caught(lambda: int("x")))          # a builtin: a bug
     assert not is_input_error(caught(lambda: np.zeros(2).reshape(3)))  # numpy: a bug
 

@@ -13,15 +13,13 @@ app here. :func:`main` keeps the exit-code contract:
 
 from __future__ import annotations
 
-import linecache
 import shlex
 import signal
 import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
 import typer
 from typer import _click
@@ -71,8 +69,6 @@ def _root(
 #: Commands that pick up where they stopped, and the flag (if any) that asks them to.
 RESUMABLE = {"train": "--resume", "run": "", "demo": ""}
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
 
 def _say(kind: str, message: str) -> None:
     one_line = " ".join(str(message).split())
@@ -86,22 +82,9 @@ def _os_error_line(exc: OSError) -> str:
 
 
 def is_input_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is bad input (exit 2) rather than a bug.
-
-    :class:`InputError` always is. A plain ``ValueError`` counts only when a ``raise``
-    statement in lmcoverage's own code raised it (a validator not yet migrated to
-    ``InputError``); one raised inside numpy, torch or a builtin (``int("x")``) is a bug.
-    """
-    if isinstance(exc, InputError):
-        return True
-    if type(exc) is not ValueError or exc.__traceback__ is None:
-        return False
-    tb: TracebackType = exc.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = Path(tb.tb_frame.f_code.co_filename).resolve()
-    line = linecache.getline(str(filename), tb.tb_lineno).strip()
-    return filename.is_relative_to(_PACKAGE_DIR) and line.startswith("raise ")
+    """Whether ``exc`` is bad input (exit 2, one line) rather than a bug (traceback, exit 1):
+    only the project's :class:`InputError` is."""
+    return isinstance(exc, InputError)
 
 
 def _command_words(args: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import ArrayLike, NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.io import atomic_path
 
 SCHEMA = pa.schema(
@@ -69,12 +70,12 @@ class ScoreTable:
     def _normalise(table: pa.Table) -> pa.Table:
         for name in REQUIRED:
             if name not in table.column_names:
-                raise ValueError(f"missing column {name!r} (have: {', '.join(table.column_names)})")
+                raise InputError(f"missing column {name!r} (have: {', '.join(table.column_names)})")
         unknown = set(table.column_names) - set(SCHEMA.names)
         if unknown:
-            raise ValueError(f"unknown column(s) {sorted(unknown)}; expected {SCHEMA.names}")
+            raise InputError(f"unknown column(s) {sorted(unknown)}; expected {SCHEMA.names}")
         if table.num_rows == 0:
-            raise ValueError("score table is empty")
+            raise InputError("score table is empty")
         columns = []
         for field in SCHEMA:
             if field.name in table.column_names:
@@ -82,7 +83,7 @@ class ScoreTable:
                 try:
                     col = col.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    raise ValueError(
+                    raise InputError(
                         f"column {field.name!r}: expected {field.type}, got {col.type}"
                     ) from None
             else:
@@ -118,7 +119,7 @@ class ScoreTable:
             data["group"] = [str(g) for g in group]
         lengths = {k: len(v) for k, v in data.items()}
         if len(set(lengths.values())) != 1:
-            raise ValueError(f"columns have different lengths: {lengths}")
+            raise InputError(f"columns have different lengths: {lengths}")
         return cls(pa.table(data))
 
     @classmethod
@@ -139,10 +140,10 @@ class ScoreTable:
         """
         ll = np.asarray(loglik, dtype=np.float64)
         if ll.ndim != 2:
-            raise ValueError(f"loglik: expected (models, examples), got shape {ll.shape}")
+            raise InputError(f"loglik: expected (models, examples), got shape {ll.shape}")
         n_models, n_examples = ll.shape
         if len(models) != n_models:
-            raise ValueError(f"models: {len(models)} names for {n_models} rows of loglik")
+            raise InputError(f"models: {len(models)} names for {n_models} rows of loglik")
         ids = np.arange(n_examples) if example_ids is None else np.asarray(example_ids)
 
         def per_example(value: Any) -> Any:
@@ -193,7 +194,7 @@ class ScoreTable:
                 raise _bad_row(name, present & ((values < 0) | (values > 1)), values,
                                "probability outside [0, 1]")
         if not np.any(t.column("weight").to_numpy() > 0):
-            raise ValueError("column 'weight': total weight must be > 0")
+            raise InputError("column 'weight': total weight must be > 0")
 
     def _index(self) -> None:
         """Sort rows by (model, example_id) so every column reshapes to (models, examples)."""
@@ -205,16 +206,16 @@ class ScoreTable:
         order = np.lexsort((ids, model_idx))
         n_models = len(self._models)
         if ids.size % n_models:
-            raise ValueError("models were scored on different numbers of examples")
+            raise InputError("models were scored on different numbers of examples")
         n_examples = ids.size // n_models
         sorted_ids = ids[order].reshape(n_models, n_examples)
         if (np.diff(sorted_ids, axis=1) == 0).any():
-            raise ValueError("duplicated (model, example_id) rows")
+            raise InputError("duplicated (model, example_id) rows")
         counts = np.bincount(model_idx, minlength=n_models)
         mismatch = (counts != n_examples) | (sorted_ids != sorted_ids[0]).any(axis=1)
         if mismatch.any():
             other = self._models[int(np.flatnonzero(mismatch)[0])]
-            raise ValueError(
+            raise InputError(
                 f"models {self._models[0]!r} and {other!r} were scored on different example sets"
             )
         self._order = order
@@ -228,7 +229,7 @@ class ScoreTable:
                 same = mat == mat[0]
             if not same.all():
                 row = int(np.flatnonzero(~same.all(axis=0))[0])
-                raise ValueError(
+                raise InputError(
                     f"column {name!r} differs between models for example_id "
                     f"{self._example_ids[row]}"
                 )
@@ -268,17 +269,17 @@ class ScoreTable:
     def matrix(self, column: str = "loglik") -> NDArray[np.float64]:
         """(models, examples) float64 matrix of ``column``, examples sorted by id."""
         if column not in ("loglik", "mass_correct", "loglik_data", "weight"):
-            raise ValueError(f"column: {column!r} is not a numeric per-(model, example) column")
+            raise InputError(f"column: {column!r} is not a numeric per-(model, example) column")
         if not self.has(column):
-            raise ValueError(f"column {column!r} is not filled in this score table")
+            raise InputError(f"column {column!r} is not filled in this score table")
         return np.asarray(self._column_matrix(column), dtype=np.float64)
 
     def example_column(self, column: str) -> NDArray[Any]:
         """(examples,) values of a per-example column (``loglik_data``, ``weight``, ``group``)."""
         if column not in PER_EXAMPLE:
-            raise ValueError(f"column: {column!r} is not per-example; choose {PER_EXAMPLE}")
+            raise InputError(f"column: {column!r} is not per-example; choose {PER_EXAMPLE}")
         if column == "loglik_data" and not self.has(column):
-            raise ValueError("column 'loglik_data' is not filled (pi_D unknown for this data)")
+            raise InputError("column 'loglik_data' is not filled (pi_D unknown for this data)")
         first = self._column_matrix(column)[0]
         return self._group_names()[first] if column == "group" else first
 
@@ -286,7 +287,7 @@ class ScoreTable:
         """A table with only ``models`` (in that order)."""
         missing = [m for m in models if m not in self._models]
         if missing:
-            raise ValueError(f"unknown model(s) {missing}; have {self._models}")
+            raise InputError(f"unknown model(s) {missing}; have {self._models}")
         names = self._table.column("model")
         parts = [self._table.filter(pc.equal(names, m)) for m in models]
         return ScoreTable(pa.concat_tables(parts))
@@ -295,7 +296,7 @@ class ScoreTable:
     def concat(tables: Sequence[ScoreTable]) -> ScoreTable:
         """Stack tables of different models scored on the same examples."""
         if not tables:
-            raise ValueError("tables: nothing to concatenate")
+            raise InputError("tables: nothing to concatenate")
         return ScoreTable(pa.concat_tables([t.to_arrow() for t in tables]))
 
     def to_arrow(self) -> pa.Table:
@@ -307,11 +308,11 @@ class ScoreTable:
         """Read and validate a Parquet score table; ValueError on a missing or bad file."""
         p = Path(path)
         if not p.is_file():
-            raise ValueError(f"score table not found: {p}")
+            raise InputError(f"score table not found: {p}")
         try:
             table = pq.read_table(p)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ValueError(f"{p}: not a readable Parquet file ({exc})") from None
+            raise InputError(f"{p}: not a readable Parquet file ({exc})") from None
         return cls(table)
 
     def write_parquet(self, path: str | os.PathLike[str]) -> None:

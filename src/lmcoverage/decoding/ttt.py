@@ -20,6 +20,7 @@ import math
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.linear import LinearARModel, LinearPolicy
 
 
@@ -34,7 +35,7 @@ class TTTPolicy(LinearPolicy):
 
     def __init__(self, model: LinearARModel, theta: ArrayLike | Tensor, lr: float) -> None:
         if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr: eta must be finite and > 0, got {lr!r}")
+            raise InputError(f"lr: eta must be finite and > 0, got {lr!r}")
         super().__init__(model, theta, ttt_lr=float(lr))
 
     @property

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from lmcoverage.errors import InputError
+
 
 def vocab_size(model: Any) -> int:
     """Number of rows of the model's input embedding (the valid token ids are 0..size-1)."""
@@ -45,17 +47,17 @@ def as_ids(ids: Sequence[int], vocab: int, what: str) -> list[int]:
     try:
         out = [operator.index(tok) for tok in ids]
     except TypeError:
-        raise ValueError(f"{what}: token ids must be integers, got {list(ids)[:8]!r}") from None
+        raise InputError(f"{what}: token ids must be integers, got {list(ids)[:8]!r}") from None
     if out and (min(out) < 0 or max(out) >= vocab):
         bad = next(t for t in out if not 0 <= t < vocab)
-        raise ValueError(f"{what}: token id {bad} outside the model vocabulary [0, {vocab})")
+        raise InputError(f"{what}: token id {bad} outside the model vocabulary [0, {vocab})")
     return out
 
 
 def check_fits(prompt_len: int, continuation_len: int, ctx: int | None, what: str) -> None:
     """Raise ValueError if ``prompt_len + continuation_len`` exceeds the model's context."""
     if ctx is not None and prompt_len + continuation_len > ctx:
-        raise ValueError(
+        raise InputError(
             f"{what}: prompt ({prompt_len} tokens) + response ({continuation_len} tokens) is "
             f"longer than the model's context of {ctx} positions"
         )

@@ -33,6 +33,7 @@ from lmcoverage.engine._hf import (
     vocab_size,
 )
 from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE, _check_batch_size
+from lmcoverage.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def sample_responses(
         ``out[i][k]``: the k-th sample for prompt i, a list of token ids.
     """
     if not np.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be finite and >= 0, got {temperature!r}")
+        raise InputError(f"temperature must be finite and >= 0, got {temperature!r}")
     spec = None if temperature == 0 else DecodingSpec(temperature=temperature)
     drawn = sample_with_logp(model, prompts, n, max_new_tokens, spec, seed=seed,
                              stop_token_ids=() if stop_token_id is None else (stop_token_id,),
@@ -122,15 +123,15 @@ def sample_with_logp(
     """
     _check_batch_size(batch_size)
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise InputError(f"n must be a positive integer, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     vocab, ctx = vocab_size(model), context_length(model)
     stops = sorted(set(as_ids(list(stop_token_ids), vocab, "stop_token_ids")))
     prompt_ids = [as_ids(p, vocab, f"prompt {i}") for i, p in enumerate(prompts)]
     for i, p in enumerate(prompt_ids):
         if not p:
-            raise ValueError(f"prompt {i} is empty; every prompt needs at least one token")
+            raise InputError(f"prompt {i} is empty; every prompt needs at least one token")
         check_fits(len(p), max_new_tokens, ctx, f"prompt {i}")
 
     device = model_device(model)

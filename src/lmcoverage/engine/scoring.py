@@ -29,6 +29,7 @@ from lmcoverage.engine._hf import (
     select_rows,
     vocab_size,
 )
+from lmcoverage.errors import InputError
 
 DEFAULT_BATCH_SIZE = 64
 #: Most logits (rows x positions x vocabulary) one continuation pass may produce: batches of long
@@ -38,7 +39,7 @@ LOGITS_BUDGET = 2**27
 
 def _check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _chunks(order: Sequence[int], counts: Sequence[int], batch_size: int) -> Iterator[list[int]]:
@@ -176,9 +177,9 @@ def score_variants(
     _check_batch_size(batch_size)
     specs = list(specs)
     if not specs:
-        raise ValueError("specs: give at least one DecodingSpec")
+        raise InputError("specs: give at least one DecodingSpec")
     if len(prompts) != len(responses):
-        raise ValueError(
+        raise InputError(
             f"prompts and responses must have the same length, got {len(prompts)} and "
             f"{len(responses)}"
         )
@@ -188,7 +189,7 @@ def score_variants(
     for i, (prompt, group) in enumerate(zip(prompts, responses, strict=True)):
         p = as_ids(prompt, vocab, f"prompt {i}")
         if not p:
-            raise ValueError(f"prompt {i} is empty; every prompt needs at least one token")
+            raise InputError(f"prompt {i} is empty; every prompt needs at least one token")
         rs = [as_ids(r, vocab, f"prompt {i} response {j}") for j, r in enumerate(group)]
         for j, r in enumerate(rs):
             check_fits(len(p), len(r), ctx, f"prompt {i} response {j}")

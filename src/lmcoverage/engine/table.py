@@ -245,7 +245,7 @@ def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
         return examples.rows, examples.where or [f"{examples.source}: row {k + 1}"
                                                  for k in range(len(examples))]
     if examples.prompt_text is None or examples.response_text is None:
-        raise ValueError("Examples need token ids, rows or texts")
+        raise InputError("Examples need token ids, rows or texts")
     rows = [{"prompt": x, "response": y}
             for x, y in zip(examples.prompt_text, examples.response_text, strict=True)]
     lines = examples.lines or list(range(1, len(rows) + 1))
@@ -374,7 +374,7 @@ def score_models(
     names = list(names) if names is not None else model_names(model_dirs)
     specs = list(specs) if specs is not None else [DecodingSpec()] * len(model_dirs)
     if not len(names) == len(specs) == len(model_dirs):
-        raise ValueError(f"names, specs: expected {len(model_dirs)} each, got {len(names)} "
+        raise InputError(f"names, specs: expected {len(model_dirs)} each, got {len(names)} "
                          f"and {len(specs)}")
     by_path: dict[Path, list[int]] = {}
     for k, d in enumerate(model_dirs):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lmcoverage.errors import InputError
 from lmcoverage.experiments import graph_common as gc
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.io import atomic_write_json
@@ -359,7 +360,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     from lmcoverage.scoretable import ScoreTable
 
     if len(ctx.seeds) != 1:
-        raise ValueError(f"--seeds: figure1 runs one seed, got {ctx.seeds}")
+        raise InputError(f"--seeds: figure1 runs one seed, got {ctx.seeds}")
     seed = ctx.seeds[0]
     out_dir = Path(out_dir)
     pretrain, finetune = _tasks(config)

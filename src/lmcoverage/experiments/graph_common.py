@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from lmcoverage.errors import InputError
 from lmcoverage.experiments.graph_oracle import (  # re-exported: figures and tests use gc.*
     OracleModel as OracleModel,
 )
@@ -78,11 +79,11 @@ def make_validation_set(
             continue
         items = list(problems_by_class[label])
         if not items:
-            raise ValueError(f"problems_by_class[{label}] is empty")
+            raise InputError(f"problems_by_class[{label}] is empty")
         problems.extend(items)
         groups.extend([label] * len(items))
     if not problems:
-        raise ValueError(f"no class with positive weight in {dict(class_weights)}")
+        raise InputError(f"no class with positive weight in {dict(class_weights)}")
     return ValidationSet(tuple(problems), np.asarray(groups, dtype=np.int64),
                          mixture_weights(groups, class_weights))
 
@@ -113,7 +114,7 @@ def _correct_set(problem: Problem, correct: CorrectSet) -> list[Path_]:
         return [tuple(r) for r, _ in problem.support]
     if correct == "valid":
         return [tuple(r) for r in problem.valid_paths]
-    raise ValueError(f"correct must be 'support' or 'valid', got {correct!r}")
+    raise InputError(f"correct must be 'support' or 'valid', got {correct!r}")
 
 
 class HFSequenceModel:
@@ -258,7 +259,7 @@ def curve_metrics(table: ScoreTable, cov_ns: Sequence[int], pass_ns: Sequence[in
     if group is not None:
         mask = np.asarray(table.example_column("group")) == group
         if not mask.any():
-            raise ValueError(f"group {group!r} not in the table")
+            raise InputError(f"group {group!r} not in the table")
         loglik, mass, data, weights = loglik[:, mask], mass[:, mask], data[mask], weights[mask]
     weights = weights / weights.sum()
     out: dict[str, Any] = {"models": list(table.models), "kl": [], "ce": [],
@@ -300,7 +301,7 @@ def quantile_band(values: np.ndarray, lo: float = 1 / 16, hi: float = 15 / 16
     """Median and (lo, hi) quantiles over axis 0 (seeds) of ``values``: (seeds, checkpoints)."""
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape[0] == 0:
-        raise ValueError(f"values must be (seeds, checkpoints), got shape {v.shape}")
+        raise InputError(f"values must be (seeds, checkpoints), got shape {v.shape}")
     return (np.median(v, axis=0), np.quantile(v, lo, axis=0), np.quantile(v, hi, axis=0))
 
 
@@ -330,7 +331,7 @@ def onpolicy_matrix(models: Sequence[SequenceModel], vset: ValidationSet, n_thre
     from lmcoverage.select import onpolicy_from_samples
 
     if n_prompts < 1 or samples < 1:
-        raise ValueError(f"n_prompts and samples must be >= 1, got {n_prompts}, {samples}")
+        raise InputError(f"n_prompts and samples must be >= 1, got {n_prompts}, {samples}")
     idx = np.concatenate([np.flatnonzero(vset.groups == g)[:n_prompts]
                           for g in np.unique(vset.groups)])
     problems = [vset.problems[i] for i in idx]

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lmcoverage.errors import InputError
+
 if TYPE_CHECKING:
     from lmcoverage.tasks import Problem
 
@@ -34,7 +36,7 @@ class OracleModel:
         dist = {tuple(r): float(p) for r, p in self.distribution(problem).items() if p > 0}
         total = sum(dist.values())
         if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
-            raise ValueError(f"oracle distribution sums to {total}, not 1")
+            raise InputError(f"oracle distribution sums to {total}, not 1")
         return dist
 
     def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
@@ -98,7 +100,7 @@ def opposite_path(problem: Problem) -> Path_:
     for r in paths:
         if all(r[i] != star[i] for i in decisions):
             return r
-    raise ValueError("problem has no valid path opposite to its response")
+    raise InputError("problem has no valid path opposite to its response")
 
 
 def rule_mixture(rule_weights: Mapping[int, float]) -> Callable[[Problem], dict[Path_, float]]:
@@ -112,12 +114,12 @@ def rule_mixture(rule_weights: Mapping[int, float]) -> Callable[[Problem], dict[
     """
     total = sum(rule_weights.values())
     if total <= 0 or any(w < 0 for w in rule_weights.values()):
-        raise ValueError(f"rule_weights must be >= 0 with a positive sum, got {rule_weights}")
+        raise InputError(f"rule_weights must be >= 0 with a positive sum, got {rule_weights}")
     w = {k: float(v) / total for k, v in rule_weights.items()}
 
     def distribution(problem: Problem) -> dict[Path_, float]:
         if problem.group not in (1, 2):
-            raise ValueError(f"rule_mixture needs a class-1 or class-2 problem, got "
+            raise InputError(f"rule_mixture needs a class-1 or class-2 problem, got "
                              f"{problem.group}")
         star, other = tuple(problem.response_ids), opposite_path(problem)
         rule_path = {problem.group: star, 3 - problem.group: other}

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from lmcoverage.errors import InputError
 from lmcoverage.executors import Executor, LocalExecutor
 from lmcoverage.io import atomic_write_json, to_jsonable
 
@@ -58,12 +59,12 @@ def available() -> list[str]:
 def load_experiment(name: str) -> ModuleType:
     """Import and return the experiment module ``name``; ValueError if unknown."""
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+        raise InputError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     try:
         return importlib.import_module(EXPERIMENTS[name])
     except ModuleNotFoundError as exc:
         if exc.name == EXPERIMENTS[name]:
-            raise ValueError(f"experiment {name!r} is not implemented yet") from None
+            raise InputError(f"experiment {name!r} is not implemented yet") from None
         raise
 
 
@@ -71,12 +72,12 @@ def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -
     """The preset's config with ``overrides`` applied; unknown preset or key -> ValueError."""
     presets: dict[str, dict[str, Any]] = module.PRESETS
     if preset not in presets:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
+        raise InputError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
     nullable: dict[str, type] = getattr(module, "NULLABLE", {})
     config = json.loads(json.dumps(presets[preset]))
     for key, value in overrides.items():
         if key not in config:
-            raise ValueError(f"--set {key}: no such config key; keys: {', '.join(config)}")
+            raise InputError(f"--set {key}: no such config key; keys: {', '.join(config)}")
         if key in nullable:
             config[key] = _nullable(key, nullable[key], value)
         else:
@@ -105,7 +106,7 @@ def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:
         return value
     if expected == "a number" and got == "an integer":
         return float(value)
-    raise ValueError(f"--set {key}: expected {expected} like {json.dumps(preset_value)}, "
+    raise InputError(f"--set {key}: expected {expected} like {json.dumps(preset_value)}, "
                      f"got {json.dumps(value)}")
 
 
@@ -114,7 +115,7 @@ def _nullable(key: str, kind: type, value: Any) -> Any:
     if value is None or isinstance(value, kind) and not isinstance(value, bool):
         return value
     expected = next(name for cls, name in _KINDS if cls is kind)
-    raise ValueError(f"--set {key}: expected {expected} or null, got {json.dumps(value)}")
+    raise InputError(f"--set {key}: expected {expected} or null, got {json.dumps(value)}")
 
 
 def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) -> None:
@@ -127,18 +128,18 @@ def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) 
     record = to_jsonable(record)
     cfg = out_dir / CONFIG_FILE
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir}: exists and is not a directory")
+        raise InputError(f"--out {out_dir}: exists and is not a directory")
     if cfg.is_file():
         previous = json.loads(cfg.read_text())
         if previous != record:
-            raise ValueError(
+            raise InputError(
                 f"--out {out_dir}: holds a run with a different configuration; "
                 "choose another directory"
             )
         if not resume:
-            raise ValueError(f"--out {out_dir}: run exists; pass --resume to continue it")
+            raise InputError(f"--out {out_dir}: run exists; pass --resume to continue it")
         return
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise ValueError(f"--out {out_dir}: not empty and not an lmcoverage run directory")
+        raise InputError(f"--out {out_dir}: not empty and not an lmcoverage run directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg, record)

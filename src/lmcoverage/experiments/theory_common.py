@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.executors import Executor, LocalExecutor
 from lmcoverage.io import atomic_path, atomic_write_json
 from lmcoverage.report import Section, Table
@@ -30,7 +31,7 @@ from lmcoverage.report import Section, Table
 def log_grid(lo: float, hi: float, per_decade: int) -> list[float]:
     """Log-spaced values from ``lo`` to ``hi`` (both included), ``per_decade`` per decade."""
     if not 0 < lo < hi or per_decade < 1:
-        raise ValueError(f"log_grid: need 0 < lo < hi and per_decade >= 1, got {lo}, {hi}, "
+        raise InputError(f"log_grid: need 0 < lo < hi and per_decade >= 1, got {lo}, {hi}, "
                          f"{per_decade}")
     count = int(round((np.log10(hi) - np.log10(lo)) * per_decade)) + 1
     return [float(v) for v in np.logspace(np.log10(lo), np.log10(hi), count)]
@@ -41,20 +42,20 @@ def check_sweep(config: dict[str, Any], grids: Sequence[str]) -> None:
     ``checkpoints``, ``horizons``) are >= 1 and each grid in ``grids`` is non-empty and > 0."""
     for key in ("T", "replicates", "checkpoints"):
         if int(config[key]) < 1:
-            raise ValueError(f"{key}: must be >= 1, got {config[key]}")
+            raise InputError(f"{key}: must be >= 1, got {config[key]}")
     if not config["horizons"] or min(config["horizons"]) < 1:
-        raise ValueError(f"horizons: H must be >= 1, got {config['horizons']}")
+        raise InputError(f"horizons: H must be >= 1, got {config['horizons']}")
     for key in grids:
         if not config[key] or min(config[key]) <= 0:
-            raise ValueError(f"{key}: need a non-empty grid of values > 0, got {config[key]}")
+            raise InputError(f"{key}: need a non-empty grid of values > 0, got {config[key]}")
 
 
 def make_rng(seeds: Sequence[int], *keys: int) -> np.random.Generator:
     """A Generator seeded by ``(*seeds, *keys)``: same seeds and keys, same stream."""
     if not seeds:
-        raise ValueError("seeds: give at least one seed")
+        raise InputError("seeds: give at least one seed")
     if any(int(s) < 0 for s in (*seeds, *keys)):
-        raise ValueError(f"seeds: must be >= 0, got {list(seeds)} and keys {list(keys)}")
+        raise InputError(f"seeds: must be >= 0, got {list(seeds)} and keys {list(keys)}")
     return np.random.default_rng(np.random.SeedSequence([int(s) for s in (*seeds, *keys)]))
 
 

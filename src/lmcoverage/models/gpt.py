@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmcoverage.errors import InputError
+
 GPT_PRESETS: dict[str, dict[str, int]] = {
     "paper": {"n_layer": 6, "n_head": 4, "n_embd": 384},
     "cpu": {"n_layer": 4, "n_head": 4, "n_embd": 64},
@@ -30,11 +32,11 @@ def build_gpt(
         overrides: any other ``GPT2Config`` field (``n_layer``, ``resid_pdrop``, ...).
     """
     if preset not in GPT_PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose from {', '.join(GPT_PRESETS)}")
+        raise InputError(f"unknown model preset {preset!r}; choose from {', '.join(GPT_PRESETS)}")
     if vocab_size < 2:
-        raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
+        raise InputError(f"vocab_size must be >= 2, got {vocab_size}")
     if n_positions < 2:
-        raise ValueError(f"n_positions must be >= 2, got {n_positions}")
+        raise InputError(f"n_positions must be >= 2, got {n_positions}")
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 

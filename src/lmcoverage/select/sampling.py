@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.scoretable import ScoreTable
 from lmcoverage.select.tournament import onpolicy_from_samples
 
@@ -35,7 +36,7 @@ def _dirs_for_table(table: ScoreTable, patterns: Sequence[str]) -> list[Path]:
     by_name = dict(zip(model_names(dirs), dirs, strict=True))
     missing = [m for m in table.models if m not in by_name]
     if missing:
-        raise ValueError(f"--model: no directory for the table's model(s) {missing}; give the "
+        raise InputError(f"--model: no directory for the table's model(s) {missing}; give the "
                          f"same directories as to lmcoverage score (got {sorted(by_name)})")
     return [by_name[m] for m in table.models]
 
@@ -80,18 +81,18 @@ def onpolicy_by_sampling(
     from lmcoverage.models.hf import load_tokenizer
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"--samples: must be a positive integer, got {samples!r}")
+        raise InputError(f"--samples: must be a positive integer, got {samples!r}")
     dirs = _dirs_for_table(table, models)
     examples = data_examples(data)
     if len(examples) != table.num_examples or not np.array_equal(
             table.example_ids, np.arange(len(examples))):
-        raise ValueError(f"--data {data}: {len(examples)} examples, but the score table has "
+        raise InputError(f"--data {data}: {len(examples)} examples, but the score table has "
                          f"{table.num_examples}; give the file the table was scored on")
     tokenizer = load_tokenizer(dirs[0], trust_remote_code)
     vocab = tokenizer.get_vocab()
     for d in dirs[1:]:
         if load_tokenizer(d, trust_remote_code).get_vocab() != vocab:
-            raise ValueError(f"--method offset: {d} and {dirs[0]} have different tokenizers; "
+            raise InputError(f"--method offset: {d} and {dirs[0]} have different tokenizers; "
                              "cross-scoring samples needs one shared tokenizer")
     prompts, responses, _ = encode_examples(examples, dirs[0], trust_remote_code,
                                             tokenizer=tokenizer)

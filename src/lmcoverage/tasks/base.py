@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from lmcoverage.errors import InputError
+
 Tokens = tuple[int, ...]
 
 
@@ -48,14 +50,14 @@ class Problem:
 def check_seed(seed: Any, name: str = "seed") -> int:
     """Return ``seed`` as a non-negative int; ValueError naming ``name`` otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
+        raise InputError(f"{name} must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 
 def check_count(n: Any, name: str = "n") -> int:
     """Return ``n`` as a non-negative int; ValueError naming ``name`` otherwise."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
+        raise InputError(f"{name} must be a non-negative integer, got {n!r}")
     return int(n)
 
 
@@ -111,7 +113,7 @@ class Task(ABC):
             groups = [labels[i] for i in rng.choice(len(labels), size=n, p=probs / probs.sum())]
         else:
             if group not in self.class_groups:
-                raise ValueError(
+                raise InputError(
                     f"group must be one of {sorted(self.class_groups)} for task {self.name!r}, "
                     f"got {group!r}"
                 )
@@ -144,11 +146,11 @@ class Task(ABC):
         for resp, p in problem.support:
             if resp[:h] == prefix:
                 if len(resp) == h:
-                    raise ValueError(f"prefix_ids {list(prefix)} is already a complete response")
+                    raise InputError(f"prefix_ids {list(prefix)} is already a complete response")
                 out[resp[h]] += p
         total = out.sum()
         if total <= 0.0:
-            raise ValueError(f"prefix_ids {list(prefix)} has probability 0 under pi_D")
+            raise InputError(f"prefix_ids {list(prefix)} has probability 0 under pi_D")
         return out / total
 
     def is_correct(self, problem: Problem, response_ids: Sequence[int]) -> bool:
@@ -165,7 +167,7 @@ class Task(ABC):
         """Space-separated symbols of ``ids``."""
         bad = [int(i) for i in ids if not 0 <= int(i) < self.vocab_size]
         if bad:
-            raise ValueError(f"token id {bad[0]} out of range [0, {self.vocab_size})")
+            raise InputError(f"token id {bad[0]} out of range [0, {self.vocab_size})")
         return " ".join(self.symbols[int(i)] for i in ids)
 
     def text_to_ids(self, text: str) -> Tokens:
@@ -173,7 +175,7 @@ class Task(ABC):
         out = []
         for sym in text.split():
             if sym not in self._symbol_ids:
-                raise ValueError(f"unknown symbol {sym!r} in text {text!r} for task {self.name!r}")
+                raise InputError(f"unknown symbol {sym!r} in text {text!r} for task {self.name!r}")
             out.append(self._symbol_ids[sym])
         return tuple(out)
 
@@ -208,13 +210,13 @@ def normalise_weights(
 ) -> dict[int, float]:
     """Validate a group -> weight map (non-negative, positive total); drop zeros; sum to one."""
     if not weights:
-        raise ValueError(f"{name} must not be empty")
+        raise InputError(f"{name} must not be empty")
     for g, w in weights.items():
         if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
-            raise ValueError(f"{name}[{g!r}] must be a finite non-negative number, got {w!r}")
+            raise InputError(f"{name}[{g!r}] must be a finite non-negative number, got {w!r}")
     total = float(sum(weights.values()))
     if total <= 0:
-        raise ValueError(f"{name} must have a positive total, got {dict(weights)}")
+        raise InputError(f"{name} must have a positive total, got {dict(weights)}")
     return {int(g): float(w) / total for g, w in weights.items() if w > 0}
 
 
@@ -227,22 +229,22 @@ def mixture_weights(groups: Sequence[int], class_weights: Mapping[int, float]) -
     """
     g = np.asarray(groups, dtype=np.int64)
     if g.ndim != 1 or g.size == 0:
-        raise ValueError(f"groups must be a non-empty 1-D sequence, got shape {g.shape}")
+        raise InputError(f"groups must be a non-empty 1-D sequence, got shape {g.shape}")
     out = np.zeros(g.size, dtype=np.float64)
     for label in np.unique(g):
         w = float(class_weights.get(int(label), 0.0))
         if w < 0 or not math.isfinite(w):
-            raise ValueError(f"class_weights[{int(label)}] must be finite and >= 0, got {w}")
+            raise InputError(f"class_weights[{int(label)}] must be finite and >= 0, got {w}")
         mask = g == label
         out[mask] = w / mask.sum()
     missing = sorted(int(c) for c, w in class_weights.items()
                      if w > 0 and not np.any(g == int(c)))
     if missing:
-        raise ValueError(
+        raise InputError(
             f"class {missing[0]} (weight {class_weights[missing[0]]:g}) has no examples; "
             "sample every class (e.g. score --per-class) or draw more examples"
         )
     total = out.sum()
     if total <= 0:
-        raise ValueError(f"class_weights {dict(class_weights)} give zero weight to every example")
+        raise InputError(f"class_weights {dict(class_weights)} give zero weight to every example")
     return out / total

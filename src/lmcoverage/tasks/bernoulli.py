@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lmcoverage.errors import InputError
 from lmcoverage.metrics import coverage_mass
 
 
@@ -17,7 +18,7 @@ def _check_prob(name: str, p: ArrayLike, open_interval: bool) -> NDArray[np.floa
     bad = ~((arr > 0) & (arr < 1)) if open_interval else ~((arr >= 0) & (arr <= 1))
     if bad.any():
         rng = "(0, 1)" if open_interval else "[0, 1]"
-        raise ValueError(f"{name}: must lie in {rng}, got {arr[bad].flat[0]:g}")
+        raise InputError(f"{name}: must lie in {rng}, got {arr[bad].flat[0]:g}")
     return arr
 
 
@@ -64,9 +65,9 @@ def sample_mle(p_star: float, n: int, reps: int, rng: np.random.Generator) -> ND
     """``reps`` independent MLEs p_hat = k/n, each from n fresh samples of Ber(p*)."""
     _check_prob("p_star", p_star, open_interval=True)
     if n < 1:
-        raise ValueError(f"n: need at least one sample, got {n}")
+        raise InputError(f"n: need at least one sample, got {n}")
     if reps < 1:
-        raise ValueError(f"reps: must be >= 1, got {reps}")
+        raise InputError(f"reps: must be >= 1, got {reps}")
     return rng.binomial(n, p_star, size=reps) / n
 
 
@@ -76,7 +77,7 @@ def mle_law(p_star: float, n: int) -> tuple[NDArray[np.float64], NDArray[np.floa
 
     _check_prob("p_star", p_star, open_interval=True)
     if n < 1:
-        raise ValueError(f"n: need at least one sample, got {n}")
+        raise InputError(f"n: need at least one sample, got {n}")
     k = np.arange(n + 1)
     return k / n, np.asarray(stats.binom.pmf(k, n, p_star), dtype=np.float64)
 
@@ -86,7 +87,7 @@ def upper_quantile(values: ArrayLike, prob: ArrayLike, level: float) -> float:
     v = np.asarray(values, dtype=np.float64)
     w = np.asarray(prob, dtype=np.float64)
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level: must be in (0, 1), got {level}")
+        raise InputError(f"level: must be in (0, 1), got {level}")
     order = np.argsort(v, kind="stable")
     cdf = np.cumsum(w[order]) / w.sum()
     idx = int(np.searchsorted(cdf, level - 1e-12, side="left"))

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from lmcoverage.errors import InputError
 from lmcoverage.tasks.base import Problem, Task, Tokens, normalise_weights
 
 RULES = ("parity", "antiparity", "xor", "uniform")
@@ -120,30 +121,30 @@ class GraphTask(Task):
         hidden_seed: int = 0,
     ) -> None:
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise ValueError(f"layers must be an integer >= 1, got {layers!r}")
+            raise InputError(f"layers must be an integer >= 1, got {layers!r}")
         if (isinstance(nodes_per_layer, bool) or not isinstance(nodes_per_layer, int)
                 or nodes_per_layer < 2):
-            raise ValueError(f"nodes_per_layer must be an integer >= 2, got {nodes_per_layer!r}")
+            raise InputError(f"nodes_per_layer must be an integer >= 2, got {nodes_per_layer!r}")
         n_nodes = layers * nodes_per_layer + 2
         if isinstance(node_range, bool) or not isinstance(node_range, int) or node_range < n_nodes:
-            raise ValueError(
+            raise InputError(
                 f"node_range must be an integer >= the {n_nodes} graph nodes, got {node_range!r}"
             )
         if edge_order not in EDGE_ORDERS:
-            raise ValueError(f"edge_order must be one of {EDGE_ORDERS}, got {edge_order!r}")
+            raise InputError(f"edge_order must be one of {EDGE_ORDERS}, got {edge_order!r}")
         if not classes:
-            raise ValueError("classes must not be empty")
+            raise InputError("classes must not be empty")
         for c in classes:
             if c.rule not in RULES:
-                raise ValueError(f"rule of class {c.label} must be one of {RULES}, got {c.rule!r}")
+                raise InputError(f"rule of class {c.label} must be one of {RULES}, got {c.rule!r}")
             if not 0 <= c.n_double <= layers:
-                raise ValueError(
+                raise InputError(
                     f"n_double of class {c.label} must be in [0, layers={layers}], got {c.n_double}"
                 )
             if c.n_double > min(node_range // 2, (node_range + 1) // 2):
-                raise ValueError(f"node_range {node_range} has too few even/odd ids")
+                raise InputError(f"node_range {node_range} has too few even/odd ids")
             if c.hidden not in (None, 0, 1):
-                raise ValueError(f"hidden of class {c.label} must be None, 0 or 1, got {c.hidden}")
+                raise InputError(f"hidden of class {c.label} must be None, 0 or 1, got {c.hidden}")
         self.name = name
         self.options = dict(options)
         self.layers = layers
@@ -151,10 +152,10 @@ class GraphTask(Task):
         self.node_range = node_range
         self.classes = {c.label: c for c in classes}
         if len(self.classes) != len(classes):
-            raise ValueError("class labels must be distinct")
+            raise InputError("class labels must be distinct")
         unknown = set(class_weights) - set(self.classes)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"class_weights has labels {sorted(unknown)} not among the task's classes "
                 f"{sorted(self.classes)}"
             )
@@ -280,7 +281,7 @@ class GraphTask(Task):
                     [v for layer in graph.layers for v in layer]) == cls.hidden:
                 break
         else:
-            raise ValueError(f"node_range {self.node_range} is too small: no graph of class "
+            raise InputError(f"node_range {self.node_range} is too small: no graph of class "
                              f"{group} with hidden bit {cls.hidden} in 10,000 draws")
         prompt = self.encode_prompt(graph, rng)
         paths = tuple(graph.valid_paths())

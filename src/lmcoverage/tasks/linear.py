@@ -27,6 +27,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.metrics import coverage_mass
 from lmcoverage.models.linear import (
     DTYPE,
@@ -74,15 +75,15 @@ class IIDInstance:
     def __post_init__(self) -> None:
         f = self.features
         if f.ndim != 3 or not bool(torch.isfinite(f).all()):
-            raise ValueError(f"features: expected a finite (P, V, d) table, got {tuple(f.shape)}")
+            raise InputError(f"features: expected a finite (P, V, d) table, got {tuple(f.shape)}")
         p, _, d = f.shape
         if self.mu.shape != (p,) or abs(float(self.mu.sum()) - 1.0) > 1e-9 or bool(
             (self.mu < 0).any()
         ):
-            raise ValueError(f"mu: expected a probability vector of length {p}")
+            raise InputError(f"mu: expected a probability vector of length {p}")
         for name, th in (("theta_star", self.theta_star), ("theta0", self.theta0)):
             if th.shape != (d,) or float(th.norm()) > self.radius * (1 + 1e-9):
-                raise ValueError(f"{name}: expected shape ({d},) inside the radius-"
+                raise InputError(f"{name}: expected shape ({d},) inside the radius-"
                                  f"{self.radius:g} ball, got norm {float(th.norm()):.4g}")
 
     @property
@@ -140,7 +141,7 @@ class IIDInstance:
 
 def _check_horizon(horizon: int) -> None:
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon: must be an integer >= 1, got {horizon!r}")
+        raise InputError(f"horizon: must be an integer >= 1, got {horizon!r}")
 
 
 class CountEnumeration:
@@ -153,7 +154,7 @@ class CountEnumeration:
     def __init__(self, inst: IIDInstance, horizon: int, min_prob: float = 1e-15) -> None:
         _check_horizon(horizon)
         if not 0.0 <= min_prob < 1.0:
-            raise ValueError(f"min_prob: must be in [0, 1), got {min_prob}")
+            raise InputError(f"min_prob: must be in [0, 1), got {min_prob}")
         self.inst = inst
         self.horizon = horizon
         log_pd = np.log(inst.data_token_probs())  # (P, V)
@@ -204,7 +205,7 @@ def heterogeneous_instance(
     it unlearned, Lemma I.7). Start theta0 = [v(+1), 0].
     """
     if not 0.0 < mass_a < 1.0:
-        raise ValueError(f"mass_a: must be in (0, 1), got {mass_a}")
+        raise InputError(f"mass_a: must be in (0, 1), got {mass_a}")
     tokens = (-1.0, 0.0, 1.0)
     feat_a = [[scale_a * c for c in (*_v(t), 0.0)] for t in tokens]
     feat_r = [[0.0, 0.0, scale_r * t] for t in tokens]
@@ -231,7 +232,7 @@ def graded_instance(
     """
     masses = [float(m) for m in rare_masses]
     if not masses or min(masses) <= 0 or sum(masses) >= 1:
-        raise ValueError(f"rare_masses: need positive masses summing to < 1, got {rare_masses}")
+        raise InputError(f"rare_masses: need positive masses summing to < 1, got {rare_masses}")
     k = len(masses)
     d = 2 + k
     tokens = (-1.0, 0.0, 1.0)
@@ -261,7 +262,7 @@ INSTANCES: dict[str, Callable[[], IIDInstance]] = {
 def sgd_instance(name: str) -> IIDInstance:
     """The SGD/distillation testbed by name: ``"two-prompt"`` or ``"graded"``."""
     if name not in INSTANCES:
-        raise ValueError(f"instance: choose one of {', '.join(INSTANCES)}, got {name!r}")
+        raise InputError(f"instance: choose one of {', '.join(INSTANCES)}, got {name!r}")
     return INSTANCES[name]()
 
 
@@ -269,7 +270,7 @@ def prop32_instance(n: int, scale: float = 1.0, theta_star: float = 1.0) -> IIDI
     """Prop 3.2: d = 1, X = {0, 1}, V = {-1, +1} (ids 0, 1), mu(1) = 1/(2n), phi(0, .) = 0,
     phi(1, y_1:h) = scale * y_h, Theta = [-1, 1]; pi_D = pi_{theta_star}, start at 0."""
     if n < 1:
-        raise ValueError(f"n: must be >= 1, got {n}")
+        raise InputError(f"n: must be >= 1, got {n}")
     rare = 1.0 / (2 * n)
     return IIDInstance(
         features=torch.tensor([[[0.0], [0.0]], [[-scale], [scale]]], dtype=DTYPE),
@@ -359,7 +360,7 @@ def pivotal_instance(
     _check_horizon(horizon)
     k = horizon if pivotal is None else int(pivotal)
     if not 0 <= k <= horizon:
-        raise ValueError(f"pivotal: must be in [0, H={horizon}], got {pivotal}")
+        raise InputError(f"pivotal: must be in [0, H={horizon}], got {pivotal}")
     d = 1 + horizon
     feats = np.zeros((num_prompts, horizon, vocab_size, d))
     theta = np.zeros(d)

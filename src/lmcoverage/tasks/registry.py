@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lmcoverage.errors import InputError
 from lmcoverage.tasks.base import Task
 from lmcoverage.tasks.graph import (
     GraphTask,
@@ -42,7 +43,7 @@ def task_names() -> list[str]:
 def _check_options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"unknown option {unknown[0]!r} for task {name!r}; choose from {', '.join(allowed)}"
         )
 
@@ -50,11 +51,11 @@ def _check_options(name: str, options: dict[str, Any], allowed: tuple[str, ...])
 def _weights(options: dict[str, Any], default: dict[int, float]) -> dict[int, float]:
     raw = options.get("class_weights", default)
     if not isinstance(raw, dict):
-        raise ValueError(f"class_weights must be a mapping label -> weight, got {raw!r}")
+        raise InputError(f"class_weights must be a mapping label -> weight, got {raw!r}")
     try:
         return {int(k): v for k, v in raw.items()}
     except (TypeError, ValueError):
-        raise ValueError(f"class_weights labels must be integers, got {list(raw)}") from None
+        raise InputError(f"class_weights labels must be integers, got {list(raw)}") from None
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -86,12 +87,12 @@ def get_task(name: str, **options: Any) -> Task:
     if match:
         horizon = int(match.group(1))
         if horizon < 4 or horizon % 2:
-            raise ValueError(f"task {name!r}: H must be an even integer >= 4, got {horizon}")
+            raise InputError(f"task {name!r}: H must be an even integer >= 4, got {horizon}")
         _check_options(name, options, FIGURE2_OPTIONS)
         per_layer = options.get("nodes_per_layer", 4)
         uniform_layers = options.get("uniform_layers", 4)
         if uniform_layers > horizon:
-            raise ValueError(f"uniform_layers must be <= H={horizon}, got {uniform_layers}")
+            raise InputError(f"uniform_layers must be <= H={horizon}, got {uniform_layers}")
         return GraphTask(
             name=name,
             options=options,
@@ -103,4 +104,4 @@ def get_task(name: str, **options: Any) -> Task:
             edge_order=options.get("edge_order", "layer"),
             hidden_seed=options.get("hidden_seed", 0),
         )
-    raise ValueError(f"unknown task {name!r}; choose from {', '.join(task_names())}")
+    raise InputError(f"unknown task {name!r}; choose from {', '.join(task_names())}")

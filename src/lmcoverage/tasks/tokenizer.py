@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lmcoverage.errors import InputError
+
 
 def build_tokenizer(symbols: Sequence[str], pad_token: str = "<pad>",
                     unk_token: str = "<unk>") -> Any:
@@ -21,13 +23,13 @@ def build_tokenizer(symbols: Sequence[str], pad_token: str = "<pad>",
     """
     vocab = {s: i for i, s in enumerate(symbols)}
     if len(vocab) != len(symbols):
-        raise ValueError("symbols must be distinct")
+        raise InputError("symbols must be distinct")
     for s in symbols:
         if not s or any(c.isspace() for c in s):
-            raise ValueError(f"symbol {s!r} is empty or contains whitespace")
+            raise InputError(f"symbol {s!r} is empty or contains whitespace")
     for special in (pad_token, unk_token):
         if special not in vocab:
-            raise ValueError(f"special token {special!r} is not in symbols")
+            raise InputError(f"special token {special!r} is not in symbols")
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import WhitespaceSplit

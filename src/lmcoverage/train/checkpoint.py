@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmcoverage.errors import InputError
+
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "optimizer.safetensors"
 RUN_JSON = "run.json"
@@ -45,7 +47,7 @@ def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     """``[(step, path), ...]`` of the run's ``checkpoint-STEP/`` directories, in step order."""
     root = Path(run_dir)
     if not root.is_dir():
-        raise ValueError(f"run directory not found: {root}")
+        raise InputError(f"run directory not found: {root}")
     found = []
     for p in root.iterdir():
         m = _CHECKPOINT.fullmatch(p.name)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lmcoverage.errors import InputError
 from lmcoverage.tasks.base import Problem, Task
 from lmcoverage.train.checkpoint import (
     FINAL,
@@ -79,20 +80,20 @@ class TrainConfig:
                           ("log_every", 1), ("seed", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.dataset_size is not None and (
                 isinstance(self.dataset_size, bool) or not isinstance(self.dataset_size, int)
                 or self.dataset_size < 1):
-            raise ValueError(f"dataset_size must be None or an integer >= 1, "
+            raise InputError(f"dataset_size must be None or an integer >= 1, "
                              f"got {self.dataset_size!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be finite and > 0, got {self.lr!r}")
+            raise InputError(f"lr must be finite and > 0, got {self.lr!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay!r}")
+            raise InputError(f"weight_decay must be finite and >= 0, got {self.weight_decay!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+            raise InputError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if self.model_preset not in GPT_PRESETS:
-            raise ValueError(f"unknown model preset {self.model_preset!r}; choose from "
+            raise InputError(f"unknown model preset {self.model_preset!r}; choose from "
                              f"{', '.join(GPT_PRESETS)}")
 
     def to_json(self) -> dict[str, Any]:
@@ -119,11 +120,11 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 def config_from_preset(preset: str, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from :data:`TRAIN_PRESETS` with ``overrides`` applied."""
     if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(TRAIN_PRESETS)}")
+        raise InputError(f"unknown preset {preset!r}; choose from {', '.join(TRAIN_PRESETS)}")
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown training option {unknown[0]!r}; choose from "
+        raise InputError(f"unknown training option {unknown[0]!r}; choose from "
                          f"{', '.join(sorted(known))}")
     return TrainConfig(**{**TRAIN_PRESETS[preset], **overrides})
 
@@ -307,21 +308,21 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
 
     meta = to_jsonable(meta)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
+        raise InputError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         run_json = out / RUN_JSON
         if not run_json.is_file():
-            raise ValueError(f"--out {out} exists and is not a training run directory "
+            raise InputError(f"--out {out} exists and is not a training run directory "
                              f"(no {RUN_JSON}); choose a new or empty directory")
         remove_partial(out)
         if any(p.name != RUN_JSON for p in out.iterdir()):
             if not resume:
-                raise ValueError(f"--out {out} already holds a training run; pass --resume "
+                raise InputError(f"--out {out} already holds a training run; pass --resume "
                                  "to continue it or choose another directory")
             diff = _first_difference(json.loads(run_json.read_text()), meta)
             if diff:
                 path, before, now = diff
-                raise ValueError(f"--resume: {_option_name(path)} differs from the run in {out} "
+                raise InputError(f"--resume: {_option_name(path)} differs from the run in {out} "
                                  f"(started with {before!r}, now {now!r}); resume with the same "
                                  "options or choose another --out")
             return
@@ -340,12 +341,12 @@ def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, devi
     model = load_causal_lm(init_from, device=device)
     vocab = model.get_input_embeddings().weight.shape[0]
     if vocab < task.vocab_size:
-        raise ValueError(f"init_from {init_from}: model vocabulary {vocab} is smaller than the "
+        raise InputError(f"init_from {init_from}: model vocabulary {vocab} is smaller than the "
                          f"task's {task.vocab_size}")
     ctx = getattr(model.config, "n_positions", None) or getattr(
         model.config, "max_position_embeddings", None)
     if ctx is not None and ctx < task.max_length:
-        raise ValueError(f"init_from {init_from}: context {ctx} is shorter than the task's "
+        raise InputError(f"init_from {init_from}: context {ctx} is shorter than the task's "
                          f"max_length {task.max_length}")
     return model
 
@@ -384,7 +385,7 @@ def train(
     try:
         torch.device(device)
     except RuntimeError:
-        raise ValueError(f"device must be a torch device string, got {device!r}") from None
+        raise InputError(f"device must be a torch device string, got {device!r}") from None
     _prepare_run_dir(out, _run_meta(task, config, init), resume)
     final = out / FINAL
     if (final / STATE_JSON).is_file():

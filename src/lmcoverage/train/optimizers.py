@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.updates import (
     AdamState,
     LearningRate,
@@ -75,7 +76,7 @@ class _DescentOptimizer(torch.optim.Optimizer):
             radius = group["radius"]
             norm = _global_norm(list(group["params"]))
             if radius is not None and norm > radius * (1.0 + 1e-6):
-                raise ValueError(
+                raise InputError(
                     f"params: ||params|| = {norm:.6g} lies outside the ball of radius {radius:g}"
                 )
 
@@ -144,7 +145,7 @@ def token_level_steps(
         (horizon,) float64 tensor of the token losses before each step.
     """
     if horizon < 1:
-        raise ValueError(f"horizon: must be >= 1, got {horizon}")
+        raise InputError(f"horizon: must be >= 1, got {horizon}")
     losses = torch.empty(horizon, dtype=torch.float64)
     for h in range(horizon):
         optimizer.zero_grad()
@@ -165,7 +166,7 @@ def truncated_distillation_loss(token_logprobs: Tensor, token_kl: Tensor, log_n:
         log_n: A = log N; ``inf`` gives plain (untruncated) distillation.
     """
     if token_logprobs.shape != token_kl.shape:
-        raise ValueError(
+        raise InputError(
             f"token_logprobs: shape {tuple(token_logprobs.shape)} differs from token_kl's "
             f"{tuple(token_kl.shape)}"
         )

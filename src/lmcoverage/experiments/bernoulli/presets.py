@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmcoverage.errors import InputError
+
 TITLE = "Bernoulli case study (Sec. 3): infinite KL, small coverage"
 
 
@@ -34,14 +36,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 def validate(config: dict[str, Any]) -> None:
     """ValueError naming the key when a config value is out of range."""
     if not 0.0 < config["delta"] < 1.0:
-        raise ValueError(f"delta: must be in (0, 1), got {config['delta']}")
+        raise InputError(f"delta: must be in (0, 1), got {config['delta']}")
     if min(config["coverage_ns"]) < 2:
-        raise ValueError(f"coverage_ns: the claim is for N >= 2, got {config['coverage_ns']}")
+        raise InputError(f"coverage_ns: the claim is for N >= 2, got {config['coverage_ns']}")
     if min(config["sample_sizes"]) < 1:
-        raise ValueError(f"sample_sizes: must be >= 1, got {config['sample_sizes']}")
+        raise InputError(f"sample_sizes: must be >= 1, got {config['sample_sizes']}")
     if config["reps"] < 1:
-        raise ValueError(f"reps: must be >= 1, got {config['reps']}")
+        raise InputError(f"reps: must be >= 1, got {config['reps']}")
     if not 0.0 < config["rare_c"] < min(config["sample_sizes"]):
-        raise ValueError(f"rare_c: p* = rare_c / n must be in (0, 1), got {config['rare_c']}")
+        raise InputError(f"rare_c: p* = rare_c / n must be in (0, 1), got {config['rare_c']}")
     if not 0.0 < config["p_grid_min"] < 0.5:
-        raise ValueError(f"p_grid_min: must be in (0, 0.5), got {config['p_grid_min']}")
+        raise InputError(f"p_grid_min: must be in (0, 0.5), got {config['p_grid_min']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmcoverage.errors import InputError
 from lmcoverage.experiments.sgd.presets import SWEEP_CPU, SWEEP_TEST
 from lmcoverage.experiments.theory_common import check_sweep, log_grid
 
@@ -33,4 +34,4 @@ def validate(config: dict[str, Any]) -> None:
     """ValueError naming the key when a config value is out of range."""
     check_sweep(config, ("plain_lr", "truncated_lr"))
     if config["N"] <= 1:
-        raise ValueError(f"N: must be > 1 (A = log N > 0), got {config['N']}")
+        raise InputError(f"N: must be > 1 (A = log N > 0), got {config['N']}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmcoverage.errors import InputError
+
 TITLE = "KL grows with H, coverage does not (Prop 3.2, Thm 4.2)"
 
 
@@ -39,16 +41,16 @@ def validate(config: dict[str, Any]) -> None:
     """ValueError naming the key when a config value is out of range."""
     for key in ("n", "replicates", "rich_n", "rich_replicates"):
         if int(config[key]) < 1:
-            raise ValueError(f"{key}: must be >= 1, got {config[key]}")
+            raise InputError(f"{key}: must be >= 1, got {config[key]}")
     if int(config["rich_mc_samples"]) < 2:
-        raise ValueError(f"rich_mc_samples: must be >= 2, got {config['rich_mc_samples']}")
+        raise InputError(f"rich_mc_samples: must be >= 2, got {config['rich_mc_samples']}")
     for key in ("horizons", "rich_horizons"):
         if not config[key] or min(config[key]) < 1:
-            raise ValueError(f"{key}: H must be >= 1, got {config[key]}")
+            raise InputError(f"{key}: H must be >= 1, got {config[key]}")
     if min(config["coverage_ns"]) < 2:
-        raise ValueError(f"coverage_ns: N must be >= 2, got {config['coverage_ns']}")
+        raise InputError(f"coverage_ns: N must be >= 2, got {config['coverage_ns']}")
     if not -1.0 <= float(config["theta_star"]) <= 1.0:
-        raise ValueError(f"theta_star: must lie in Theta = [-1, 1], got {config['theta_star']}")
+        raise InputError(f"theta_star: must lie in Theta = [-1, 1], got {config['theta_star']}")
     if not 0 <= int(config["rich_pivotal"]) <= min(config["rich_horizons"]):
-        raise ValueError(f"rich_pivotal: must be in [0, min(rich_horizons)], got "
+        raise InputError(f"rich_pivotal: must be in [0, min(rich_horizons)], got "
                          f"{config['rich_pivotal']}")

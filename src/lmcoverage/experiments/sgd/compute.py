@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.sgd.checks import effect_checks
 from lmcoverage.experiments.sgd.presets import METHODS, validate
@@ -70,7 +71,7 @@ def run_sweep(
     """Run every (config, replicate) of ``method`` at once; returns theta at ``record_at``
     steps: (len(record_at), configs * replicates, d), rows config-major."""
     if method not in METHODS:
-        raise ValueError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
+        raise InputError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
     reps = next(iter(batches.observed.values())).shape[0]
     steps = next(iter(batches.observed.values())).shape[1]
     rows = len(configs) * reps
@@ -106,7 +107,7 @@ def method_configs(config: dict[str, Any], method: str) -> list[dict[str, float]
         return [{"lr": lr} for lr in config["sign_lr"]]
     if method == "adam":
         return [{"lr": lr} for lr in config["adam_lr"]]
-    raise ValueError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
+    raise InputError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
 
 
 def checkpoint_steps(steps: int, count: int) -> list[int]:

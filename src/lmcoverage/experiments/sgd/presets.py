@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmcoverage.errors import InputError
 from lmcoverage.experiments.theory_common import check_sweep, log_grid
 
 TITLE = "SGD vs normalized SGD across horizons (Prop 5.1, Thm 5.1)"
@@ -51,6 +52,6 @@ def validate(config: dict[str, Any]) -> None:
     """ValueError naming the key when a config value is out of range."""
     check_sweep(config, ("sgd_lr", "nsgd_lr", "nsgd_lam", "sign_lr", "adam_lr"))
     if config["N"] < 1:
-        raise ValueError(f"N: must be >= 1, got {config['N']}")
+        raise InputError(f"N: must be >= 1, got {config['N']}")
     if not config["nsgd_K"] or min(config["nsgd_K"]) < 1:
-        raise ValueError(f"nsgd_K: K must be >= 1, got {config['nsgd_K']}")
+        raise InputError(f"nsgd_K: K must be >= 1, got {config['nsgd_K']}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmcoverage.errors import InputError
+
 TITLE = "Token-level SGD with and without test-time-training decoding (Thm 6.1)"
 
 
@@ -38,16 +40,16 @@ def validate(config: dict[str, Any]) -> None:
     """ValueError naming the key when a config value is out of range."""
     for key in ("T", "replicates"):
         if int(config[key]) < 1:
-            raise ValueError(f"{key}: must be >= 1, got {config[key]}")
+            raise InputError(f"{key}: must be >= 1, got {config[key]}")
     if int(config["mc_samples"]) < 2:
-        raise ValueError(f"mc_samples: must be >= 2, got {config['mc_samples']}")
+        raise InputError(f"mc_samples: must be >= 2, got {config['mc_samples']}")
     if not config["horizons"] or min(config["horizons"]) < 1:
-        raise ValueError(f"horizons: H must be >= 1, got {config['horizons']}")
+        raise InputError(f"horizons: H must be >= 1, got {config['horizons']}")
     if not config["lr_grid"] or min(config["lr_grid"]) <= 0:
-        raise ValueError(f"lr_grid: eta must be > 0, got {config['lr_grid']}")
+        raise InputError(f"lr_grid: eta must be > 0, got {config['lr_grid']}")
     if min(config["coverage_ns"]) < 2:
-        raise ValueError(f"coverage_ns: N must be >= 2, got {config['coverage_ns']}")
+        raise InputError(f"coverage_ns: N must be >= 2, got {config['coverage_ns']}")
     if not -1.0 <= float(config["theta_star"]) <= 1.0:
-        raise ValueError(f"theta_star: must lie in Theta = [-1, 1], got {config['theta_star']}")
+        raise InputError(f"theta_star: must lie in Theta = [-1, 1], got {config['theta_star']}")
     if float(config["scale"]) <= 0:
-        raise ValueError(f"scale: must be > 0, got {config['scale']}")
+        raise InputError(f"scale: must be > 0, got {config['scale']}")

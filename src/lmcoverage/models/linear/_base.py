@@ -10,6 +10,8 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from lmcoverage.errors import InputError
+
 DTYPE = torch.float64
 FeatureMap = Callable[[Tensor, Tensor], Tensor]
 CorrectFn = Callable[[Tensor, Tensor], Tensor]
@@ -22,16 +24,16 @@ MAX_ENUMERATE = 2_000_000
 
 def _check_int(name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name}: must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _as_long(name: str, value: ArrayLike | Tensor, ndim: int) -> Tensor:
     t = torch.as_tensor(value)
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise ValueError(f"{name}: expected integer ids, got dtype {t.dtype}")
+        raise InputError(f"{name}: expected integer ids, got dtype {t.dtype}")
     if t.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D tensor, got shape {tuple(t.shape)}")
+        raise InputError(f"{name}: expected a {ndim}-D tensor, got shape {tuple(t.shape)}")
     return t.long()
 
 

@@ -11,6 +11,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.linear._base import _check_int
 
 
@@ -81,7 +82,7 @@ def _enumerate(
     prompts = torch.nonzero(mu > 0).squeeze(1)
     total = prompts.numel() * vocab_size**horizon
     if total > max_sequences:
-        raise ValueError(
+        raise InputError(
             f"max_sequences: enumeration needs {total} (prompt, response) pairs, above the limit "
             f"{max_sequences}; use monte_carlo_metrics"
         )

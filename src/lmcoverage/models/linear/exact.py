@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
 from lmcoverage import metrics
+from lmcoverage.errors import InputError
 from lmcoverage.metrics._validate import as_ns_list
 from lmcoverage.models.linear._base import DTYPE, MAX_ENUMERATE, CorrectFn
 from lmcoverage.models.linear.enumeration import _enumerate, count_pmfs
@@ -111,7 +112,7 @@ def exact_metrics(
 def _check_correct(correct: CorrectFn, x: Tensor, y: Tensor) -> Tensor:
     ok = torch.as_tensor(correct(x, y))
     if ok.shape != x.shape:
-        raise ValueError(f"correct: returned shape {tuple(ok.shape)}, expected {tuple(x.shape)}")
+        raise InputError(f"correct: returned shape {tuple(ok.shape)}, expected {tuple(x.shape)}")
     return ok.bool()
 
 
@@ -136,7 +137,7 @@ def inherent_variance_exact(
     """
     m = _prompt_vector(mu, model, data)
     if data.vocab_size != model.vocab_size or data.horizon != model.horizon:
-        raise ValueError("data: vocab_size/horizon differ from the model's")
+        raise InputError("data: vocab_size/horizon differ from the model's")
     prompts = torch.nonzero(m > 0).squeeze(1)
     lp = data.iid_log_probs(prompts)
     table = model.feature_table

@@ -9,6 +9,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.linear._base import DTYPE, _check_int
 from lmcoverage.models.linear.model import LinearARModel
 from lmcoverage.updates import project_ball
@@ -77,11 +78,11 @@ def fit_mle(
         x: (n,) prompts. y: (n, H) responses. theta0: (d,) start in Theta (default 0).
     """
     if not (tol > 0):
-        raise ValueError(f"tol: must be > 0, got {tol!r}")
+        raise InputError(f"tol: must be > 0, got {tol!r}")
     _check_int("max_iter", max_iter, 1)
     xt = model.check_prompts(x)
     if xt.numel() == 0:
-        raise ValueError("x: needs at least one example")
+        raise InputError("x: needs at least one example")
     yt = model.check_responses(y, xt.shape[0])
     feats = model.sequence_features(xt, yt).reshape(-1, model.vocab_size, model.dim)
     chosen = feats[torch.arange(feats.shape[0]), yt.reshape(-1)].sum(0)  # (d,)
@@ -92,7 +93,7 @@ def fit_mle(
         else model.check_theta(theta0, "theta0")
     )
     if theta.ndim != 1:
-        raise ValueError(f"theta0: expected shape ({model.dim},), got {tuple(theta.shape)}")
+        raise InputError(f"theta0: expected shape ({model.dim},), got {tuple(theta.shape)}")
     radius = model.radius
 
     def evaluate(th: Tensor, second: bool) -> tuple[float, Tensor, Tensor | None]:

@@ -10,6 +10,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.linear._base import (
     DTYPE,
     THETA_TOL,
@@ -70,25 +71,25 @@ class LinearARModel:
     ) -> None:
         self.horizon = _check_int("horizon", horizon, 1)
         if not (isinstance(radius, int | float) and math.isfinite(radius) and radius > 0):
-            raise ValueError(f"radius: must be finite and > 0, got {radius!r}")
+            raise InputError(f"radius: must be finite and > 0, got {radius!r}")
         self.radius = float(radius)
         self._table: Tensor | None = None
         self._phi: FeatureMap | None = None
         if isinstance(features, Tensor):
             table = features.to(DTYPE)
             if table.ndim not in (3, 4) or (table.ndim == 4 and table.shape[1] != self.horizon):
-                raise ValueError(
+                raise InputError(
                     f"features: expected a (P, V, d) or (P, H={self.horizon}, V, d) tensor, got "
                     f"shape {tuple(table.shape)}"
                 )
             if not bool(torch.isfinite(table).all()):
-                raise ValueError("features: table contains non-finite values")
+                raise InputError("features: table contains non-finite values")
             for name, given, actual in (
                 ("vocab_size", vocab_size, table.shape[-2]),
                 ("num_prompts", num_prompts, table.shape[0]),
             ):
                 if given is not None and given != actual:
-                    raise ValueError(
+                    raise InputError(
                         f"{name}: {given} disagrees with the features table ({actual})"
                     )
             self._table = table
@@ -97,7 +98,7 @@ class LinearARModel:
             self.dim = _check_int("features (feature dimension d)", table.shape[-1], 1)
         elif callable(features):
             if vocab_size is None or num_prompts is None:
-                raise ValueError(
+                raise InputError(
                     f"vocab_size, num_prompts: both required with a callable feature map, got "
                     f"{vocab_size!r}, {num_prompts!r}"
                 )
@@ -107,10 +108,10 @@ class LinearARModel:
             probe = features(torch.zeros(1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.long))
             if not isinstance(probe, Tensor) or probe.ndim != 2 or probe.shape[0] != 1:
                 shape = tuple(probe.shape) if isinstance(probe, Tensor) else type(probe).__name__
-                raise ValueError(f"features: phi must return a (B, d) tensor, got {shape} for B=1")
+                raise InputError(f"features: phi must return a (B, d) tensor, got {shape} for B=1")
             self.dim = _check_int("features (feature dimension d)", probe.shape[1], 1)
         else:
-            raise ValueError(f"features: expected a callable or a tensor, got {type(features)}")
+            raise InputError(f"features: expected a callable or a tensor, got {type(features)}")
 
     # ------------------------------------------------------------------ validation helpers
     @property
@@ -127,32 +128,32 @@ class LinearARModel:
         """x as a (B,) long tensor of prompt ids in [0, P)."""
         t = _as_long(name, x, 1)
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_prompts):
-            raise ValueError(f"{name}: prompt ids must be in [0, {self.num_prompts})")
+            raise InputError(f"{name}: prompt ids must be in [0, {self.num_prompts})")
         return t
 
     def check_responses(self, y: ArrayLike | Tensor, batch: int, name: str = "y") -> Tensor:
         """y as a (B, H) long tensor of token ids in [0, V)."""
         t = _as_long(name, y, 2)
         if t.shape != (batch, self.horizon):
-            raise ValueError(
+            raise InputError(
                 f"{name}: expected shape ({batch}, {self.horizon}), got {tuple(t.shape)}"
             )
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.vocab_size):
-            raise ValueError(f"{name}: token ids must be in [0, {self.vocab_size})")
+            raise InputError(f"{name}: token ids must be in [0, {self.vocab_size})")
         return t
 
     def check_theta(self, theta: ArrayLike | Tensor, name: str = "theta") -> Tensor:
         """theta as float64 ``(d,)`` or ``(B, d)``, finite, inside Theta; else ValueError."""
         t = torch.as_tensor(theta, dtype=DTYPE)
         if t.ndim not in (1, 2) or t.shape[-1] != self.dim:
-            raise ValueError(
+            raise InputError(
                 f"{name}: expected shape (d={self.dim},) or (B, d), got {tuple(t.shape)}"
             )
         if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name}: contains non-finite values")
+            raise InputError(f"{name}: contains non-finite values")
         norm = float(t.detach().norm(dim=-1).max()) if t.numel() else 0.0
         if norm > self.radius * (1.0 + THETA_TOL):
-            raise ValueError(
+            raise InputError(
                 f"{name}: ||theta|| = {norm:.6g} lies outside Theta (radius {self.radius:g})"
             )
         return t
@@ -181,10 +182,10 @@ class LinearARModel:
         out = self._phi(xs, seq)
         if not isinstance(out, Tensor) or out.shape != (b * v, self.dim):
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"features: phi returned {shape}, expected ({b * v}, {self.dim})")
+            raise InputError(f"features: phi returned {shape}, expected ({b * v}, {self.dim})")
         out = out.to(DTYPE)
         if not bool(torch.isfinite(out).all()):
-            raise ValueError(f"features: phi returned non-finite values at position h={h}")
+            raise InputError(f"features: phi returned non-finite values at position h={h}")
         return out.view(b, v, self.dim)
 
     def sequence_features(self, x: ArrayLike | Tensor, y: ArrayLike | Tensor) -> Tensor:
@@ -222,13 +223,13 @@ class LinearARModel:
         yt = None if y is None else self.check_responses(y, b)
         th = self.check_theta(theta)
         if th.ndim == 2 and th.shape[0] != b:
-            raise ValueError(f"theta: {th.shape[0]} rows for a batch of {b} prompts")
+            raise InputError(f"theta: {th.shape[0]} rows for a batch of {b} prompts")
         th = th.expand(b, self.dim)
         lr_t = torch.as_tensor(lr, dtype=DTYPE)
         if lr_t.ndim > 1 or (lr_t.ndim == 1 and lr_t.shape[0] != b):
-            raise ValueError(f"lr: expected a scalar or ({b},), got shape {tuple(lr_t.shape)}")
+            raise InputError(f"lr: expected a scalar or ({b},), got shape {tuple(lr_t.shape)}")
         if not bool(torch.isfinite(lr_t).all()) or bool((lr_t < 0).any()):
-            raise ValueError(f"lr: must be finite and >= 0, got {lr_t.tolist()}")
+            raise InputError(f"lr: must be finite and >= 0, got {lr_t.tolist()}")
         adaptive = bool((lr_t > 0).any())
         if self.iid_tokens and not adaptive:
             return self._rollout_iid(th, xt, yt, generator)

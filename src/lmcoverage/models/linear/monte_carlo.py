@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 
 from lmcoverage import metrics
+from lmcoverage.errors import InputError
 from lmcoverage.metrics._validate import as_ns_list
 from lmcoverage.models.linear._base import (
     CorrectFn,
@@ -36,7 +37,7 @@ class VarianceEstimate:
 
 def _z(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+        raise InputError(f"confidence: must be in (0, 1), got {confidence}")
     from scipy import stats
 
     return float(stats.norm.ppf(0.5 + confidence / 2.0))

@@ -11,6 +11,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.linear._base import DTYPE, _check_int, token_kl_from_log_probs
 from lmcoverage.models.linear.model import LinearARModel
 from lmcoverage.models.linear.monte_carlo import _sample_prompts
@@ -76,27 +77,27 @@ def online_fit(
             floats (default 1).
     """
     if method not in METHODS:
-        raise ValueError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
+        raise InputError(f"method: choose one of {', '.join(METHODS)}, got {method!r}")
     t_total = _check_int("steps", steps, 1)
     k = _check_int("batch_size", batch_size, 1)
     every = t_total if record_every is None else _check_int("record_every", record_every, 1)
     for name, value in (("lr", lr), ("lam", lam)):
         v = torch.as_tensor(value, dtype=DTYPE)
         if v.ndim > 1 or not bool(torch.isfinite(v).all()) or bool((v <= 0).any()):
-            raise ValueError(
+            raise InputError(
                 f"{name}: must be finite and > 0 (a float or a (C,) tensor), got {v.tolist()}"
             )
     if distill_log_n is not None and not (distill_log_n >= 0):
-        raise ValueError(f"distill_log_n: must be >= 0, got {distill_log_n!r}")
+        raise InputError(f"distill_log_n: must be >= 0, got {distill_log_n!r}")
     if distill_log_n is not None and method == "token_sgd":
-        raise ValueError("method: distill_log_n is not supported with 'token_sgd'")
+        raise InputError("method: distill_log_n is not supported with 'token_sgd'")
     th0 = model.check_theta(theta0, "theta0")
     sizes = {th0.shape[0]} if th0.ndim == 2 else set()
     sizes |= {int(torch.as_tensor(v).shape[0]) for v in (lr, lam) if torch.as_tensor(v).ndim == 1}
     if chains is not None:
         sizes.add(_check_int("chains", chains, 1))
     if len(sizes) > 1:
-        raise ValueError(f"theta0: the number of chains is ambiguous: {sorted(sizes)}")
+        raise InputError(f"theta0: the number of chains is ambiguous: {sorted(sizes)}")
     c = sizes.pop() if sizes else 1
     theta = th0.expand(c, model.dim).clone()
     lr_c = torch.as_tensor(lr, dtype=DTYPE).expand(c).clone()

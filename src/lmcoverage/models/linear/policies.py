@@ -10,6 +10,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.linear._base import DTYPE, _as_long, _check_int, _sequence_log_prob
 from lmcoverage.models.linear.model import LinearARModel
 
@@ -56,9 +57,9 @@ class LinearPolicy(SequencePolicy):
         self.model = model
         self.theta = model.check_theta(theta)
         if self.theta.ndim != 1:
-            raise ValueError(f"theta: expected shape ({model.dim},), got {tuple(self.theta.shape)}")
+            raise InputError(f"theta: expected shape ({model.dim},), got {tuple(self.theta.shape)}")
         if not (math.isfinite(ttt_lr) and ttt_lr >= 0):
-            raise ValueError(f"lr: must be finite and >= 0, got {ttt_lr!r}")
+            raise InputError(f"lr: must be finite and >= 0, got {ttt_lr!r}")
         self.ttt_lr = float(ttt_lr)
         self.vocab_size = model.vocab_size
         self.horizon = model.horizon
@@ -100,18 +101,18 @@ class NextTokenPolicy(SequencePolicy):
         b = xt.shape[0]
         yt = None if y is None else _as_long("y", y, 2)
         if yt is not None and yt.shape != (b, self.horizon):
-            raise ValueError(f"y: expected shape ({b}, {self.horizon}), got {tuple(yt.shape)}")
+            raise InputError(f"y: expected shape ({b}, {self.horizon}), got {tuple(yt.shape)}")
         tokens = torch.empty(b, self.horizon, dtype=torch.long)
         logp = torch.empty(b, self.horizon, self.vocab_size, dtype=DTYPE)
         for h in range(self.horizon):
             lp = torch.as_tensor(self.next_log_probs(xt, tokens[:, :h]), dtype=DTYPE)
             if lp.shape != (b, self.vocab_size):
-                raise ValueError(
+                raise InputError(
                     f"next_log_probs: returned shape {tuple(lp.shape)}, "
                     f"expected ({b}, {self.vocab_size})"
                 )
             if bool(torch.isnan(lp).any()) or bool(torch.logsumexp(lp, -1).abs().max() > 1e-6):
-                raise ValueError("next_log_probs: rows must be normalised log-probabilities")
+                raise InputError("next_log_probs: rows must be normalised log-probabilities")
             tokens[:, h] = (
                 torch.multinomial(lp.exp(), 1, generator=generator).squeeze(1)
                 if yt is None
@@ -124,9 +125,9 @@ class NextTokenPolicy(SequencePolicy):
 def _check_mu(mu: ArrayLike | Tensor, num_prompts: int) -> Tensor:
     m = torch.as_tensor(mu, dtype=DTYPE)
     if m.shape != (num_prompts,):
-        raise ValueError(f"mu: expected shape ({num_prompts},), got {tuple(m.shape)}")
+        raise InputError(f"mu: expected shape ({num_prompts},), got {tuple(m.shape)}")
     if not bool(torch.isfinite(m).all()) or bool((m < 0).any()) or abs(float(m.sum()) - 1) > 1e-6:
-        raise ValueError(f"mu: must be a probability vector (finite, >= 0, sums to 1), got {m}")
+        raise InputError(f"mu: must be a probability vector (finite, >= 0, sums to 1), got {m}")
     return m / m.sum()
 
 
@@ -134,13 +135,13 @@ def _num_prompts(*policies: SequencePolicy | LinearARModel) -> int:
     counts = {p.model.num_prompts for p in policies if isinstance(p, LinearPolicy)}
     counts |= {p.num_prompts for p in policies if isinstance(p, LinearARModel)}
     if len(counts) > 1:
-        raise ValueError(f"mu: models disagree on the number of prompts {sorted(counts)}")
+        raise InputError(f"mu: models disagree on the number of prompts {sorted(counts)}")
     return counts.pop() if counts else -1
 
 
 def _check_pair(data: SequencePolicy, model: SequencePolicy | LinearARModel) -> None:
     if (data.vocab_size, data.horizon) != (model.vocab_size, model.horizon):
-        raise ValueError(
+        raise InputError(
             f"model: (vocab_size, horizon) = ({model.vocab_size}, {model.horizon}) differs from "
             f"data's ({data.vocab_size}, {data.horizon})"
         )
