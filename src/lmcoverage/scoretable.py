@@ -52,9 +52,9 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
 PER_EXAMPLE = ("loglik_data", "weight", "group")
 
 
-def _bad_row(column: str, mask: NDArray[np.bool_], values: NDArray[Any], why: str) -> ValueError:
+def _bad_row(column: str, mask: NDArray[np.bool_], values: NDArray[Any], why: str) -> InputError:
     row = int(np.flatnonzero(mask)[0])
-    return ValueError(f"column {column!r}, row {row}: {why} (got {values[row]!r})")
+    return InputError(f"column {column!r}, row {row}: {why} (got {values[row]!r})")
 
 
 class ScoreTable:
