@@ -72,8 +72,8 @@ def discard_if_untouched(out: Path, fresh: bool) -> None:
 TYPICAL_TIME = {
     "test": "seconds",
     "paper": "hours on a GPU",
-    ("figure1", "demo"): "~3 CPU min",
-    ("figure1", "cpu"): "~4 CPU min",
+    ("figure1", "demo"): "~1 CPU min",
+    ("figure1", "cpu"): "~1 CPU min",
     ("figure2", "cpu"): "~30 CPU min",
     ("tournament", "cpu"): "~40 s",
     ("tournament", "full"): "~2.5 min",
