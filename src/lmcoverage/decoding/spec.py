@@ -200,7 +200,7 @@ def _nucleus_stages(x: torch.Tensor, top_p: float) -> Iterator[tuple[torch.Tenso
         probs = torch.exp(top - log_norm[rows, None])
         cumulative = probs.cumsum(dim=-1)
         done = (cumulative[:, -1] >= top_p) | (k == vocab)
-        kept = (cumulative - probs) < top_p  # mass strictly more likely than each token
+        kept = (cumulative - probs) < top_p  # the mass sorted before each token
         yield rows[done], order[done], kept[done], probs[done], log_norm[rows[done]]
         rows = rows[~done]
         sub, k = flat[rows], min(vocab, 4 * k)
@@ -223,7 +223,7 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, spec: DecodingSpe
     if truncations == 0:
         return picked - torch.logsumexp(x, dim=-1)
     if truncations == 1 and top_k:
-        top = torch.topk(x, min(spec.top_k + 1, x.shape[-1]), dim=-1).values
+        top = torch.topk(x, spec.top_k + 1, dim=-1).values  # top_k < V: one more fits
         kth = top[..., spec.top_k - 1]
         log_norm = torch.logsumexp(top[..., : spec.top_k], dim=-1)
         tied = top[..., -1] == kth  # more tokens share the boundary value than the top k hold
