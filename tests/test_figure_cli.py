@@ -93,8 +93,9 @@ def test_a_training_set_size_of_null_means_fresh_samples(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("name", "setting", "message"), [
-    ("figure2", "train_examples=1.5", "--set train_examples: expected an integer or null"),
-    ("figure2", "train_examples=true", "--set train_examples: expected an integer or null"),
+    ("figure2", "train_examples=1.5", "--set train_examples: expected an integer > 0 or null"),
+    ("figure2", "train_examples=true", "--set train_examples: expected an integer > 0 or null"),
+    ("figure2", "train_examples=0", "--set train_examples: expected an integer > 0 or null"),
     ("figure1", "pretrain_examples=\"many\"", "--set pretrain_examples: expected an integer"),
 ])
 def test_a_training_set_size_is_an_integer_or_null(tmp_path: Path, capsys, name: str,

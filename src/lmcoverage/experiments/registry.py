@@ -8,8 +8,8 @@ An experiment is a module with
 - ``run(config: dict, out_dir: Path, ctx: RunContext) -> dict``: does the work, writes
   ``results.json``, PNG figures and ``report.html`` into ``out_dir`` and returns the results;
 - optionally ``summary(results) -> list[dict]``: rows of key numbers printed after the run;
-- optionally ``NULLABLE: dict[str, type]``: keys that take null besides a value of that type
-  (``{"train_examples": int}``: a fixed set of that size, or null for fresh samples).
+- optionally ``NULLABLE: dict[str, type]``: keys that take null besides a positive value of
+  that type (``{"train_examples": int}``: a fixed set of that size, or null for fresh samples).
 
 Modules are imported lazily, so ``lmcoverage --help`` stays fast.
 """
@@ -111,11 +111,12 @@ def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:
 
 
 def _nullable(key: str, kind: type, value: Any) -> Any:
-    """``value`` if it is null or of ``kind`` (bools are not integers), else ValueError."""
-    if value is None or isinstance(value, kind) and not isinstance(value, bool):
+    """``value`` if it is null or a positive ``kind`` (bools are not integers), else
+    InputError."""
+    if value is None or isinstance(value, kind) and not isinstance(value, bool) and value > 0:
         return value
     expected = next(name for cls, name in _KINDS if cls is kind)
-    raise InputError(f"--set {key}: expected {expected} or null, got {json.dumps(value)}")
+    raise InputError(f"--set {key}: expected {expected} > 0 or null, got {json.dumps(value)}")
 
 
 def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) -> None:
