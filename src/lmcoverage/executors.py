@@ -72,7 +72,22 @@ class RayExecutor:
                 kwargs["address"] = address
             else:
                 kwargs["num_cpus"] = num_cpus
-            ray.init(**kwargs)
+            self._start(kwargs, address)
+
+    def _start(self, kwargs: dict[str, Any], address: str | None, attempts: int = 2) -> None:
+        """``ray.init``, tried again once after a failure (a local instance can time out while
+        starting on a loaded machine); a last failure is an :class:`EnvError` (exit 1)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._ray.init(**kwargs)
+                return
+            except Exception as exc:  # noqa: BLE001 - Ray raises several types here
+                self._ray.shutdown()
+                if attempt == attempts:
+                    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                    reason = " ".join(str(exc).split()) or type(exc).__name__
+                    raise EnvError(f"--executor ray: could not start or reach {where} "
+                                   f"({attempts} attempts): {reason}") from None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         remote = self._ray.remote(num_cpus=1)(fn)

@@ -113,7 +113,10 @@ def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:
 def _nullable(key: str, kind: type, value: Any) -> Any:
     """``value`` if it is null or a positive ``kind`` (bools are not integers), else
     InputError."""
-    if value is None or isinstance(value, kind) and not isinstance(value, bool) and value > 0:
+    if value is None:
+        return None
+    if (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            and isinstance(value, kind)):
         return value
     expected = next(name for cls, name in _KINDS if cls is kind)
     raise InputError(f"--set {key}: expected {expected} > 0 or null, got {json.dumps(value)}")
