@@ -74,7 +74,7 @@ TYPICAL_TIME = {
     "paper": "hours on a GPU",
     ("figure1", "demo"): "~1 CPU min",
     ("figure1", "cpu"): "~1 CPU min",
-    ("figure2", "cpu"): "~30 CPU min",
+    ("figure2", "cpu"): "~4 CPU min a seed",
     ("tournament", "cpu"): "~40 s",
     ("tournament", "full"): "~2.5 min",
     ("bernoulli", "cpu"): "~10 CPU s",
