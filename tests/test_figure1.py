@@ -15,14 +15,15 @@ import pytest
 
 from lmcoverage.experiments import figure1
 from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.scoretable import ScoreTable
 
 CONFIG = {**figure1.PRESETS["cpu"], "val_per_class": 64}
 
 
-def _trajectory(ts: np.ndarray) -> list[gc.OracleModel]:
+def _trajectory(ts: np.ndarray) -> list[go.OracleModel]:
     start, end = np.full(3, 1 / 3), np.array([0.9, 0.1, 0.0])
-    return [gc.OracleModel(gc.rule_mixture(dict(zip((1, 2, 3), (1 - t) * start + t * end,
+    return [go.OracleModel(go.rule_mixture(dict(zip((1, 2, 3), (1 - t) * start + t * end,
                                                     strict=True)))) for t in ts]
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from lmcoverage.experiments import figure2
 from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.scoretable import ScoreTable
 from lmcoverage.tasks import get_task
 
@@ -22,24 +23,24 @@ CONFIG = {**figure2.PRESETS["cpu"], "val_per_class": 16}
 
 def _half_per_decision(p):
     """Perfect on classes 1 and 3, 1/2 on each class-2 decision: class-2 KL (H/2) ln 2."""
-    return gc.uniform_valid_paths(p) if p.group == 2 else gc.data_distribution(p)
+    return go.uniform_valid_paths(p) if p.group == 2 else go.data_distribution(p)
 
 
 def _copy_first_decision(p):
     """Class 2: 1/2 on the first decision, then consistent: class-2 KL ln 2 at every H."""
     if p.group != 2:
-        return gc.data_distribution(p)
-    return {tuple(p.response_ids): 0.5, gc.opposite_path(p): 0.5}
+        return go.data_distribution(p)
+    return {tuple(p.response_ids): 0.5, go.opposite_path(p): 0.5}
 
 
 def _uniform(p):
-    return gc.uniform_valid_paths(p)
+    return go.uniform_valid_paths(p)
 
 
 def _unit(horizon: int, seed: int, final) -> dict:
     task = get_task(f"figure2-h{horizon}")
     vset = figure2.validation_set(task, {**CONFIG, "val_seed": 100 * seed})
-    models = [gc.OracleModel(_uniform), gc.OracleModel(final)]
+    models = [go.OracleModel(_uniform), go.OracleModel(final)]
     table = ScoreTable.concat([gc.score_model(m, f"step-{i}", vset, "valid")
                                for i, m in enumerate(models)])
     return figure2.unit_metrics(table, gc.greedy_accuracy(models[-1], vset, task))

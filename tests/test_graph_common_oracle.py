@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.tasks import get_task, mixture_weights
 
 FIG1_SMALL = {"layers": 4, "nodes_per_layer": 3}
@@ -28,7 +29,7 @@ def _metrics(model: gc.SequenceModel, vset: gc.ValidationSet, correct: gc.Correc
 @pytest.mark.parametrize("options", [{}, FIG1_SMALL])
 def test_figure1_finetuned_feature_blind_optimum(options: dict) -> None:
     task = get_task("figure1-finetune", **options)
-    m = _metrics(gc.OracleModel(gc.rule_mixture({1: 0.9, 2: 0.1})), _vset(task), "support")
+    m = _metrics(go.OracleModel(go.rule_mixture({1: 0.9, 2: 0.1})), _vset(task), "support")
     assert m["kl"][0] == pytest.approx(0.9 * math.log(1 / 0.9) + 0.1 * math.log(10), abs=1e-12)
     assert round(m["kl"][0], 3) == 0.325
     for n in (2, 4, 8):
@@ -40,7 +41,7 @@ def test_figure1_finetuned_feature_blind_optimum(options: dict) -> None:
 @pytest.mark.parametrize("options", [{}, FIG1_SMALL])
 def test_figure1_pretrained_feature_blind_optimum(options: dict) -> None:
     task = get_task("figure1-finetune", **options)
-    m = _metrics(gc.OracleModel(gc.rule_mixture({1: 1, 2: 1, 3: 1})), _vset(task), "support")
+    m = _metrics(go.OracleModel(go.rule_mixture({1: 1, 2: 1, 3: 1})), _vset(task), "support")
     assert m["kl"][0] == pytest.approx(math.log(12 / 5), abs=1e-12)
     assert round(m["kl"][0], 3) == 0.875
     assert m["cov"][2][0] == pytest.approx(1.0, abs=1e-12)
@@ -52,7 +53,7 @@ def test_figure1_pretrained_feature_blind_optimum(options: dict) -> None:
 def test_half_on_both_classes_pass_at_8() -> None:
     """A checkpoint at p(y*) = 1/2 on both classes' paths: Pass@8 = 1 - 2^-8 ~ 0.996."""
     task = get_task("figure1-finetune", **FIG1_SMALL)
-    m = _metrics(gc.OracleModel(gc.rule_mixture({1: 0.5, 2: 0.5})), _vset(task), "support")
+    m = _metrics(go.OracleModel(go.rule_mixture({1: 0.5, 2: 0.5})), _vset(task), "support")
     assert m["pass_at"][8][0] == pytest.approx(1 - 0.5**8, abs=1e-12)
     assert round(m["pass_at"][8][0], 3) == 0.996
 
@@ -61,8 +62,8 @@ def test_half_on_both_classes_pass_at_8() -> None:
 def test_figure2_half_per_decision(horizon: int) -> None:
     task = get_task(f"figure2-h{horizon}")
     vset = _vset(task, n_per_class=12)
-    model = gc.OracleModel(lambda p: gc.uniform_valid_paths(p) if p.group == 2
-                           else gc.data_distribution(p))
+    model = go.OracleModel(lambda p: go.uniform_valid_paths(p) if p.group == 2
+                           else go.data_distribution(p))
     class2 = _metrics(model, vset, "valid", group="2")
     assert class2["kl"][0] == pytest.approx(horizon / 2 * math.log(2), abs=1e-12)
     mix = _metrics(model, vset, "valid")
@@ -80,14 +81,14 @@ def test_figure2_half_per_decision(horizon: int) -> None:
 def test_greedy_accuracy_of_oracles() -> None:
     task = get_task("figure2-h8")
     vset = _vset(task, n_per_class=6)
-    perfect = gc.greedy_accuracy(gc.OracleModel(gc.data_distribution), vset, task)
+    perfect = gc.greedy_accuracy(go.OracleModel(go.data_distribution), vset, task)
     assert perfect == {1: 1.0, 2: 1.0, 3: 1.0}
     # A model that puts all mass on a dead-end path is never correct.
     def wrong(p):
         path = list(p.valid_paths[0])
         path[1] = max(p.prompt_ids) + 100
         return {tuple(path): 1.0}
-    assert gc.greedy_accuracy(gc.OracleModel(wrong), vset, task) == {1: 0.0, 2: 0.0, 3: 0.0}
+    assert gc.greedy_accuracy(go.OracleModel(wrong), vset, task) == {1: 0.0, 2: 0.0, 3: 0.0}
 
 
 def test_mixture_weights() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from lmcoverage.errors import InputError
 from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.io import atomic_write_json
 
@@ -192,7 +193,7 @@ def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
     out = {}
     for name, weights in (("finetune_optimum", {1: 0.9, 2: 0.1}),
                           ("pretrain_optimum", {1: 1.0, 2: 1.0, 3: 1.0})):
-        table = gc.score_model(gc.OracleModel(gc.rule_mixture(weights)), name, vset, "support")
+        table = gc.score_model(go.OracleModel(go.rule_mixture(weights)), name, vset, "support")
         m = gc.curve_metrics(table, COV_NS, PASS_NS)
         out[name] = {"kl": m["kl"][0], "cov": {n: m["cov"][n][0] for n in COV_NS},
                      "pass_at": {n: m["pass_at"][n][0] for n in PASS_NS}}

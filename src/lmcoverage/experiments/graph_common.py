@@ -7,10 +7,9 @@ The pieces (Eq. 1, the paper's Appendix C, hand-derived reference values):
   weighted mean over the set is the mixture's expectation;
 - a :class:`SequenceModel` gives exact ``log pi_hat(y|x)`` for any response and a greedy
   decode. :class:`HFSequenceModel` wraps a Hugging Face causal LM through
-  :mod:`lmcoverage.engine`; :class:`OracleModel` (from
-  :mod:`lmcoverage.experiments.graph_oracle`, re-exported here) is a hand-built model with
-  known sequence probabilities (the feature-blind optima, derived by hand), used to test the
-  analysis without training;
+  :mod:`lmcoverage.engine`; :class:`~lmcoverage.experiments.graph_oracle.OracleModel` is a
+  hand-built model with known sequence probabilities (the feature-blind optima, derived by
+  hand), used to test the analysis without training;
 - :func:`score_model` turns a model into :class:`~lmcoverage.scoretable.ScoreTable` rows
   (the log-likelihood of the held-out response, pi_D's log-likelihood, the weight, the class,
   and the model's mass on the correct set, so Pass@N is exact);
@@ -29,14 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from lmcoverage.errors import InputError
-from lmcoverage.experiments.graph_oracle import (  # re-exported: figures and tests use gc.*
-    OracleModel as OracleModel,
-)
 from lmcoverage.experiments.graph_oracle import Path_
-from lmcoverage.experiments.graph_oracle import data_distribution as data_distribution
-from lmcoverage.experiments.graph_oracle import opposite_path as opposite_path
-from lmcoverage.experiments.graph_oracle import rule_mixture as rule_mixture
-from lmcoverage.experiments.graph_oracle import uniform_valid_paths as uniform_valid_paths
 from lmcoverage.tasks.base import mixture_weights
 
 if TYPE_CHECKING:
