@@ -13,12 +13,19 @@ mass_correct float64 pi_hat(G_x|x), the model's mass on the correct set, in [0, 
 ========== ======= =========================================================================
 
 Per-example columns (``loglik_data``, ``weight``, ``group``) must agree across models.
+
+Provenance (:attr:`ScoreTable.provenance`): a JSON dict stored in the Parquet schema metadata
+key :data:`PROVENANCE_KEY`: how the table was made (``reference``, ``candidates``, ``data``,
+``eos``, ``dtype``, ``lmcoverage_version``, ...). Kept by read/write, ``select_models`` and
+``concat``.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,38 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "mass_correct": None,
 }
 PER_EXAMPLE = ("loglik_data", "weight", "group")
+PROVENANCE_KEY = b"lmcoverage.provenance"
+
+
+def _read_provenance(table: pa.Table) -> dict[str, Any]:
+    """The provenance dict of a pyarrow table's schema metadata ({} when absent)."""
+    raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError("schema metadata 'lmcoverage.provenance' is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InputError("schema metadata 'lmcoverage.provenance' is not a JSON object")
+    return value
+
+
+def merge_provenance(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One provenance for stacked tables: ``candidates`` dicts are united; any other key keeps
+    its value when every part that has it agrees, else becomes the list of distinct values."""
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for part in parts for k in part):
+        values = [part[key] for part in parts if key in part]
+        if key == "candidates" and all(isinstance(v, dict) for v in values):
+            merged[key] = {name: spec for v in values for name, spec in v.items()}
+            continue
+        distinct: list[Any] = []
+        for v in values:
+            if v not in distinct:
+                distinct.append(v)
+        merged[key] = distinct[0] if len(distinct) == 1 else distinct
+    return merged
 
 
 def _bad_row(column: str, mask: NDArray[np.bool_], values: NDArray[Any], why: str) -> InputError:
@@ -60,7 +99,14 @@ def _bad_row(column: str, mask: NDArray[np.bool_], values: NDArray[Any], why: st
 class ScoreTable:
     """Validated (model, example) scores over a pyarrow table. See the module docstring."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, provenance: Mapping[str, Any] | None = None) -> None:
+        """``provenance`` (JSON-serialisable) defaults to the table's schema metadata."""
+        prov = _read_provenance(table) if provenance is None else dict(provenance)
+        try:
+            json.dumps(prov, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"provenance: not JSON-serialisable ({exc})") from None
+        self._provenance = prov
         self._table = self._normalise(table)
         self._validate()
         self._index()
@@ -290,17 +336,40 @@ class ScoreTable:
             raise InputError(f"unknown model(s) {missing}; have {self._models}")
         names = self._table.column("model")
         parts = [self._table.filter(pc.equal(names, m)) for m in models]
-        return ScoreTable(pa.concat_tables(parts))
+        prov = dict(self._provenance)
+        if isinstance(prov.get("candidates"), dict):
+            prov["candidates"] = {m: prov["candidates"][m] for m in models
+                                  if m in prov["candidates"]}
+        return ScoreTable(pa.concat_tables(parts), provenance=prov)
 
     @staticmethod
     def concat(tables: Sequence[ScoreTable]) -> ScoreTable:
         """Stack tables of different models scored on the same examples."""
         if not tables:
             raise InputError("tables: nothing to concatenate")
-        return ScoreTable(pa.concat_tables([t.to_arrow() for t in tables]))
+        return ScoreTable(pa.concat_tables([t.to_arrow() for t in tables]),
+                          provenance=merge_provenance([t.provenance for t in tables]))
 
     def to_arrow(self) -> pa.Table:
         return self._table
+
+    # ---------------------------------------------------------------- provenance
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """How the table was made (a copy): ``reference``, ``candidates`` ({name: spec or
+        path}), ``data`` ({"path", "sha256"}), ``eos``, ``dtype``, ``lmcoverage_version``."""
+        return json.loads(json.dumps(self._provenance))
+
+    def with_provenance(self, **fields: Any) -> ScoreTable:
+        """A copy whose provenance has ``fields`` added (a value of None removes the key)."""
+        prov = {k: v for k, v in {**self._provenance, **fields}.items() if v is not None}
+        try:
+            json.dumps(prov, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"provenance: not JSON-serialisable ({exc})") from None
+        out = copy.copy(self)  # same validated rows, no re-validation
+        out._provenance = prov
+        return out
 
     # ---------------------------------------------------------------- I/O
     @classmethod
@@ -317,8 +386,13 @@ class ScoreTable:
 
     def write_parquet(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temporary name, then rename)."""
+        table = self._table
+        if self._provenance:
+            meta = dict(table.schema.metadata or {})
+            meta[PROVENANCE_KEY] = json.dumps(self._provenance, sort_keys=True).encode()
+            table = table.replace_schema_metadata(meta)
         with atomic_path(path) as tmp:
-            pq.write_table(self._table, tmp)
+            pq.write_table(table, tmp)
 
     def __repr__(self) -> str:
         return f"ScoreTable(models={len(self._models)}, examples={self.num_examples})"

@@ -8,10 +8,9 @@ its correct set (if any) are scored in one engine call, so the prompt runs once 
 
 from __future__ import annotations
 
-import glob
+import hashlib
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,79 +19,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lmcoverage.decoding.spec import DecodingSpec, parse_candidate
+from lmcoverage.decoding.spec import DecodingSpec
+from lmcoverage.engine.candidates import model_names
 from lmcoverage.engine.scoring import (
     DEFAULT_BATCH_SIZE,
     held_out_then_correct,
     loglik_and_mass,
 )
 from lmcoverage.errors import InputError
-from lmcoverage.models.hf import check_model_dir, is_gguf, load_causal_lm, load_tokenizer
+from lmcoverage.models.hf import dtype_name, load_causal_lm, load_tokenizer
 
 CorrectSet = Literal["valid", "support"]
-_GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def _natural_key(text: str) -> list[Any]:
-    """Sort key that orders embedded numbers numerically (``checkpoint-200 < checkpoint-1000``)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def resolve_model_dirs(patterns: Sequence[str]) -> list[Path]:
-    """Expand model arguments: plain paths stay in order, each glob pattern expands to its
-    matching directories (and ``*.gguf`` files) in natural order (step numbers compared as
-    numbers).
-
-    Raises:
-        ValueError: no arguments, a pattern matching no directory, a directory given twice, or
-            a path that is neither a safetensors model directory nor a GGUF file (see
-            :func:`check_model_dir`).
-    """
-    if not patterns:
-        raise InputError("--model: give at least one model directory")
-    out: list[Path] = []
-    for pattern in patterns:
-        if _GLOB_CHARS.search(pattern):
-            matches = sorted((m for m in glob.glob(pattern)
-                              if os.path.isdir(m) or (is_gguf(m) and os.path.isfile(m))),
-                             key=_natural_key)
-            if not matches:
-                raise InputError(f"--model: no directory matches the pattern {pattern!r}")
-            out.extend(Path(m) for m in matches)
-        else:
-            out.append(Path(pattern))
-    seen: dict[Path, Path] = {}
-    for p in out:
-        key = p.resolve()
-        if key in seen:
-            raise InputError(f"--model: directory given twice: {seen[key]} and {p}")
-        seen[key] = p
-        check_model_dir(p)
-    return out
-
-
-def model_names(dirs: Sequence[Path]) -> list[str]:
-    """Unique, readable names: each path relative to the directories' common parent.
-
-    ``runs/x/checkpoint-1000`` and ``runs/y/checkpoint-1000`` become ``x/checkpoint-1000`` and
-    ``y/checkpoint-1000``; a single directory is named by its base name. A GGUF file loses its
-    ``.gguf`` suffix: ``models/SmolLM2-135M-Instruct.Q4_1.gguf`` alone is
-    ``SmolLM2-135M-Instruct.Q4_1`` (the file's stem).
-    """
-    resolved = [p.resolve() for p in dirs]
-    parent = Path(os.path.commonpath(resolved)) if len(resolved) > 1 else resolved[0].parent
-    names = [_drop_gguf(r.relative_to(parent) if r != parent else Path(r.name))
-             for r in resolved]
-    if len(set(names)) != len(names):
-        names = [_drop_gguf(r) for r in resolved]
-    if len(set(names)) != len(names):  # e.g. ``m`` and ``m.gguf`` side by side
-        names = [r.as_posix() for r in resolved]
-    return names
-
-
-def _drop_gguf(path: Path) -> str:
-    """``path`` as POSIX text, without a ``.gguf`` suffix."""
-    return path.with_suffix("").as_posix() if is_gguf(path) else path.as_posix()
 
 
 @dataclass(frozen=True)
@@ -277,47 +214,6 @@ def encode_examples(
     return prompts, responses, correct
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A model (directory or GGUF file) with decoding settings, and its name in tables.
-
-    ``DIR@temperature=0.8`` scores the distribution that decoding samples from
-    (:func:`lmcoverage.decoding.spec.decoding_logprobs`).
-    """
-
-    path: Path
-    spec: DecodingSpec
-    name: str
-
-
-def resolve_candidates(patterns: Sequence[str]) -> list[Candidate]:
-    """Candidates from ``--model`` arguments: ``DIR``, a quoted glob, or either followed by
-    ``@key=value,...`` decoding settings (:func:`lmcoverage.decoding.spec.parse_candidate`).
-    Names are :func:`model_names` of the paths plus the ``@...`` text as written.
-
-    Raises:
-        InputError: a bad spec, see also :func:`resolve_model_dirs`; the same path with the
-            same settings twice.
-    """
-    if not patterns:
-        raise InputError("--model: give at least one model directory")
-    out: list[Candidate] = []
-    for pattern in patterns:
-        path, spec = parse_candidate(pattern)
-        suffix = pattern[len(path):]
-        for d in resolve_model_dirs([path]):
-            out.append(Candidate(d, spec, suffix))
-    names = model_names(list(dict.fromkeys(c.path.resolve() for c in out)))
-    short = dict(zip(dict.fromkeys(c.path.resolve() for c in out), names, strict=True))
-    out = [Candidate(c.path, c.spec, short[c.path.resolve()] + c.name) for c in out]
-    seen: set[tuple[Path, DecodingSpec]] = set()
-    for c in out:
-        if (c.path.resolve(), c.spec) in seen:
-            raise InputError(f"--model: {c.name} is given twice")
-        seen.add((c.path.resolve(), c.spec))
-    return out
-
-
 def _vocab_check(reference: Path, ref_tok: Any, model_dir: Path, tok: Any,
                  examples: Examples) -> None:
     """Refuse a reference whose tokenizer differs from a candidate's: always when the
@@ -351,6 +247,7 @@ def score_models(
     progress: bool = True,
     specs: Sequence[DecodingSpec] | None = None,
     reference: tuple[Path, DecodingSpec] | None = None,
+    dtype: str = "float32",
 ) -> Any:
     """Score every candidate on ``examples``; returns a ScoreTable.
 
@@ -364,6 +261,10 @@ def score_models(
             of one path are scored from one forward pass; the model is loaded once.
         reference: ``(path, spec)`` of a model whose log-probs become ``loglik_data``
             (pi_D); its tokenizer must match the candidates' (see :func:`_vocab_check`).
+        dtype: the models' weights (:func:`lmcoverage.models.hf.resolve_dtype`: ``float32``,
+            ``bfloat16``, ``float16`` or ``auto``); log-probabilities stay float32, sums float64.
+            The provenance records the dtype the models ran in (one name, or ``{name: dtype}``
+            when ``auto`` gave them different ones).
 
     Rows that share a prompt are grouped, so each prompt runs once per model. Each model
     (and its tokenizer) is read once, the reference too when it is also a candidate.
@@ -385,6 +286,7 @@ def score_models(
     encoded = {key: encode_examples(examples, Path(model_dirs[ks[0]]), trust_remote_code,
                                     tokenizer=tokenizers[key]) for key, ks in by_path.items()}
     loglik_data = examples.loglik_data
+    ran_in: dict[str, str] = {}  # model name (or "reference") -> the dtype it ran in
     ref_key = Path(reference[0]).resolve() if reference is not None else None
     if reference is not None:
         ref_path, ref_spec = reference
@@ -398,7 +300,8 @@ def score_models(
             prompts, responses, _ = encode_examples(examples, ref_path, trust_remote_code,
                                                     tokenizer=ref_tok)
             model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code,
-                                   device=device)
+                                   device=device, dtype=dtype)
+            ran_in["reference"] = dtype_name(model.dtype)
             if progress:
                 print(f"scoring the reference {ref_path}", file=sys.stderr)
             ref_scores = score_variants(model, prompts, [[r] for r in responses], [ref_spec],
@@ -409,7 +312,8 @@ def score_models(
     for n_path, (key, ks) in enumerate(by_path.items()):
         prompts, responses, correct = encoded[key]
         model = load_causal_lm(model_dirs[ks[0]], trust_remote_code=trust_remote_code,
-                               device=device)
+                               device=device, dtype=dtype)
+        ran_in.update({names[k]: dtype_name(model.dtype) for k in ks})
         if progress:
             print(f"scoring {', '.join(names[k] for k in ks)} ({n_path + 1}/{len(by_path)})",
                   file=sys.stderr)
@@ -424,7 +328,7 @@ def score_models(
             loglik_data = np.array([s[0, -1] for s in scores], dtype=np.float64)
         for m, k in enumerate(ks):
             columns[k] = loglik_and_mass([s[:, m] for s in scores], responses, correct)
-    return ScoreTable.concat([
+    table = ScoreTable.concat([
         ScoreTable.from_columns(
             model=[names[k]] * len(examples),
             example_id=np.arange(len(examples), dtype=np.int64),
@@ -436,6 +340,56 @@ def score_models(
         )
         for k in range(len(model_dirs))
     ])
+    kinds = set(ran_in.values())
+    return table.with_provenance(**score_provenance(
+        model_dirs, names, specs, examples, reference,
+        dtype=kinds.pop() if len(kinds) == 1 else ran_in))
+
+
+def candidate_label(path: str | os.PathLike[str], spec: DecodingSpec) -> str:
+    """``/abs/path`` or ``/abs/path@temperature=0.8``: how provenance records a model."""
+    name = spec.name()
+    return Path(path).resolve().as_posix() + (f"@{name}" if name else "")
+
+
+def score_provenance(
+    model_dirs: Sequence[Path],
+    names: Sequence[str],
+    specs: Sequence[DecodingSpec],
+    examples: Examples,
+    reference: tuple[Path, DecodingSpec] | None,
+    dtype: str | dict[str, str] = "float32",
+) -> dict[str, Any]:
+    """What :func:`score_models` records in :attr:`ScoreTable.provenance`: the reference
+    (model and decoding, ``logp_data from FILE`` or the task's exact pi_D), each candidate's
+    model and decoding, the data file's path and SHA-256, the EOS convention, the dtype and
+    the lmcoverage version."""
+    from lmcoverage import __version__
+
+    prov: dict[str, Any] = {
+        "candidates": {n: candidate_label(d, s) for n, d, s in zip(names, model_dirs, specs,
+                                                                  strict=True)},
+        "dtype": dtype,
+        "lmcoverage_version": __version__,
+    }
+    source = Path(examples.source) if examples.source else None
+    if examples.rows is not None and source is not None and source.is_file():
+        digest = hashlib.sha256()
+        with source.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        prov["data"] = {"path": source.resolve().as_posix(), "sha256": digest.hexdigest()}
+        prov["eos"] = ("response text + the tokenizer's EOS unless it ends with a stop token; "
+                       "response_ids as given")
+    else:
+        prov["data"] = {"task": examples.source}
+        prov["eos"] = "task responses (token ids, no EOS appended)"
+    if reference is not None:
+        prov["reference"] = candidate_label(*reference)
+    elif examples.loglik_data is not None:
+        prov["reference"] = (f"logp_data from {prov['data']['path']}" if "path" in prov["data"]
+                             else f"task {examples.source} (exact log pi_D)")
+    return prov
 
 
 def _tokenizer(path: Path, examples: Examples, trust_remote_code: bool) -> Any:
