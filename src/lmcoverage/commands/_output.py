@@ -48,6 +48,10 @@ OutOption = Annotated[Path | None, typer.Option(
                   "(.csv, .tsv, .json).")]
 DeviceOption = Annotated[str, typer.Option(
     "--device", help="Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1.")]
+DtypeOption = Annotated[str, typer.Option(
+    "--dtype", help="Weights' dtype: float32 (default: exact), bfloat16, float16 or auto (the "
+                    "checkpoint's own). Log-probabilities are summed in float32/float64 "
+                    "whatever it is.")]
 
 
 def file_format(out: Path) -> Format:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from lmcoverage.commands._output import DtypeOption
 from lmcoverage.distributed import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -42,6 +43,7 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
         seed: int = typer.Option(0, "--seed", help="Sampling seed."),
         batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
+        dtype: DtypeOption = "float32",
         device: str = typer.Option(
             "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
         trust_remote_code: bool = typer.Option(
@@ -56,7 +58,12 @@ def register(app: typer.Typer) -> None:
         from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
         from lmcoverage.errors import InputError
         from lmcoverage.io import write_jsonl
-        from lmcoverage.models.hf import check_model_dir, load_causal_lm, load_tokenizer
+        from lmcoverage.models.hf import (
+            check_model_dir,
+            load_causal_lm,
+            load_tokenizer,
+            resolve_dtype,
+        )
 
         spec = DecodingSpec(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p)
         for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
@@ -69,11 +76,13 @@ def register(app: typer.Typer) -> None:
         path = check_model_dir(model)
         numbered = read_rows(data)
         dev = resolve_device(device, announce=False)
+        resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         for where, row in numbered:  # every prompt encodes before the model loads
             encode_prompt(tokenizer, row, where)
         if executor == "local" and shards is None:
-            lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev)
+            lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev,
+                                dtype=dtype)
             rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
                                max_new_tokens=max_new_tokens, batch_size=batch_size,
                                progress=not no_progress, where=[w for w, _ in numbered])
@@ -81,7 +90,7 @@ def register(app: typer.Typer) -> None:
             rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
                                   n, spec, out, executor, ray_address, shards, not no_progress,
                                   seed=seed, max_new_tokens=max_new_tokens,
-                                  batch_size=batch_size, device=dev,
+                                  batch_size=batch_size, device=dev, dtype=dtype,
                                   trust_remote_code=trust_remote_code)
         write_jsonl(out, rows)
         finish_sharded(out)

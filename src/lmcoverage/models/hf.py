@@ -110,11 +110,92 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
     raise InputError(f"model directory has no weights (*.safetensors): {p}")
 
 
+#: Names accepted by ``--dtype`` (``auto``: the checkpoint's own dtype).
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def checkpoint_dtype(path: str | os.PathLike[str]) -> str | None:
+    """The dtype a model directory's ``config.json`` records (``dtype`` or ``torch_dtype``), or
+    None when it records none (or for a GGUF file, which loads dequantised to float32)."""
+    p = Path(path)
+    if is_gguf(p) or not (p / "config.json").is_file():
+        return None
+    import json
+
+    try:
+        config = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("dtype", config.get("torch_dtype")) if isinstance(config, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def resolve_dtype(name: str, device: str = "cpu", checkpoint_dtype: Any = None) -> Any:
+    """The ``torch.dtype`` for ``--dtype NAME`` on ``device``.
+
+    Args:
+        name: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (the checkpoint's dtype,
+            float32 when it records none).
+        device: torch device string the model will run on.
+        checkpoint_dtype: the checkpoint's dtype for ``auto`` (a name such as ``"bfloat16"`` or
+            a ``torch.dtype``; see :func:`checkpoint_dtype`).
+
+    Raises:
+        InputError: an unknown name, or a dtype the device cannot compute in (float16 or
+            bfloat16 where a small matrix product in it fails; bfloat16 on a CUDA device
+            without bfloat16 support).
+    """
+    import torch
+
+    text = str(name).strip().lower()
+    if text not in DTYPES:
+        raise InputError(f"--dtype {name!r}: use one of {', '.join(DTYPES)}")
+    if text == "auto":
+        found = checkpoint_dtype
+        if isinstance(found, str):
+            found = getattr(torch, found.removeprefix("torch."), None)
+        dtype = found if isinstance(found, torch.dtype) and found.is_floating_point else (
+            torch.float32)
+    else:
+        dtype = getattr(torch, text)
+    if dtype != torch.float32:
+        _check_dtype_works(dtype, device, name)
+    return dtype
+
+
+def _check_dtype_works(dtype: Any, device: str, name: str) -> None:
+    """InputError naming ``--dtype`` when ``device`` cannot multiply matrices in ``dtype``."""
+    import torch
+
+    try:
+        torch_device = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"device must be a torch device string, got {device!r}") from exc
+    if (torch_device.type == "cuda" and dtype == torch.bfloat16 and torch.cuda.is_available()
+            and not torch.cuda.is_bf16_supported()):
+        raise InputError(f"--dtype {name}: this CUDA device has no bfloat16 support; use "
+                         "float16 or float32")
+    try:
+        a = torch.ones((2, 2), dtype=dtype, device=torch_device)
+        torch.nn.functional.linear(a, a).sum().item()
+        torch.log_softmax(a, dim=-1)
+    except (RuntimeError, NotImplementedError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--dtype {name}: not supported on {device} ({first}); use "
+                         "float32") from None
+
+
+def dtype_name(dtype: Any) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"`` (the name recorded in a table's provenance)."""
+    return str(dtype).removeprefix("torch.")
+
+
 def load_causal_lm(
-    path: str | os.PathLike[str], trust_remote_code: bool = False, device: str = "cpu"
+    path: str | os.PathLike[str], trust_remote_code: bool = False, device: str = "cpu",
+    dtype: Any = "float32",
 ) -> Any:
     """Load a causal LM from a local directory (safetensors only) or a GGUF file, in eval mode
-    on ``device``.
+    on ``device`` with weights in ``dtype``.
 
     Args:
         path: directory written by ``save_pretrained`` (any architecture ``AutoModelForCausalLM``
@@ -122,10 +203,14 @@ def load_causal_lm(
             (architectures transformers can read from GGUF; weights dequantised to float32).
         trust_remote_code: allow Python code shipped in the directory to run (off by default).
         device: torch device string (``cpu``, ``cuda``, ``cuda:1``).
+        dtype: a ``torch.dtype`` or a name for :func:`resolve_dtype` (``float32``, the default,
+            ``bfloat16``, ``float16``, or ``auto`` for the checkpoint's own dtype). Scoring and
+            sampling upcast logits to float32 whatever the weights' dtype.
 
     Raises:
         ValueError: see :func:`check_model_dir`; also an unknown architecture or device, or a
             GGUF file without the ``gguf`` package installed.
+        InputError: an unknown ``dtype`` or one the device cannot compute in.
     """
     p = check_model_dir(path)
     import torch
@@ -135,6 +220,8 @@ def load_causal_lm(
         torch_device = torch.device(device)
     except RuntimeError as exc:
         raise InputError(f"device must be a torch device string, got {device!r}") from exc
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(
+        dtype, device, checkpoint_dtype(p))
     if is_gguf(p):
         _require_gguf()
     try:
@@ -147,7 +234,7 @@ def load_causal_lm(
             else:
                 model = AutoModelForCausalLM.from_pretrained(
                     p, use_safetensors=True, trust_remote_code=trust_remote_code,
-                    local_files_only=True,
+                    local_files_only=True, dtype=torch_dtype,
                 )
     except (OSError, KeyError) as exc:
         raise InputError(f"cannot load a causal LM from {p}: {exc}") from exc
@@ -155,7 +242,7 @@ def load_causal_lm(
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-    return model.to(torch_device).eval()
+    return model.to(device=torch_device, dtype=torch_dtype).eval()
 
 
 def load_tokenizer(path: str | os.PathLike[str], trust_remote_code: bool = False) -> Any:
