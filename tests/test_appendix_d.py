@@ -3,6 +3,9 @@ and is (near-)tight on a constructed one, so changing its constant makes a test 
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,11 +21,13 @@ from lmcoverage.metrics import (
     coverage_mass,
     coverage_profile,
     coverage_to_kl_bound,
-    hellinger_coverage_lower_bound,
+    best_stepwise_hellinger_coverage_lower_bound,
     hellinger_squared,
     hellinger_to_coverage_bound,
     kl_divergence,
     kl_to_coverage_bound,
+    sequence_hellinger_coverage_lower_bound,
+    stepwise_hellinger_coverage_lower_bound,
     stopped_kl_to_coverage_bound,
 )
 
@@ -192,22 +197,106 @@ def test_d7_constant_one_half_is_attained() -> None:
     assert regret < 0.51 * cov_2n  # a larger constant fails
 
 
-# Prop D.11: Hellinger lower bound on Cov_N.
+# Prop D.11 (stepwise): Cov_N >= P[sum_h D_H^2(step h) >= log(N/delta)] - delta.
+
+
+def _autoregressive(rng: np.random.Generator, prompts: int, vocab: int, horizon: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random autoregressive pi_D and pi_hat, enumerated over all vocab^horizon responses.
+
+    Returns (log pi_D(y|x), log pi_hat(y|x), S(x, y)), each (prompts, vocab^horizon), with
+    S the sum of the per-step D_H^2 along (x, y).
+    """
+    seqs = list(itertools.product(range(vocab), repeat=horizon))
+    log_d = np.zeros((prompts, len(seqs)))
+    log_m = np.zeros_like(log_d)
+    steps = np.zeros_like(log_d)
+    for x in range(prompts):
+        cond: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        for j, y in enumerate(seqs):
+            for h in range(horizon):
+                prefix = y[:h]
+                if prefix not in cond:
+                    cond[prefix] = (_dist(rng, (vocab,), 0.0), _dist(rng, (vocab,), 0.3))
+                pd, pm = cond[prefix]
+                with np.errstate(divide="ignore"):
+                    log_d[x, j] += np.log(pd[y[h]])
+                    log_m[x, j] += np.log(pm[y[h]])
+                steps[x, j] += hellinger_squared(pd, pm)
+    return log_d, log_m, steps
+
+
+@settings(max_examples=25, deadline=None)
+@given(seeds, st.integers(1, 3), st.integers(2, 3), st.integers(1, 4),
+       st.floats(1.0, 1e3), st.floats(1e-3, 0.999))
+def test_d11_holds_on_random_autoregressive_models(
+    seed: int, prompts: int, vocab: int, horizon: int, n: float, delta: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    log_d, log_m, steps = _autoregressive(rng, prompts, vocab, horizon)
+    weights = np.exp(log_d).ravel() / prompts  # pi_D's joint probabilities: exact P[.]
+    keep = weights > 0
+    cov = float(coverage_mass((log_d - log_m).ravel()[keep], weights[keep], [n])[0])
+    bound = stepwise_hellinger_coverage_lower_bound(steps.ravel()[keep], n, delta,
+                                                    weights[keep])
+    best = best_stepwise_hellinger_coverage_lower_bound(steps.ravel()[keep], n, weights[keep])
+    assert bound <= best + 1e-12
+    assert best <= cov + 1e-12
+
+
+def test_d11_sup_over_delta_is_attained_on_the_grid() -> None:
+    rng = np.random.default_rng(3)
+    s, w = rng.exponential(3.0, 50), rng.random(50)
+    grid = np.linspace(1e-4, 1 - 1e-4, 20001)
+    n = 8.0
+    dense = stepwise_hellinger_coverage_lower_bound(s, np.full(grid.size, n), grid, w).max()
+    best = best_stepwise_hellinger_coverage_lower_bound(s, n, w)
+    assert dense <= best + 1e-12 and dense >= best - 1e-3
+
+
+def test_d11_two_prompt_example_beats_the_sequence_bound() -> None:
+    # Issue 18: prompt 0 is exact; on prompt 1 pi_D = Ber(1/2)^H, pi_hat = Ber(0.02)^H, H = 30.
+    horizon, n, q = 30, 16.0, 0.02
+    step = hellinger_squared(np.array([0.5, 0.5]), np.array([q, 1 - q]))
+    k = np.arange(horizon + 1)  # number of ones on prompt 1
+    log_ratio = k * math.log(0.5 / q) + (horizon - k) * math.log(0.5 / (1 - q))
+    p_k = np.array([math.comb(horizon, int(j)) for j in k]) * 0.5**horizon
+    x = np.r_[0.0, log_ratio]  # prompt 0: log-ratio 0 with probability 1/2
+    w = np.r_[0.5, 0.5 * p_k]
+    cov = float(coverage_mass(x, w, [n])[0])
+    sums = np.r_[0.0, np.full(k.size, horizon * step)]
+    paper = best_stepwise_hellinger_coverage_lower_bound(sums, n, w)
+    seq_h2 = 0.5 * (1.0 - (1.0 - step) ** horizon)  # the joint's D_H^2: product of affinities
+    sequence = sequence_hellinger_coverage_lower_bound(seq_h2, n)
+    assert round(cov, 3) == 0.500 and sequence == 0.0
+    assert paper == pytest.approx(0.5 - n * math.exp(-horizon * step)) and round(paper, 3) == 0.460
+    assert paper <= cov
+
+
+def test_d11_validates_inputs() -> None:
+    with pytest.raises(ValueError, match="delta"):
+        stepwise_hellinger_coverage_lower_bound([1.0], 2.0, 1.0)
+    with pytest.raises(ValueError, match="step_h2_sums"):
+        stepwise_hellinger_coverage_lower_bound([-1.0], 2.0, 0.5)
+    assert best_stepwise_hellinger_coverage_lower_bound([np.inf, 0.0], np.inf) == 0.5
+
+
+# The sequence-level companion (not the paper's): Cov_N >= 1 - sqrt(N) (1 - D_H^2).
 
 
 @settings(max_examples=60, deadline=None)
 @given(seeds, st.integers(2, 64), st.floats(1.0, 1e4))
-def test_d11_holds(seed: int, k: int, n: float) -> None:
+def test_sequence_hellinger_bound_holds(seed: int, k: int, n: float) -> None:
     rng = np.random.default_rng(seed)
     p, q = _dist(rng, (k,), 0.3), _dist(rng, (k,), 0.3)
     cov = _cov(p[None], q[None], n)
     h2 = hellinger_squared(p, q)
-    assert hellinger_coverage_lower_bound(h2, n) <= cov + 1e-12
+    assert sequence_hellinger_coverage_lower_bound(h2, n) <= cov + 1e-12
     assert cov <= hellinger_to_coverage_bound(h2, n) + 1e-12  # Prop D.4 on the same pairs
 
 
 @pytest.mark.parametrize("n", [2.0, 16.0, 1000.0])
-def test_d11_is_tight(n: float) -> None:
+def test_sequence_hellinger_bound_is_tight(n: float) -> None:
     # pi_hat = 0 on pi_D-mass c, pi_hat = pi_D (1 + delta) / N on the rest, spare mass
     # outside pi_D's support: Cov_N = c and the bound is c - O(delta).
     c, delta = 0.3, 1e-6
@@ -217,7 +306,7 @@ def test_d11_is_tight(n: float) -> None:
     q[-1] = 1.0 - q.sum()
     cov = _cov(p[None], q[None], n)
     h2 = hellinger_squared(p, q)
-    lower = hellinger_coverage_lower_bound(h2, n)
+    lower = sequence_hellinger_coverage_lower_bound(h2, n)
     assert cov == pytest.approx(c) and lower <= cov and lower >= c - 1e-6
     assert 1 - 0.99 * np.sqrt(n) * (1 - h2) > cov  # a smaller sqrt(N) factor fails
 
@@ -232,8 +321,8 @@ def test_bounds_at_n_infinity_are_their_limits() -> None:
     assert kl_to_coverage_bound(np.inf, 2.0) == 1.0
     assert hellinger_to_coverage_bound(0.1, np.inf) == pytest.approx(0.2)
     assert hellinger_to_coverage_bound(0.1, big) == pytest.approx(0.2)
-    assert hellinger_coverage_lower_bound(0.9, np.inf) == 0.0
-    assert hellinger_coverage_lower_bound(1.0, np.inf) == 1.0
+    assert sequence_hellinger_coverage_lower_bound(0.9, np.inf) == 0.0
+    assert sequence_hellinger_coverage_lower_bound(1.0, np.inf) == 1.0
     assert stopped_kl_to_coverage_bound(0.3, np.inf) == 0.0
     assert stopped_kl_to_coverage_bound(np.inf, np.inf) == 1.0
     assert coverage_chain_rule_bound(0.0, 0.2, np.inf) == pytest.approx(0.2)
@@ -243,6 +332,6 @@ def test_bounds_at_n_infinity_are_their_limits() -> None:
     out = np.array([
         kl_to_coverage_bound([0.0, 1.0, np.inf], [1.0, np.inf, np.inf]),
         hellinger_to_coverage_bound([0.0, 0.5, 1.0], [1.0, np.inf, np.inf]),
-        hellinger_coverage_lower_bound([0.0, 0.5, 1.0], [1.0, np.inf, np.inf]),
+        sequence_hellinger_coverage_lower_bound([0.0, 0.5, 1.0], [1.0, np.inf, np.inf]),
     ])
     assert not np.isnan(out).any()

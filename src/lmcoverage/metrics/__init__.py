@@ -2,14 +2,16 @@
 
 from lmcoverage.metrics.best_of_n import best_of_n_regret, coverage_gap_reward
 from lmcoverage.metrics.bounds import (
+    best_stepwise_hellinger_coverage_lower_bound,
     bon_regret_lower_bound,
     bon_regret_upper_bound,
     coverage_chain_rule_bound,
     coverage_decay_constant,
     coverage_to_kl_bound,
-    hellinger_coverage_lower_bound,
     hellinger_to_coverage_bound,
     kl_to_coverage_bound,
+    sequence_hellinger_coverage_lower_bound,
+    stepwise_hellinger_coverage_lower_bound,
     stopped_kl_to_coverage_bound,
 )
 from lmcoverage.metrics.coverage import (
@@ -30,6 +32,7 @@ from lmcoverage.metrics.threshold import TIE_ATOL, log_threshold, ratio_at_least
 __all__ = [
     "TIE_ATOL",
     "best_of_n_regret",
+    "best_stepwise_hellinger_coverage_lower_bound",
     "binomial_interval",
     "bon_regret_lower_bound",
     "bon_regret_upper_bound",
@@ -41,7 +44,6 @@ __all__ = [
     "coverage_profile_ci",
     "coverage_to_kl_bound",
     "cross_entropy",
-    "hellinger_coverage_lower_bound",
     "hellinger_squared",
     "hellinger_to_coverage_bound",
     "kl_divergence",
@@ -50,6 +52,8 @@ __all__ = [
     "pass_at_k",
     "pass_at_n_exact",
     "ratio_at_least",
+    "sequence_hellinger_coverage_lower_bound",
+    "stepwise_hellinger_coverage_lower_bound",
     "stopped_kl",
     "stopped_kl_to_coverage_bound",
 ]

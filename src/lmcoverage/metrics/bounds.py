@@ -55,17 +55,23 @@ def hellinger_to_coverage_bound(h2: ArrayLike, n: ArrayLike) -> float | NDArray[
     return _cap(raw)
 
 
-def hellinger_coverage_lower_bound(h2: ArrayLike, n: ArrayLike) -> float | NDArray[np.float64]:
-    """Prop D.11 (Hellinger lower bound): Cov_N >= 1 - sqrt(N) (1 - D_H^2), floored at 0.
+def sequence_hellinger_coverage_lower_bound(
+    h2: ArrayLike, n: ArrayLike
+) -> float | NDArray[np.float64]:
+    """Cov_N >= 1 - sqrt(N) (1 - D_H^2), floored at 0, from the sequence-level D_H^2.
 
-    With D_H^2 = 1/2 sum (sqrt p - sqrt q)^2 = 1 - sum sqrt(p q): on the responses with
-    pi_D/pi_hat < N, sqrt(pi_hat/pi_D) > N^-1/2, so 1 - D_H^2 = E_{pi_D}[sqrt(pi_hat/pi_D)]
-    >= N^-1/2 (1 - Cov_N). The constant is tight: pi_hat = 0 on a set of pi_D-mass c and
-    pi_hat = pi_D / N (just above) elsewhere, the rest of pi_hat's mass off pi_D's support,
-    gives Cov_N = c and the bound tends to c.
+    Not the paper's Prop D.11 (that is :func:`stepwise_hellinger_coverage_lower_bound`, with
+    per-step distances): a sequence-level companion of it. With D_H^2 = 1/2 sum (sqrt p -
+    sqrt q)^2 = 1 - sum sqrt(p q): on the responses with pi_D/pi_hat < N,
+    sqrt(pi_hat/pi_D) > N^-1/2, so 1 - D_H^2 = E_{pi_D}[sqrt(pi_hat/pi_D)] >= N^-1/2 (1 - Cov_N).
+    The constant is tight: pi_hat = 0 on a set of pi_D-mass c and pi_hat = pi_D / N (just
+    above) elsewhere, the rest of pi_hat's mass off pi_D's support, gives Cov_N = c and the
+    bound tends to c. It is weak on mixtures of prompts: D_H^2 of the mixture averages the
+    prompts' distances, so one prompt the model misses entirely gives at most its weight to
+    D_H^2 and the bound stays 0 unless that weight exceeds 1 - N^-1/2.
 
     Args:
-        h2: D_H^2(pi_D, pi_hat) in [0, 1], scalar or array.
+        h2: D_H^2(pi_D, pi_hat) in [0, 1] of the whole (prompt, response) distribution.
         n: N >= 1 (``inf`` allowed: the limit is 1 when D_H^2 = 1, disjoint supports, else 0).
     """
     h, n_arr = np.broadcast_arrays(_in_range("h2", h2, 1.0), as_ns(n, "n"))
@@ -73,6 +79,70 @@ def hellinger_coverage_lower_bound(h2: ArrayLike, n: ArrayLike) -> float | NDArr
     with np.errstate(invalid="ignore"):
         raw = np.where(affinity > 0, 1.0 - np.sqrt(n_arr) * affinity, 1.0)
     return _out(np.maximum(0.0, raw))
+
+
+def _step_sums(step_h2_sums: ArrayLike, weights: ArrayLike | None
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The sums S_i >= 0 (+inf allowed) and their normalised weights, zero weights dropped."""
+    s = as_float_array("step_h2_sums", step_h2_sums)
+    if s.size == 0:
+        raise InputError("step_h2_sums: need at least one trajectory")
+    if np.isnan(s).any() or (s < 0).any():
+        raise InputError(f"step_h2_sums: sums of D_H^2 must be >= 0, got {np.nanmin(s):g}")
+    w = as_weights(weights, s.size)
+    keep = w > 0
+    return s[keep], w[keep] / w[keep].sum()
+
+
+def stepwise_hellinger_coverage_lower_bound(
+    step_h2_sums: ArrayLike, n: ArrayLike, delta: ArrayLike, weights: ArrayLike | None = None
+) -> float | NDArray[np.float64]:
+    """Prop D.11: Cov_N >= P_{pi_D}[S >= log(N/delta)] - delta, floored at 0.
+
+    S = sum_h D_H^2(pi_D(.|x, y_<h), pi_hat(.|x, y_<h)) is the sum of the per-step squared
+    Hellinger distances along a trajectory (x, y) ~ pi_D; the probability is the empirical one
+    over the given trajectories (exact when they enumerate pi_D with ``weights`` = its
+    probabilities). The proof: E_{pi_D}[exp(S - X/2)] <= 1 for X = log pi_D/pi_hat, so
+    P[X/2 <= S - log(1/delta)] <= delta by Markov.
+
+    Args:
+        step_h2_sums: (trajectories,) S_i in [0, H] (``inf`` allowed: counts for every N).
+        n: N >= 1, scalar or array. delta: in (0, 1), broadcast with ``n``.
+        weights: optional (trajectories,) weights (e.g. pi_D probabilities).
+
+    Returns:
+        A float for scalar ``n`` and ``delta``, else an array of their broadcast shape.
+    """
+    s, w = _step_sums(step_h2_sums, weights)
+    d = as_float_array("delta", delta, ndim=None)
+    if ((d <= 0) | (d >= 1)).any():
+        raise InputError(f"delta: must be in (0, 1), got {d[(d <= 0) | (d >= 1)].flat[0]:g}")
+    n_arr, d = np.broadcast_arrays(as_ns(n, "n"), d)
+    level = np.log(n_arr) - np.log(d)  # (*shape,)
+    tail = (w * (s >= level[..., None])).sum(axis=-1)
+    return _out(np.maximum(0.0, tail - d))
+
+
+def best_stepwise_hellinger_coverage_lower_bound(
+    step_h2_sums: ArrayLike, n: ArrayLike, weights: ArrayLike | None = None
+) -> float | NDArray[np.float64]:
+    """Prop D.11 at its best delta: sup_{delta in (0, 1)} P[S >= log(N/delta)] - delta, >= 0.
+
+    The tail P[S >= log(N/delta)] only jumps where delta = N exp(-S_i), so the supremum is
+    attained at one of those deltas (below 1), or approached as delta -> 0 (the mass with
+    S = inf). Same arguments as :func:`stepwise_hellinger_coverage_lower_bound` without delta.
+    """
+    s, w = _step_sums(step_h2_sums, weights)
+    n_arr = as_ns(n, "n")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, tail = s[order], np.cumsum(w[order])
+    last = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # P[S >= s] at each distinct value s
+    s_sorted, tail = s_sorted[last], tail[last]
+    with np.errstate(over="ignore", invalid="ignore"):
+        deltas = np.where(np.isposinf(s_sorted), 0.0,
+                          np.exp(np.log(n_arr)[..., None] - s_sorted))  # (*n.shape, distinct)
+    gain = np.where(deltas < 1.0, tail - deltas, 0.0)
+    return _out(np.maximum(0.0, gain.max(axis=-1)))
 
 
 def stopped_kl_to_coverage_bound(d_seq: ArrayLike, n: ArrayLike) -> float | NDArray[np.float64]:
