@@ -147,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         _describe_presets(command)
     try:
         with _signals_raise_interrupted():
-            code = command.main(args=args, prog_name="lmcoverage", standalone_mode=False)
+            try:
+                code = command.main(args=args, prog_name="lmcoverage", standalone_mode=False)
+            finally:
+                from lmcoverage.distributed import unlock_output
+
+                unlock_output()  # output locks last as long as the command
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Interrupted as exc:

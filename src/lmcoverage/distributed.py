@@ -9,8 +9,12 @@ Used by ``score``, ``sample`` and ``verify`` with ``--executor ray [--ray-addres
   shard: each task loads each model once and processes its shard. The task itself writes its
   result atomically to ``OUT.shards/shard-KKKKK.*`` (a shared filesystem on a cluster), so an
   interrupted run resumes shard by shard; the directory is removed once the merged output is
-  written. ``OUT.shards/manifest.json`` records what the shards were computed from: a run with
-  other inputs or options starts afresh instead of mixing results.
+  written. ``OUT.shards/manifest.json`` records what the shards were computed from (the
+  command, the models' files, a SHA-256 of the rows, seed, n, spec, dtype, max-new-tokens,
+  every option) and each shard file carries that record's digest in its name: a run with other
+  inputs or options starts afresh instead of mixing results, and a shard that no manifest
+  vouches for is never read. ``OUT.lock`` (an ``fcntl.flock`` naming its process) keeps a
+  second run on the same output out: it is refused with one line naming the running one.
 
 The plan does not depend on the executor, so ``--executor local --shards K`` and
 ``--executor ray --shards K`` compute exactly the same batches and give identical numbers;
@@ -23,15 +27,23 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from lmcoverage.errors import EnvError, InputError
+
+if TYPE_CHECKING:
+    from lmcoverage.decoding.spec import DecodingSpec
+    from lmcoverage.engine.candidates import Candidate
+    from lmcoverage.engine.table import Examples
+    from lmcoverage.scoretable import ScoreTable
 
 T = TypeVar("T")
 EXECUTORS = ("local", "ray")
@@ -113,8 +125,10 @@ def run_sharded(
     from lmcoverage.executors import make_executor
 
     folder = shard_dir(out)
-    plan = _prepare(folder, _digest(fingerprint), plan, progress)
-    paths = [folder / f"shard-{k:05d}{fmt.suffix}" for k in range(len(plan))]
+    lock_output(out)
+    digest = _digest(fingerprint)
+    plan = _prepare(folder, digest, fingerprint, plan, progress)
+    paths = [folder / f"shard-{k:05d}-{digest[:12]}{fmt.suffix}" for k in range(len(plan))]
     todo = [k for k, p in enumerate(paths) if not p.is_file()]
     if progress and len(todo) < len(plan):
         print(f"resuming: {len(plan) - len(todo)} of {len(plan)} shards already in {folder}",
@@ -127,8 +141,56 @@ def run_sharded(
 
 
 def finish_sharded(out: Path) -> None:
-    """Remove ``OUT.shards/`` once ``out`` has been written."""
+    """Remove ``OUT.shards/`` once ``out`` has been written, and release ``OUT.lock``."""
     shutil.rmtree(shard_dir(out), ignore_errors=True)
+    unlock_output(out)
+
+
+#: Output locks this process holds: resolved output path -> open lock file descriptor.
+_LOCKS: dict[Path, int] = {}
+
+
+def lock_path(out: Path) -> Path:
+    """``OUT.lock`` next to the output ``out``."""
+    return out.with_name(out.name + ".lock")
+
+
+def lock_output(out: Path) -> None:
+    """Hold ``OUT.lock`` (an exclusive ``flock``, released by :func:`unlock_output` or when the
+    process ends, even by ``kill -9``) for the rest of this run; the same process may call it
+    again. Another live run holding it is an :class:`EnvError` naming that run (exit 1)."""
+    import fcntl
+
+    key = Path(out).resolve()
+    if key in _LOCKS:
+        return
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise EnvError(f"--out {out}: another run ({holder}) is writing it (lock {path}); "
+                           "wait for it to finish, or give another --out") from None
+        if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the holder removed the file as we opened it: lock the new one
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    _LOCKS[key] = fd
+
+
+def unlock_output(out: Path | None = None) -> None:
+    """Release (and remove) the lock of ``out``, or with None every lock this process holds."""
+    keys = list(_LOCKS) if out is None else [Path(out).resolve()]
+    for key in keys:
+        fd = _LOCKS.pop(key, None)
+        if fd is not None:
+            lock_path(key).unlink(missing_ok=True)  # still held: no one else has it
+            os.close(fd)
 
 
 def shard_count(executor: str, address: str | None, shards: int | None) -> int:
@@ -171,6 +233,14 @@ def _digest(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def data_sha256(data: Any) -> str:
+    """SHA-256 of ``data`` (rows, or a dataclass of per-row lists) as canonical JSON: the
+    manifest records this instead of the rows themselves."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = dataclasses.asdict(data)
+    return _digest({"data": data})
+
+
 def _plain(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
@@ -179,61 +249,67 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
-def _prepare(folder: Path, digest: str, plan: list[list[int]],
+def _prepare(folder: Path, digest: str, fingerprint: dict[str, Any], plan: list[list[int]],
              progress: bool) -> list[list[int]]:
     """Create ``folder`` with its manifest and return the plan to run: the stored one when the
-    folder holds shards of the same run, else ``plan`` (a folder of another run is emptied)."""
+    folder's manifest records the same run, else ``plan`` (a folder of another run, or one
+    without a readable manifest, is emptied)."""
     from lmcoverage.io import atomic_write_json
 
     path = folder / "manifest.json"
-    if path.is_file():
+    if folder.exists():
         try:
             stored = json.loads(path.read_text())
         except (OSError, ValueError):
             stored = {}
-        if stored.get("fingerprint") == digest and isinstance(stored.get("plan"), list):
+        if (isinstance(stored, dict) and stored.get("fingerprint") == digest
+                and isinstance(stored.get("plan"), list)):
             return [list(map(int, rows)) for rows in stored["plan"]]
-        if progress:
+        if progress and any(folder.iterdir()):
             print(f"{folder} holds shards of another run (other inputs or options): "
                   "starting afresh", file=sys.stderr)
         shutil.rmtree(folder)
-    atomic_write_json(path, {"fingerprint": digest, "plan": plan})
+    record = json.loads(json.dumps(fingerprint, sort_keys=True, default=_plain))
+    atomic_write_json(path, {"fingerprint": digest, "run": record, "plan": plan})
     return plan
 
 
 # ---------------------------------------------------------------------- score
 def score_sharded(
-    model_dirs: Sequence[Path],
-    examples: Any,
-    names: Sequence[str],
+    candidates: Sequence[Candidate],
+    examples: Examples,
     out: Path,
     executor: str = "local",
     address: str | None = None,
     shards: int | None = None,
     progress: bool = True,
     **options: Any,
-) -> Any:
-    """:func:`~lmcoverage.engine.table.score_models` with the examples sharded (rows sharing
-    a prompt in one shard); the same ScoreTable (rows, order, columns) as the unsharded call.
+) -> ScoreTable:
+    """:func:`~lmcoverage.engine.table.score_models` of ``candidates`` with the examples
+    sharded (rows sharing a prompt in one shard); the same ScoreTable (rows, order, columns)
+    as the unsharded call.
 
     ``options`` go to ``score_models`` in every task (``batch_size``, ``device``, ...).
     """
     from lmcoverage.scoretable import ScoreTable
 
+    model_dirs = [c.path for c in candidates]
+    names = [c.name for c in candidates]
+    options = {**options, "specs": [c.decoding for c in candidates]}
     fmt = ShardFormat(".parquet", lambda path, table: table.write_parquet(path),
                       ScoreTable.read_parquet)
     keys = _prompt_keys(examples)
     plan = plan_shards(keys, shard_count(executor, address, shards))
     fingerprint = {"command": "score", "models": [_model_stamp(d) for d in model_dirs],
-                   "names": list(names), "examples": dataclasses.asdict(examples),
+                   "names": list(names), "data_sha256": data_sha256(examples),
                    "options": options}
     work = functools.partial(_score_shard, list(model_dirs), list(names), examples, options)
     plan, tables = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
     return _merge_tables(tables, plan, len(examples))
 
 
-def _score_shard(model_dirs: list[Path], names: list[str], examples: Any,
-                 options: dict[str, Any], rows: list[int]) -> Any:
+def _score_shard(model_dirs: list[Path], names: list[str], examples: Examples,
+                 options: dict[str, Any], rows: list[int]) -> ScoreTable:
     from lmcoverage.engine.table import score_models
 
     return score_models(model_dirs, subset(examples, rows), names=names, progress=False,
@@ -291,7 +367,7 @@ def sample_sharded(
     rows: list[dict[str, Any]],
     where: list[str],
     n: int,
-    spec: Any,
+    spec: DecodingSpec,
     out: Path,
     executor: str = "local",
     address: str | None = None,
@@ -305,15 +381,15 @@ def sample_sharded(
     Shards are contiguous runs of rows cut at the engine's decoding batches
     (``batch_size // n`` prompts) and each draws with its rows' global indices
     (``first_index``), so every sample and its ``logp`` are those of the unsharded run.
-    ``options``: ``seed``, ``max_new_tokens``, ``batch_size``, ``device``,
+    ``options``: ``seed``, ``max_new_tokens``, ``batch_size``, ``device``, ``dtype``,
     ``trust_remote_code``.
     """
     from lmcoverage.io import read_jsonl, write_jsonl
 
     plan = _decoding_plan(len(rows), int(options.get("batch_size", 64)), n,
                           shard_count(executor, address, shards))
-    fingerprint = {"command": "sample", "model": _model_stamp(model), "rows": rows, "n": n,
-                   "spec": spec, "options": options}
+    fingerprint = {"command": "sample", "model": _model_stamp(model),
+                   "data_sha256": data_sha256(rows), "n": n, "spec": spec, "options": options}
     work = functools.partial(_sample_shard, model, rows, where, n, spec, options)
     fmt = ShardFormat(".jsonl", write_jsonl, read_jsonl)
     _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
@@ -328,23 +404,24 @@ def _decoding_plan(rows: int, batch_size: int, n: int, shards: int) -> list[list
     return plan_shards([i // per_pass for i in range(rows)], shards)
 
 
-def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: int, spec: Any,
-                  options: dict[str, Any], shard: list[int]) -> list[dict[str, Any]]:
+def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: int,
+                  spec: DecodingSpec, options: dict[str, Any], shard: list[int]) -> list[dict[str, Any]]:
     from lmcoverage.engine.rows import sample_rows
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
 
     options = dict(options)
     trust = bool(options.pop("trust_remote_code", False))
     device = options.pop("device", "cpu")
+    dtype = options.pop("dtype", "float32")
     tokenizer = load_tokenizer(model, trust_remote_code=trust)
-    lm = load_causal_lm(model, trust_remote_code=trust, device=device)
+    lm = load_causal_lm(model, trust_remote_code=trust, device=device, dtype=dtype)
     return sample_rows(lm, tokenizer, [rows[i] for i in shard], n, spec, progress=False,
                        where=[where[i] for i in shard], first_index=shard[0], **options)
 
 
 # ---------------------------------------------------------------------- verify
 def verify_texts_sharded(
-    candidates: list[tuple[str, Any]],
+    candidates: Sequence[Candidate],
     rows: list[dict[str, Any]],
     samples: int,
     out: Path,
@@ -355,7 +432,7 @@ def verify_texts_sharded(
     **options: Any,
 ) -> list[list[list[str]]]:
     """``texts[c][i][j]``: :func:`lmcoverage.verify.sampling.sample_texts` of every candidate
-    ``(path, spec)`` over shards of ``rows``, the same texts as unsharded calls.
+    over shards of ``rows``, the same texts as unsharded calls.
 
     One task per shard samples all candidates (each model loaded once per task); shards are
     cut at the engine's decoding batches and draw with global row indices, as in
@@ -366,19 +443,19 @@ def verify_texts_sharded(
 
     plan = _decoding_plan(len(rows), DEFAULT_BATCH_SIZE, samples,
                           shard_count(executor, address, shards))
-    fingerprint = {"command": "verify", "candidates": [(_model_stamp(Path(p)), s)
-                                                       for p, s in candidates],
-                   "rows": rows, "samples": samples, "options": options}
-    work = functools.partial(_verify_shard, candidates, rows, samples, options)
+    fingerprint = {"command": "verify", "candidates": [(_model_stamp(c.path), c.decoding)
+                                                       for c in candidates],
+                   "data_sha256": data_sha256(rows), "samples": samples, "options": options}
+    work = functools.partial(_verify_shard, list(candidates), rows, samples, options)
     fmt = ShardFormat(".json", atomic_write_json, lambda path: json.loads(path.read_text()))
     _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
     return [[texts for part in parts for texts in part[c]] for c in range(len(candidates))]
 
 
-def _verify_shard(candidates: list[tuple[str, Any]], rows: list[dict[str, Any]], samples: int,
+def _verify_shard(candidates: list[Candidate], rows: list[dict[str, Any]], samples: int,
                   options: dict[str, Any], shard: list[int]) -> list[list[list[str]]]:
     from lmcoverage.verify.sampling import sample_texts
 
     mine = [rows[i] for i in shard]
-    return [sample_texts(path, spec, mine, samples, progress=False, first_index=shard[0],
-                         **options) for path, spec in candidates]
+    return [sample_texts(c, mine, samples, progress=False, first_index=shard[0], **options)
+            for c in candidates]
