@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lmcoverage.metrics import (
     best_of_n_regret,
+    best_stepwise_hellinger_coverage_lower_bound,
     bon_regret_lower_bound,
     bon_regret_upper_bound,
     coverage_chain_rule_bound,
@@ -21,7 +22,6 @@ from lmcoverage.metrics import (
     coverage_mass,
     coverage_profile,
     coverage_to_kl_bound,
-    best_stepwise_hellinger_coverage_lower_bound,
     hellinger_squared,
     hellinger_to_coverage_bound,
     kl_divergence,
