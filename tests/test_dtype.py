@@ -103,12 +103,13 @@ def test_score_records_the_dtype_and_sample_runs_in_bfloat16(llama: Path, tmp_pa
     assert len(read_jsonl(samples)) == 16
 
 
-@pytest.mark.parametrize("command", ["score", "sample"])
+@pytest.mark.parametrize("command", ["score", "sample", "verify"])
 def test_unknown_dtype_exits_2_with_one_line_and_no_output(llama: Path, tmp_path: Path,
                                                            command: str, capsys) -> None:
     data = llama.parent / "data.jsonl"
     out = tmp_path / ("o.parquet" if command == "score" else "o.jsonl")
-    extra = ["--n", "2"] if command == "sample" else []
+    extra = {"score": [], "sample": ["--n", "2"],
+             "verify": ["--samples", "2", "--verifier", "exact"]}[command]
     assert main([command, "--model", str(llama), "--data", str(data), "--out", str(out),
                  *extra, "--dtype", "int8", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
