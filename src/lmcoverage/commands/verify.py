@@ -50,7 +50,7 @@ def verify_candidates(
     from lmcoverage.engine.rows import read_rows
     from lmcoverage.errors import InputError
     from lmcoverage.verify.sampling import check_candidates, sample_texts
-    from lmcoverage.verify.verdicts import judge
+    from lmcoverage.verify.verdicts import check_problem_ids, judge
     from lmcoverage.verify.verifiers import get_verifier
 
     if samples < 1:
@@ -60,6 +60,7 @@ def verify_candidates(
     check = get_verifier(verifier)
     rows = [row for _, row in read_rows(data)]
     check.check_rows(rows, str(data))
+    check_problem_ids(rows, str(data))
     specs = check_candidates(candidates)
     check_executor(executor, ray_address)
     sharded = None

@@ -28,6 +28,7 @@ def read_pass_counts(path: str | os.PathLike[str]) -> tuple[list[str], NDArray[n
     counts_form = "n" in rows[0] or "c" in rows[0]
     n: dict[str, int] = {}
     c: dict[str, int] = {}
+    drawn: dict[tuple[str, str], int] = {}
     for lineno, row in enumerate(rows, start=1):
         where = f"{path}: row {lineno}"
         if "problem" not in row:
@@ -55,6 +56,12 @@ def read_pass_counts(path: str | os.PathLike[str]) -> tuple[list[str], NDArray[n
             value = row["correct"]
             if not (isinstance(value, bool) or value in (0, 1)):
                 raise InputError(f"{where}: field 'correct' must be true/false, got {value!r}")
+            if "sample_index" in row:
+                key = (problem, str(row["sample_index"]))
+                if key in drawn:
+                    raise InputError(f"{where}: duplicate of row {drawn[key]} (problem "
+                                     f"{problem!r}, sample_index {key[1]})")
+                drawn[key] = lineno
             n[problem] = n.get(problem, 0) + 1
             c[problem] = c.get(problem, 0) + int(bool(value))
     problems = list(n)

@@ -36,6 +36,18 @@ def problem_id(row: dict[str, Any], index: int) -> str:
     return str(index) if value is None else str(value)
 
 
+def check_problem_ids(rows: Sequence[dict[str, Any]], source: str = "prompts") -> None:
+    """Refuse two prompt rows with one problem id (``1`` and ``"1"`` are the same id, and so is
+    a row's position when another row names it): their samples would merge into one problem."""
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        problem = problem_id(row, i)
+        if problem in seen:
+            raise InputError(f"{source}: rows {seen[problem] + 1} and {i + 1} have the same "
+                             f"problem id {problem!r}; give every prompt row its own 'problem'")
+        seen[problem] = i
+
+
 def powers_of_two(k_max: int) -> list[int]:
     """``[1, 2, 4, ...]`` up to ``k_max`` (>= 1)."""
     if k_max < 1:
@@ -75,6 +87,7 @@ def counts_by_model(verdicts: Sequence[dict[str, Any]], source: str = "verdicts"
     Rows without ``model`` count under the model ``""``. Every model must have every problem.
     """
     tallies: dict[str, dict[str, list[int]]] = {}
+    drawn: dict[tuple[str, str, str], int] = {}
     for lineno, row in enumerate(verdicts, start=1):
         where = f"{source}: row {lineno}"
         if "problem" not in row:
@@ -84,6 +97,12 @@ def counts_by_model(verdicts: Sequence[dict[str, Any]], source: str = "verdicts"
         value = row["correct"]
         if not isinstance(value, bool):
             raise InputError(f"{where}: field 'correct' must be true/false, got {value!r}")
+        if "sample_index" in row:
+            key = (str(row.get("model", "")), str(row["problem"]), str(row["sample_index"]))
+            if key in drawn:
+                raise InputError(f"{where}: duplicate of row {drawn[key]} (model {key[0]!r}, "
+                                 f"problem {key[1]!r}, sample_index {key[2]})")
+            drawn[key] = lineno
         per_problem = tallies.setdefault(str(row.get("model", "")), {})
         nc = per_problem.setdefault(str(row["problem"]), [0, 0])
         nc[0] += 1
