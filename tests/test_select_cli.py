@@ -188,7 +188,9 @@ def test_end_to_end_offset_tournament_samples_every_checkpoint(
                  "--samples", "16", "--data", str(ckpts / "heldout.jsonl"),
                  "--model", str(ckpts / "runs" / "checkpoint-*"), "--no-progress",
                  "--json", str(out)]) == 0
-    assert "pick: checkpoint-1000" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "pick: checkpoint-1000" in captured.out
+    assert "outside Thm 6.4's condition" in captured.err  # N = 8, a = 0.5: N^(1-2a) = 1
     sel = json.loads(out.read_text())
     onpolicy = np.array(sel["onpolicy"], dtype=float)
     # cover's own samples never see sharp beat it by 8; sharp's samples rarely see cover win
@@ -212,3 +214,12 @@ def test_score_refuses_a_row_without_response(ckpts: Path, tmp_path: Path,
     bad.write_text('{"prompt": "q0", "response": "r0"}\n{"prompt": "q1"}\n')
     _fails(["score", "--model", str(ckpts / "runs" / "checkpoint-1000"), "--data", str(bad),
             "--out", str(tmp_path / "s.parquet")], capsys, "response")
+
+
+@pytest.mark.parametrize(("n", "a", "applies"), [
+    (14.0, 0.1, True), (13.0, 0.1, False), (64.0, 0.25, True), (63.0, 0.25, False),
+    (2.0, 0.5, False), (1e6, 0.5, False), (1e6, 0.0, False)])
+def test_offset_note_names_thm64_condition(n: float, a: float, applies: bool) -> None:
+    from lmcoverage.commands.select import offset_theorem_note
+
+    assert (offset_theorem_note(n, a) is None) == applies  # a > 0 and N^(1-2a) >= 8

@@ -128,6 +128,15 @@ def check_options(method: Method, n: float, a: float, samples: int, top: int,
                          "(the checkpoints) so every candidate can be sampled")
 
 
+def offset_theorem_note(n: float, a: float) -> str | None:
+    """A one-line note when Thm 6.4's condition (a > 0 and N^(1-2a) >= 8) fails, else None."""
+    if a > 0 and n ** (1.0 - 2.0 * a) >= 8.0:
+        return None
+    return (f"note: N = {n:g}, a = {a:g} is outside Thm 6.4's condition (a > 0 and "
+            f"N^(1-2a) >= 8; here N^(1-2a) = {n ** (1.0 - 2.0 * a):.3g}): the offset "
+            "tournament ran as a heuristic, without the theorem's guarantee")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``select`` to ``app``."""
 
@@ -187,4 +196,7 @@ def register(app: typer.Typer) -> None:
                 progress=progress,
             )
         selection = run_selection(table, method, n, a, onpolicy)
+        note = offset_theorem_note(n, a) if method is Method.offset else None
+        if note:
+            typer.echo(note, err=True)
         print_selection(selection, method, top, fmt, out)
