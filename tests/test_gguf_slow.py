@@ -77,13 +77,13 @@ def test_smollm2_gguf_scores_plausible_above_absurd(tmp_path: Path) -> None:
 
 
 def test_gguf_path_checks(tmp_path: Path) -> None:
-    from lmcoverage.engine.table import model_names, resolve_model_dirs
+    from lmcoverage.engine.candidates import model_names, parse_candidates
     from lmcoverage.models.hf import check_model_dir
 
     fake = tmp_path / "m.gguf"
     fake.write_bytes(b"GGUF" + b"\0" * 16)
     assert check_model_dir(fake) == fake
-    assert resolve_model_dirs([str(tmp_path / "*.gguf")]) == [fake]
+    assert [c.path for c in parse_candidates([str(tmp_path / "*.gguf")])] == [fake]
     assert model_names([fake]) == ["m"]
     (tmp_path / "a").mkdir()
     other = tmp_path / "a" / "m.gguf"

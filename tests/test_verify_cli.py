@@ -46,7 +46,7 @@ def test_verify_writes_one_row_per_sample_and_is_seeded(llama: Path, tmp_path: P
     rows = read_jsonl(tmp_path / "a.jsonl")
     assert rows == read_jsonl(tmp_path / "b.jsonl")  # same seed, same samples
     assert len(rows) == 2 * 5 * 4
-    assert {r["model"] for r in rows} == set(cands)
+    assert {r["model"] for r in rows} == {"llama", "llama@temperature=0.5,top_p=0.9"}  # as score
     assert [r["sample_index"] for r in rows[:4]] == [0, 1, 2, 3]
     prompts = {p["problem"]: p for p in read_jsonl(_prompts(llama))}
     for r in rows:  # the verdict is the number verifier's

@@ -405,7 +405,8 @@ def _decoding_plan(rows: int, batch_size: int, n: int, shards: int) -> list[list
 
 
 def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: int,
-                  spec: DecodingSpec, options: dict[str, Any], shard: list[int]) -> list[dict[str, Any]]:
+                  spec: DecodingSpec, options: dict[str, Any], shard: list[int]
+                  ) -> list[dict[str, Any]]:
     from lmcoverage.engine.rows import sample_rows
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
 

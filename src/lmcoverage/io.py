@@ -47,6 +47,42 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def check_output_path(
+    path: str | os.PathLike[str],
+    suffixes: tuple[str, ...],
+    inputs: dict[str, str | os.PathLike[str] | None] | None = None,
+    option: str = "--out",
+) -> Path:
+    """Refuse an output ``path`` before any work: its suffix must be one of ``suffixes``
+    (lower case, with the dot; empty: any), it must not be a directory, and it must not be one
+    of ``inputs`` (option name -> path; the same file by resolved path or inode).
+
+    Raises:
+        InputError: naming ``option``, the path and what is wrong (one line).
+    """
+    out = Path(path)
+    wanted = " or ".join(suffixes)
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise InputError(f"{option} {out}: give a {wanted} file path")
+    if out.is_dir():
+        raise InputError(f"{option} {out}: is a directory; give a {wanted or 'file'} path")
+    for flag, given in (inputs or {}).items():
+        if given is not None and _same_file(out, Path(given)):
+            raise InputError(f"{option} {out} is also the input {flag} {given}: writing it "
+                             "would destroy the input; give another output path")
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (after symlinks, or as hard links)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _naming(exc: OSError, target: Path) -> OSError:
     """``exc`` about ``target`` (the output the user named, not our temporary file)."""
     if exc.errno is None:

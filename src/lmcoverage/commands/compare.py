@@ -37,17 +37,16 @@ def compare(
 ) -> None:
     """Write the predictiveness report (see ``lmcoverage compare --help``)."""
     from lmcoverage.errors import InputError
-    from lmcoverage.io import read_jsonl
+    from lmcoverage.io import check_output_path, read_jsonl
     from lmcoverage.scoretable import ScoreTable
     from lmcoverage.verify.predictiveness import align, predictiveness, reading
     from lmcoverage.verify.report import write_compare_report
     from lmcoverage.verify.verdicts import problem_id, read_verdicts
 
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"--out {out}: give an .html file name")
+    inputs = {"SCORES": scores, "--verdicts": verdicts, "--examples": examples}
+    check_output_path(out, (".html", ".htm"), inputs)
     json_path = results if results is not None else out.parent / "results.json"
-    if json_path.suffix.lower() != ".json":
-        raise InputError(f"--results {json_path}: give a .json file name")
+    check_output_path(json_path, (".json",), inputs, "--results")
     table = ScoreTable.read_parquet(scores)
     counts = read_verdicts(verdicts)
     links = None

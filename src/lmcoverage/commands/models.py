@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from lmcoverage.commands._options import parse_key_values
+from lmcoverage.commands._output import DtypeOption
 from lmcoverage.distributed import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -62,6 +63,7 @@ def register(app: typer.Typer) -> None:
             None, "--reference",
             help="Model (DIR, .gguf, DIR@settings) whose log-probs become loglik_data."),
         batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
+        dtype: DtypeOption = "float32",
         device: str = typer.Option(
             "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
         trust_remote_code: bool = typer.Option(
@@ -73,15 +75,11 @@ def register(app: typer.Typer) -> None:
         shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
     ) -> None:
         from lmcoverage.commands._output import resolve_device
-        from lmcoverage.decoding.spec import parse_candidate
-        from lmcoverage.engine.table import (
-            data_examples,
-            resolve_candidates,
-            score_models,
-            task_examples,
-        )
+        from lmcoverage.engine.candidates import parse_candidates, parse_one_candidate
+        from lmcoverage.engine.table import data_examples, score_models, task_examples
         from lmcoverage.errors import InputError
-        from lmcoverage.models.hf import check_model_dir
+        from lmcoverage.io import check_output_path
+        from lmcoverage.models.hf import resolve_dtype
 
         extra = list(ctx.args)
         if any(a.startswith("-") for a in extra):
@@ -90,16 +88,16 @@ def register(app: typer.Typer) -> None:
             raise InputError("give exactly one of --task TASK or --data FILE")
         if data is not None and (n is not None or seed is not None or per_class or task_option):
             raise InputError("--n, --seed, --per-class and --task-option apply to --task only")
-        if out.is_dir():
-            raise InputError(f"--out {out} is a directory; give a .parquet file path")
+        check_output_path(out, (".parquet",), {"--data": data})
         check_executor(executor, ray_address)
-        candidates = resolve_candidates([*model, *extra])
+        candidates = parse_candidates([*model, *extra], "--model")
         dirs, names = [c.path for c in candidates], [c.name for c in candidates]
         ref = None
         if reference is not None:
-            ref_path, ref_spec = parse_candidate(reference)
-            ref = (check_model_dir(ref_path), ref_spec)
+            ref_candidate = parse_one_candidate(reference, "--reference")
+            ref = (ref_candidate.path, ref_candidate.decoding)
         dev = resolve_device(device, announce=False)
+        resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
         if task is not None:
             examples = task_examples(task, 1024 if n is None else n, 0 if seed is None else seed,
                                      per_class=per_class, correct=correct,  # type: ignore[arg-type]
@@ -107,15 +105,15 @@ def register(app: typer.Typer) -> None:
         else:
             assert data is not None
             examples = data_examples(data)
-        options: dict[str, Any] = {"batch_size": batch_size, "device": dev,
+        options: dict[str, Any] = {"batch_size": batch_size, "device": dev, "dtype": dtype,
                    "trust_remote_code": trust_remote_code,
-                   "specs": [c.spec for c in candidates], "reference": ref}
+                   "specs": [c.decoding for c in candidates], "reference": ref}
         if executor == "local" and shards is None:
             table = score_models(dirs, examples, names=names, progress=not no_progress,
                                  **options)
         else:
-            table = score_sharded(dirs, examples, names, out, executor, ray_address,
-                                  shards, not no_progress, **options)
+            table = score_sharded(candidates, examples, out, executor, ray_address, shards,
+                                  not no_progress, **options)
         table.write_parquet(out)
         finish_sharded(out)
         typer.echo(f"wrote {out}: {len(dirs)} candidate(s) x {len(examples)} example(s)")

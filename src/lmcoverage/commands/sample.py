@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         from lmcoverage.decoding.spec import DecodingSpec
         from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
         from lmcoverage.errors import InputError
-        from lmcoverage.io import write_jsonl
+        from lmcoverage.io import check_output_path, write_jsonl
         from lmcoverage.models.hf import (
             check_model_dir,
             load_causal_lm,
@@ -70,8 +70,7 @@ def register(app: typer.Typer) -> None:
                             ("--batch-size", batch_size)):
             if value < 1:
                 raise InputError(f"{flag}: must be a positive integer, got {value}")
-        if out.suffix.lower() != ".jsonl" or out.is_dir():
-            raise InputError(f"--out {out}: give a .jsonl file path")
+        check_output_path(out, (".jsonl",), {"--data": data})
         check_executor(executor, ray_address)
         path = check_model_dir(model)
         numbered = read_rows(data)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lmcoverage.commands._output import DeviceOption
+from lmcoverage.commands._output import DeviceOption, DtypeOption
 from lmcoverage.distributed import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -40,6 +40,7 @@ def verify_candidates(
     ray_address: str | None = None,
     shards: int | None = None,
     out: Path | None = None,
+    dtype: str = "float32",
 ) -> list[dict[str, Any]]:
     """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first).
 
@@ -47,9 +48,10 @@ def verify_candidates(
     (:func:`lmcoverage.distributed.verify_texts_sharded`, kept in ``out``.shards/ until the
     caller's :func:`~lmcoverage.distributed.finish_sharded`); the verdicts are the same.
     """
+    from lmcoverage.engine.candidates import parse_candidates
     from lmcoverage.engine.rows import read_rows
     from lmcoverage.errors import InputError
-    from lmcoverage.verify.sampling import check_candidates, sample_texts
+    from lmcoverage.verify.sampling import sample_texts
     from lmcoverage.verify.verdicts import check_problem_ids, judge
     from lmcoverage.verify.verifiers import get_verifier
 
@@ -61,21 +63,22 @@ def verify_candidates(
     rows = [row for _, row in read_rows(data)]
     check.check_rows(rows, str(data))
     check_problem_ids(rows, str(data))
-    specs = check_candidates(candidates)
+    parsed = parse_candidates(candidates, "--model")
     check_executor(executor, ray_address)
     sharded = None
     if executor != "local" or shards is not None:
         if out is None:
             raise InputError("sharded verify needs the output path (out) for its shards")
-        sharded = verify_texts_sharded(specs, rows, samples, out, executor, ray_address, shards,
+        sharded = verify_texts_sharded(parsed, rows, samples, out, executor, ray_address, shards,
                                        progress, max_new_tokens=max_new_tokens, seed=seed,
-                                       device=device, source=str(data))
+                                       device=device, source=str(data), dtype=dtype)
     verdicts: list[dict[str, Any]] = []
-    for c, (name, (path, spec)) in enumerate(zip(candidates, specs, strict=True)):
+    for c, candidate in enumerate(parsed):
         texts = (sharded[c] if sharded is not None
-                 else sample_texts(path, spec, rows, samples, max_new_tokens, seed=seed,
-                                   device=device, progress=progress, source=str(data)))
-        verdicts += judge(name, rows, texts, check, str(data))
+                 else sample_texts(candidate, rows, samples, max_new_tokens, seed=seed,
+                                   device=device, progress=progress, source=str(data),
+                                   dtype=dtype))
+        verdicts += judge(candidate.name, rows, texts, check, str(data))
     return verdicts
 
 
@@ -93,6 +96,7 @@ def verify(
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")]
     = 0.95,
     device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
     = False,
     executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
@@ -103,16 +107,17 @@ def verify(
     """Sample, verify and print pass@k (see ``lmcoverage verify --help``)."""
     from lmcoverage.commands._output import emit, resolve_device
     from lmcoverage.errors import InputError
-    from lmcoverage.io import write_jsonl
+    from lmcoverage.io import check_output_path, write_jsonl
+    from lmcoverage.models.hf import resolve_dtype
     from lmcoverage.verify.verdicts import counts_by_model, passk_rows, powers_of_two
 
-    if out.suffix.lower() != ".jsonl":
-        raise InputError(f"--out {out}: give a .jsonl file name")
+    check_output_path(out, (".jsonl",), {"--data": data})
     if not 0 < confidence < 1:
         raise InputError(f"--confidence: must lie in (0, 1), got {confidence}")
     dev = resolve_device(device, announce=not no_progress)
+    resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
     verdicts = verify_candidates(model, data, samples, verifier, max_new_tokens, seed, dev,
-                                 not no_progress, executor, ray_address, shards, out)
+                                 not no_progress, executor, ray_address, shards, out, dtype)
     rows = passk_rows(counts_by_model(verdicts), powers_of_two(samples), confidence)
     write_jsonl(out, verdicts)
     finish_sharded(out)

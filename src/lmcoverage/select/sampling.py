@@ -30,10 +30,9 @@ from lmcoverage.select.tournament import onpolicy_from_samples
 
 def _dirs_for_table(table: ScoreTable, patterns: Sequence[str]) -> list[Path]:
     """The model directories in the table's model order, matched by ``lmcoverage score`` names."""
-    from lmcoverage.engine.table import model_names, resolve_model_dirs
+    from lmcoverage.engine.candidates import parse_candidates
 
-    dirs = resolve_model_dirs(patterns)
-    by_name = dict(zip(model_names(dirs), dirs, strict=True))
+    by_name = {c.name: c.path for c in parse_candidates(patterns, "--model")}
     missing = [m for m in table.models if m not in by_name]
     if missing:
         raise InputError(f"--model: no directory for the table's model(s) {missing}; give the "
