@@ -62,10 +62,10 @@ def check_output_path(
     """
     out = Path(path)
     wanted = " or ".join(suffixes)
-    if suffixes and out.suffix.lower() not in suffixes:
-        raise InputError(f"{option} {out}: give a {wanted} file path")
     if out.is_dir():
         raise InputError(f"{option} {out}: is a directory; give a {wanted or 'file'} path")
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise InputError(f"{option} {out}: give a {wanted} file path")
     for flag, given in (inputs or {}).items():
         if given is not None and _same_file(out, Path(given)):
             raise InputError(f"{option} {out} is also the input {flag} {given}: writing it "

@@ -62,13 +62,15 @@ def file_format(out: Path) -> Format:
     return fmt
 
 
-def check_output(out: Path | None) -> None:
-    """Refuse a bad ``--out`` (suffix, an existing directory) before any work."""
+def check_output(out: Path | None, inputs: dict[str, Path | None] | None = None) -> None:
+    """Refuse a bad ``--out`` (suffix, an existing directory, one of the ``inputs``: option
+    name -> path) before any work."""
+    from lmcoverage.io import check_output_path
+
     if out is None:
         return
     file_format(out)
-    if out.is_dir():
-        raise InputError(f"--out {out}: is a directory")
+    check_output_path(out, (), inputs)
 
 
 def render(rows: list[dict[str, Any]], fmt: Format, payload: Any = None,

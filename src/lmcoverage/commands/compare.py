@@ -36,7 +36,6 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
     """Write the predictiveness report (see ``lmcoverage compare --help``)."""
-    from lmcoverage.errors import InputError
     from lmcoverage.io import check_output_path, read_jsonl
     from lmcoverage.scoretable import ScoreTable
     from lmcoverage.verify.predictiveness import align, predictiveness, reading

@@ -52,7 +52,7 @@ def profile(
     from lmcoverage.metrics.summary import summarize_scores
     from lmcoverage.scoretable import ScoreTable
 
-    check_output(out)
+    check_output(out, {"SCORES": scores})
     ns = list(n) if n else [2.0, 4.0, 8.0, 16.0]
     as_ns_list(ns, "--n")  # before reading the table
     table = ScoreTable.read_parquet(scores)
@@ -79,7 +79,7 @@ def passk(
     """Unbiased pass@k (1 - C(n-c, k) / C(n, k)) averaged over problems, with intervals."""
     from lmcoverage.metrics.passk_data import pass_at_k_with_ci, read_pass_counts
 
-    check_output(out)
+    check_output(out, {"FILE": file})
     ks = list(k) if k else [1]
     for value in ks:
         if value < 1:

@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 raise InputError("--json is the old name of --out FILE.json; give only --out")
             out = json_out
-        check_output(out)
+        check_output(out, {"SCORES": scores, "--data": data})
         check_options(method, n, a, samples, top, data, model)
         table = ScoreTable.read_parquet(scores)
         onpolicy = None

@@ -17,9 +17,13 @@ _OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-optio
 def export_task(name: str, n: int, seed: int, out: Path,
                 options: dict[str, Any] | None = None) -> int:
     """Write ``n`` problems of task ``name`` as JSONL rows (see ``Task.to_row``); return n."""
-    from lmcoverage.io import write_jsonl
+    from lmcoverage.errors import InputError
+    from lmcoverage.io import check_output_path, write_jsonl
     from lmcoverage.tasks import get_task
 
+    check_output_path(out, (".jsonl",))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"--n: must be a positive integer, got {n!r}")
     task = get_task(name, **(options or {}))
     rows = [task.to_row(p) for p in task.sample(n, seed)]
     write_jsonl(out, rows)

@@ -1,0 +1,83 @@
+"""Warnings where a coverage answer is degenerate; shown by ``profile``, ``select``, ``compare``.
+
+Two failure modes of a badly chosen pi_D (see the guide page "Choosing pi_D"):
+
+- **A candidate is the reference.** When pi_D is scored as a candidate's own distribution
+  (the same model and decoding settings as ``score --reference``, or ``loglik`` equal to
+  ``loglik_data`` on every row), its log-ratio is 0 everywhere: Cov_N = 0 for every N > 1 and
+  KL = 0 by construction, so every coverage-based selector picks it whatever its Best-of-N.
+- **Coverage is saturated.** Every candidate has Cov_N >= 0.99 at every N asked: pi_D's
+  responses are ones no candidate makes likely (e.g. a base model's mostly wrong samples), so
+  Cov_N cannot rank the candidates; ask for larger N or use a reference of good responses
+  (``lmcoverage reference`` or gold answers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from lmcoverage.scoretable import ScoreTable
+
+#: every candidate at or above this Cov_N at every N asked is "saturated"
+SATURATION = 0.99
+#: nats: loglik within this of loglik_data on every row counts as "the reference itself"
+SAME_ATOL = 1e-6
+
+
+def reference_candidates(table: ScoreTable) -> list[tuple[str, str]]:
+    """``(name, why)`` of every candidate that is the reference: the provenance names the same
+    model and decoding settings for it and for ``reference``, or its ``loglik`` equals
+    ``loglik_data`` (within :data:`SAME_ATOL`) on every row."""
+    prov = table.provenance
+    reference = prov.get("reference")
+    specs = prov.get("candidates")
+    specs = specs if isinstance(specs, dict) else {}
+    found: dict[str, str] = {}
+    for name in table.models:
+        if isinstance(reference, str) and specs.get(name) == reference:
+            found[name] = f"same model and decoding settings as the reference ({reference})"
+    if table.has("loglik_data"):
+        loglik, data = table.matrix("loglik"), table.example_column("loglik_data")
+        same = np.isclose(loglik, data[None, :], rtol=0.0, atol=SAME_ATOL) | (
+            np.isneginf(loglik) & np.isneginf(data)[None, :])
+        for name, equal in zip(table.models, same.all(axis=1), strict=True):
+            if equal and name not in found:
+                found[name] = "loglik equals loglik_data on every row"
+    return [(name, found[name]) for name in table.models if name in found]
+
+
+def is_saturated(cov: ArrayLike, threshold: float = SATURATION) -> bool:
+    """True when every entry of ``cov`` (models, ns) is >= ``threshold``."""
+    values = np.asarray(cov, dtype=np.float64)
+    return bool(values.size) and bool(np.all(values >= threshold))
+
+
+def degenerate_warnings(table: ScoreTable, ns: Sequence[float] | None = None,
+                        cov: ArrayLike | None = None) -> list[str]:
+    """One line per warning: each candidate that is the reference, and saturation of
+    ``cov`` (models, len(ns)) when given (else computed from the table at ``ns``; skipped when
+    the table has no ``loglik_data`` or ``ns`` is None)."""
+    from lmcoverage.metrics.coverage import coverage_profile
+
+    refs = reference_candidates(table)
+    lines = [f"warning: candidate {name!r} is the reference ({why}): its Cov_N (N > 1) and KL "
+             "are 0 by construction, so coverage selectors pick it whatever its Best-of-N"
+             for name, why in refs]
+    if cov is None and ns is not None and table.has("loglik_data"):
+        data, weight = table.example_column("loglik_data"), table.example_column("weight")
+        cov = np.stack([coverage_profile(data - row, ns, weight)
+                        for row in table.matrix("loglik")])
+    if cov is None:
+        return lines
+    others = [i for i, m in enumerate(table.models) if m not in {name for name, _ in refs}]
+    if others and is_saturated(np.asarray(cov)[others]):
+        who = "every candidate" + (" but the reference" if refs else "")
+        shown = "" if ns is None else " (" + ", ".join(f"{n:g}" for n in ns) + ")"
+        lines.append(f"warning: coverage is saturated: {who} has Cov_N >= {SATURATION} at "
+                     f"every N asked{shown}, so Cov_N cannot rank them; ask for larger N, or "
+                     "use a reference of good responses (lmcoverage reference, or gold "
+                     "answers) as pi_D")
+    return lines
