@@ -18,8 +18,11 @@ from lmcoverage.distributed import (
 
 SAMPLE_HELP = """Sample --n responses per prompt row from a model (directory or .gguf file).
 
-Rows (--data, .jsonl or .parquet) give prompt text, messages (chat template) or prompt_ids.
-Each output row keeps the input row's fields and adds response (text), prompt_ids,
+--model is a directory, a .gguf file or DIR@temperature=0.8,... (then no decoding flags), named
+as `score` names it. Rows (--data, .jsonl or .parquet) give prompt text, messages (chat
+template) or prompt_ids. Each output row keeps the input row's fields and adds model (the
+candidate's name), problem (the row's `problem` or `id` field, else its 0-based position),
+response (text), prompt_ids,
 response_ids (ending with the stop token when the sample stopped), sample_index, logp (log-prob
 under the sampling distribution) and stopped. Decoding: --temperature, --top-p, --top-k,
 --min-p. Responses stop at the model's EOS and chat end-of-turn tokens or at
@@ -32,7 +35,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sample", help=SAMPLE_HELP)
     def sample(
-        model: str = typer.Option(..., "--model", help="Model directory or .gguf file."),
+        model: str = typer.Option(
+            ..., "--model", help="Model directory, .gguf file or DIR@temperature=T,..."),
         data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
         n: int = typer.Option(..., "--n", help="Samples per prompt row (K)."),
         out: Path = typer.Option(..., "--out", help="Output samples (.jsonl)."),
@@ -55,25 +59,32 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from lmcoverage.commands._output import resolve_device
         from lmcoverage.decoding.spec import DecodingSpec
+        from lmcoverage.engine.candidates import parse_one_candidate
         from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
         from lmcoverage.errors import InputError
         from lmcoverage.io import check_output_path, write_jsonl
-        from lmcoverage.models.hf import (
-            check_model_dir,
-            load_causal_lm,
-            load_tokenizer,
-            resolve_dtype,
-        )
+        from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
+        from lmcoverage.verify.verdicts import check_problem_ids, problem_id
 
-        spec = DecodingSpec(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p)
+        flags = DecodingSpec(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p)
+        candidate = parse_one_candidate(model, "--model")
+        if candidate.spec is not None and not flags.is_plain:
+            raise InputError(f"--model {model!r} gives decoding settings; drop --temperature, "
+                             "--top-p, --top-k and --min-p or the @ settings")
+        spec = candidate.spec if candidate.spec is not None else flags
+        name = candidate.name if candidate.spec is not None or flags.is_plain else (
+            f"{candidate.name}@{flags.name()}")
         for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
                             ("--batch-size", batch_size)):
             if value < 1:
                 raise InputError(f"{flag}: must be a positive integer, got {value}")
         check_output_path(out, (".jsonl",), {"--data": data})
         check_executor(executor, ray_address)
-        path = check_model_dir(model)
+        path = candidate.path
         numbered = read_rows(data)
+        check_problem_ids([row for _, row in numbered], str(data))
+        numbered = [(where, {"model": name, **row, "problem": problem_id(row, i)})
+                    for i, (where, row) in enumerate(numbered)]
         dev = resolve_device(device, announce=False)
         resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)

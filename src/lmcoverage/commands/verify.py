@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,14 +17,21 @@ from lmcoverage.distributed import (
     finish_sharded,
     verify_texts_sharded,
 )
+from lmcoverage.errors import InputError
 
-VERIFY_HELP = """Sample --samples K responses per prompt from every candidate (--model DIR or
-DIR@temperature=T) and check each against the row's `answer` with --verifier: exact, number
-(the last number in the response equals the answer's), regex:PATTERN, or module:function (a
-Python callable (row, response_text) -> bool). Writes one JSONL row per sample (model,
-problem, sample_index, response, correct) and prints unbiased pass@k with intervals for
-k = 1, 2, 4, ... up to K. Prompt rows (.jsonl or .parquet): `prompt` text, `messages` or
-`prompt_ids`; `answer`; an optional `problem` id (default: the row's position).
+VERIFY_HELP = """Sample --n K responses per prompt from every candidate (--model DIR,
+DIR@temperature=T or a quoted glob, named as `score` names them) and check each against the
+row's `answer` with --verifier: exact, number (the last number in the response equals the
+answer's), regex:PATTERN, or module:function (a Python callable (row, response_text) -> bool).
+Writes one JSONL row per sample (model, problem, sample_index, response, correct, and group
+when the prompt row has one) and prints unbiased pass@k with intervals for k = 1, 2, 4, ...
+up to K. Prompt rows (--data, .jsonl or .parquet): `prompt` text, `messages` or `prompt_ids`;
+`answer`; an optional `problem` (or `id`) field (default: the row's position).
+
+--samples K is the same as --n K. --samples FILE (repeatable) verifies samples already drawn
+instead of sampling: JSONL rows with model, problem (or doc_id) and response, as `lmcoverage
+sample` writes them; --data, if given, joins each sample to its prompt row by problem (for
+the answer); --model is not used then.
 """
 
 
@@ -83,14 +91,20 @@ def verify_candidates(
 
 
 def verify(
-    model: Annotated[list[str], typer.Option(
-        "--model", help="Candidate: model directory, optionally @temperature=T; repeatable.")],
-    data: Annotated[Path, typer.Option(help="Prompt rows, .jsonl or .parquet (prompt, "
-                                      "messages or prompt_ids; answer; problem).")],
-    samples: Annotated[int, typer.Option(help="Responses per prompt and candidate (K).")],
     verifier: Annotated[str, typer.Option(help="exact, number, regex:PATTERN or "
                                           "module:function.")],
     out: Annotated[Path, typer.Option(help="Verdicts JSONL to write.")],
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="Candidate: model directory or quoted glob, optionally "
+                        "@temperature=T,...; repeatable.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Prompt rows, .jsonl or .parquet (prompt, "
+                                             "messages or prompt_ids; answer; problem).")]
+    = None,
+    n: Annotated[int | None, typer.Option(
+        "--n", help="Responses to sample per prompt and candidate (K).")] = None,
+    samples: Annotated[list[str] | None, typer.Option(
+        "--samples", help="K (as --n), or a samples JSONL file to verify instead of "
+                          "sampling (repeatable).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Response length cap (tokens).")] = 32,
     seed: Annotated[int, typer.Option(help="Sampling seed (same seed, same samples).")] = 0,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")]
@@ -111,21 +125,70 @@ def verify(
     from lmcoverage.models.hf import resolve_dtype
     from lmcoverage.verify.verdicts import counts_by_model, passk_rows, powers_of_two
 
-    check_output_path(out, (".jsonl",), {"--data": data})
+    k, files = _samples_option(n, samples)
+    inputs: dict[str, str | os.PathLike[str] | None] = {"--data": data}
+    inputs.update({f"--samples {f}": f for f in files})
+    check_output_path(out, (".jsonl",), inputs)
     if not 0 < confidence < 1:
         raise InputError(f"--confidence: must lie in (0, 1), got {confidence}")
-    dev = resolve_device(device, announce=not no_progress)
-    resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
-    verdicts = verify_candidates(model, data, samples, verifier, max_new_tokens, seed, dev,
-                                 not no_progress, executor, ray_address, shards, out, dtype)
-    rows = passk_rows(counts_by_model(verdicts), powers_of_two(samples), confidence)
+    if files:
+        if model:
+            raise InputError("--samples FILE verifies samples already drawn; drop --model "
+                             "(the samples name their models)")
+        verdicts = verify_sample_files(files, verifier, data)
+        counts = counts_by_model(verdicts, str(files[0]))
+        k = int(min(int(c.n.min()) for c in counts.values()))
+    else:
+        if not model or data is None:
+            raise InputError("give --model and --data to sample (or --samples FILE)")
+        dev = resolve_device(device, announce=not no_progress)
+        resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
+        verdicts = verify_candidates(model, data, k, verifier, max_new_tokens, seed, dev,
+                                     not no_progress, executor, ray_address, shards, out, dtype)
+        counts = counts_by_model(verdicts)
+    rows = passk_rows(counts, powers_of_two(k), confidence)
     write_jsonl(out, verdicts)
     finish_sharded(out)
     display = [{"model": r["model"], "k": r["k"], "pass@k": r["pass_at_k"],
                 f"{confidence:.0%} interval": f"[{r['lo']:.4f}, {r['hi']:.4f}]"} for r in rows]
-    emit(rows, None, None, title=f"pass@k ({verifier}, {samples} samples per prompt)",
+    emit(rows, None, None, title=f"pass@k ({verifier}, {k} samples per prompt)",
          display=display)
     typer.echo(f"wrote {out}: {len(verdicts)} verdicts")
+
+
+def _samples_option(n: int | None, samples: list[str] | None) -> tuple[int, list[str]]:
+    """``(K, [])`` to sample K responses, or ``(0, files)`` to verify samples files:
+    ``--samples`` is K when it is one integer, else samples files."""
+    values = list(samples or [])
+    if len(values) == 1 and values[0].strip().lstrip("+-").isdigit():
+        if n is not None:
+            raise InputError("give --n K or --samples K, not both")
+        return int(values[0]), []
+    if values:
+        if n is not None:
+            raise InputError("--n samples afresh and --samples FILE verifies drawn samples; "
+                             "give one")
+        return 0, values
+    if n is None:
+        raise InputError("give --n K (responses to sample) or --samples FILE (samples to "
+                         "verify)")
+    return n, []
+
+
+def verify_sample_files(files: list[str], verifier: str, data: Path | None
+                        ) -> list[dict[str, Any]]:
+    """Verdict rows of the samples in ``files`` (see :mod:`lmcoverage.verify.existing`)."""
+    from lmcoverage.engine.rows import read_rows
+    from lmcoverage.verify.existing import judge_samples, read_samples
+    from lmcoverage.verify.verdicts import check_problem_ids
+    from lmcoverage.verify.verifiers import get_verifier
+
+    check = get_verifier(verifier)
+    prompts = None
+    if data is not None:
+        prompts = [row for _, row in read_rows(data)]
+        check_problem_ids(prompts, str(data))
+    return judge_samples(read_samples(files), check, prompts, str(data))
 
 
 def register(app: typer.Typer) -> None:

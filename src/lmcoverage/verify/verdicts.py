@@ -1,9 +1,11 @@
 """Verdict files: one JSONL row per sampled response, and unbiased Pass@k from them.
 
 A verdict row is ``{"model", "problem", "sample_index", "response", "correct"}`` (written by
-``lmcoverage verify``). ``problem`` is the input row's ``problem`` field when it has one, else
-the row's 0-based position in the prompts file. Pass@k per model is the mean over problems of
-the unbiased estimator 1 - C(n - c, k) / C(n, k) (:func:`lmcoverage.metrics.pass_at_k`).
+``lmcoverage verify``), plus ``group`` when the prompt row has one. ``problem`` is the input
+row's ``problem`` field when it has one, else its ``id`` field, else the row's 0-based position
+in the prompts file (``lmcoverage sample`` writes the same ``problem`` into its rows). Pass@k
+per model is the mean over problems of the unbiased estimator 1 - C(n - c, k) / C(n, k)
+(:func:`lmcoverage.metrics.pass_at_k`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ class Counts:
 
 
 def problem_id(row: dict[str, Any], index: int) -> str:
-    """The problem id of an input row: its ``problem`` field, else its 0-based position."""
-    value = row.get("problem")
-    return str(index) if value is None else str(value)
+    """The problem id of an input row: its ``problem`` field, else its ``id`` field, else its
+    0-based position ``index`` (as text: ``1`` and ``"1"`` are one id)."""
+    for key in ("problem", "id"):
+        if row.get(key) is not None:
+            return str(row[key])
+    return str(index)
 
 
 def check_problem_ids(rows: Sequence[dict[str, Any]], source: str = "prompts") -> None:
@@ -75,8 +80,11 @@ def judge(
         problem = problem_id(row, i)
         where = f"{source}: row {i + 1}: " if source else f"row {i + 1}: "
         for k, text in enumerate(samples):
-            out.append({"model": model, "problem": problem, "sample_index": k,
-                        "response": text, "correct": verifier(row, text, where)})
+            verdict = {"model": model, "problem": problem, "sample_index": k,
+                       "response": text, "correct": verifier(row, text, where)}
+            if row.get("group") is not None:
+                verdict["group"] = str(row["group"])
+            out.append(verdict)
     return out
 
 
