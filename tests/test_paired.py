@@ -86,3 +86,23 @@ def test_regret_of_a_wrong_pick_is_its_gap_to_the_best() -> None:
     assert by["oracle"].regret == pytest.approx(best - pass_n[0].mean())
     assert by["oracle"].lo is not None and by["oracle"].lo <= by["oracle"].regret
     assert by["oracle"].lo > 0.5  # the wrong pick's regret is large on every resample
+
+
+def test_vectorised_picks_match_the_selectors() -> None:
+    from lmcoverage.select.result import rank_candidates
+    from lmcoverage.verify.paired import SELECTORS, _pickers, _selector_statistics
+
+    rng = np.random.default_rng(3)
+    names = [f"c{i}" for i in range(7)]
+    for trial in range(20):
+        data = -rng.exponential(2.0, 30)
+        loglik = data[None, :] - rng.exponential(rng.uniform(0.2, 3.0, (7, 1)), (7, 30))
+        loglik = np.round(loglik, 1)  # ties on purpose
+        if trial % 4 == 0:
+            loglik[trial % 7, 3] = -np.inf
+        w = rng.integers(0, 3, 30).astype(float) + (np.arange(30) == 0)
+        stats = _selector_statistics(loglik, data, w[None, :], 8, SELECTORS)
+        for sel in SELECTORS:
+            want = _pickers()[sel](loglik, data, w, 8.0, names).index
+            got = rank_candidates(stats[sel][0], stats["cross-entropy"][0], names)[0]
+            assert got == want, (trial, sel)

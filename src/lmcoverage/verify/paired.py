@@ -123,6 +123,14 @@ def _inputs(pass_n: ArrayLike, loglik: ArrayLike, loglik_data: ArrayLike,
     return _Inputs(p, covered, np.where(infinite, 0.0, -ll), infinite.astype(np.float64), w, ep)
 
 
+def _prompt_counts(rng: np.random.Generator, b: int, prompts: int) -> NDArray[np.float64]:
+    """(b, prompts) multiplicities of ``b`` resamples of the prompts with replacement."""
+    counts = np.zeros((b, prompts))
+    np.add.at(counts, (np.repeat(np.arange(b), prompts), rng.integers(0, prompts, b * prompts)),
+              1.0)
+    return counts
+
+
 def _rowwise_spearman(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     """(B,) Spearman rho of each row pair (average ranks for ties, +inf ranks last); NaN
     where a row is constant."""
@@ -263,9 +271,7 @@ def paired_rho_difference(
     draws = np.empty(resamples)
     for s in range(0, resamples, _CHUNK):
         b = min(_CHUNK, resamples - s)
-        picks = rng.integers(0, n_prompts, (b, n_prompts))
-        counts = np.zeros((b, n_prompts))
-        np.add.at(counts, (np.repeat(np.arange(b), n_prompts), picks.ravel()), 1.0)
+        counts = _prompt_counts(rng, b, n_prompts)
         cands = rng.integers(0, n_cands, (b, n_cands))
         c1, c2 = _correlations(d, counts, cands)
         draws[s:s + b] = c1 - c2
@@ -278,13 +284,9 @@ def paired_rho_difference(
                             int(np.isfinite(draws).sum()), reason)
 
 
-Picker = Callable[[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float,
-                   Sequence[str]], Any]
-
-
-def _pickers() -> dict[str, Picker]:
-    """Selector name -> f(loglik, loglik_data, weight, n, names) -> Selection; the tournament
-    and the oracle run at N/2."""
+def _pickers() -> dict[str, Callable[..., Any]]:
+    """Selector name -> f(loglik, loglik_data, weight, n, names) -> Selection (the point
+    estimate's pick); the tournament and the oracle run at N/2."""
     from lmcoverage.select import min_cross_entropy, min_kl, oracle_coverage, simple_tournament
 
     return {
@@ -293,6 +295,35 @@ def _pickers() -> dict[str, Picker]:
         "kl": lambda ll, ld, w, n, names: min_kl(ll, ld, w, names),
         "oracle": lambda ll, ld, w, n, names: oracle_coverage(ll, ld, n / 2, w, names),
     }
+
+
+def _selector_statistics(loglik: NDArray[np.float64], loglik_data: NDArray[np.float64],
+                         ew: NDArray[np.float64], n: int, selectors: Sequence[str]
+                         ) -> dict[str, NDArray[np.float64]]:
+    """(B, C) statistic each selector minimises, for B example-weight vectors ``ew`` (B, E)
+    at once: held-out CE and KL, Cov_{N/2} (oracle), max_k hatCov_{N/2}(pi_k || pi_j)
+    (tournament, Eq. 28-29); the same events and tie rule as :mod:`lmcoverage.select`."""
+    from lmcoverage.metrics.threshold import ratio_at_least
+
+    total = ew.sum(axis=1, keepdims=True)
+    infinite = np.isneginf(loglik).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hit_inf = ew @ infinite.T > 0
+        ce = np.where(hit_inf, np.inf, ew @ np.where(infinite > 0, 0.0, -loglik).T / total)
+        out = {"cross-entropy": ce}
+        if "kl" in selectors:
+            out["kl"] = np.where(hit_inf, np.inf, ce + (ew @ loglik_data)[:, None] / total)
+        if "oracle" in selectors:
+            covered = ratio_at_least(loglik_data[None, :] - loglik, n / 2)
+            out["oracle"] = ew @ covered.T.astype(np.float64) / total
+        if "tournament" in selectors:
+            stat = np.full(ce.shape, -np.inf)
+            for j in range(loglik.shape[0]):
+                beats = ratio_at_least(loglik - loglik[j], n / 2).astype(np.float64)
+                beats[j] = 0.0  # not an opponent of itself
+                stat[:, j] = (ew @ beats.T / total).max(axis=1)
+            out["tournament"] = stat
+    return out
 
 
 def selector_regret(
@@ -334,22 +365,25 @@ def selector_regret(
     unknown = [s for s in selectors if s not in pickers]
     if unknown:
         raise InputError(f"selectors: unknown {unknown}; choose from {list(SELECTORS)}")
+    from lmcoverage.select.result import rank_candidates
+
     n_prompts = p.shape[1]
-
-    def regrets(counts: NDArray[np.float64]) -> tuple[list[int], NDArray[np.float64]]:
-        ew = w * counts[ep]
-        passes = p @ counts / counts.sum()
-        picks = [int(pickers[s](ll, ld, ew, float(n), names).index) for s in selectors]
-        return picks, passes.max() - passes[picks]
-
-    picks, point = regrets(np.ones(n_prompts))
+    best = p.mean(axis=1)
+    picks = [int(pickers[sel](ll, ld, w, float(n), names).index) for sel in selectors]
+    point = best.max() - best[picks]
     rng = np.random.default_rng(seed)
     draws = np.full((resamples, len(selectors)), np.nan)
-    for b in range(resamples):
-        counts = np.bincount(rng.integers(0, n_prompts, n_prompts),
-                             minlength=n_prompts).astype(np.float64)
-        if (w * counts[ep]).sum() > 0:
-            draws[b] = regrets(counts)[1]
+    for s in range(0, resamples, _CHUNK):
+        b = min(_CHUNK, resamples - s)
+        counts = _prompt_counts(rng, b, n_prompts)
+        ew = w[None, :] * counts[:, ep]
+        kept = ew.sum(axis=1) > 0
+        stats = _selector_statistics(ll, ld, ew, n, selectors)
+        passes = counts @ p.T / counts.sum(axis=1, keepdims=True)  # (b, C)
+        for i in np.flatnonzero(kept):
+            for k, sel in enumerate(selectors):
+                pick = rank_candidates(stats[sel][i], stats["cross-entropy"][i], names)[0]
+                draws[s + i, k] = passes[i].max() - passes[i, pick]
     tail = (1 - confidence) / 2
     out = []
     for i, sel in enumerate(selectors):
