@@ -380,10 +380,10 @@ def selector_regret(
         kept = ew.sum(axis=1) > 0
         stats = _selector_statistics(ll, ld, ew, n, selectors)
         passes = counts @ p.T / counts.sum(axis=1, keepdims=True)  # (b, C)
-        for i in np.flatnonzero(kept):
+        for r in np.flatnonzero(kept):
             for k, sel in enumerate(selectors):
-                pick = rank_candidates(stats[sel][i], stats["cross-entropy"][i], names)[0]
-                draws[s + i, k] = passes[i].max() - passes[i, pick]
+                pick = rank_candidates(stats[sel][r], stats["cross-entropy"][r], names)[0]
+                draws[s + r, k] = passes[r].max() - passes[r, pick]
     tail = (1 - confidence) / 2
     out = []
     for i, sel in enumerate(selectors):
