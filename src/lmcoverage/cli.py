@@ -28,6 +28,7 @@ from lmcoverage.commands import (
     compare,
     convert,
     experiments,
+    imports,
     metrics,
     models,
     sample,
@@ -45,7 +46,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (metrics, tasks, models, sample, convert, select, experiments, verify, compare):
+for module in (metrics, tasks, models, sample, convert, select, experiments, verify, compare,
+               imports):
     module.register(app)
 
 
