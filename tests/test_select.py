@@ -263,11 +263,14 @@ def test_misspecification_example_matches_prop_e1() -> None:
             fam = misspecification_example(alpha, m)
             kl = fam.kl()
             assert kl[1] < kl[0]  # the likelihood maximiser is "mle"
-            just_above = 1.0 / (1.0 - alpha) * (1 + 1e-6)
+            ratio = np.log(fam.data) - np.log(fam.models[0])
+            assert np.abs(ratio).max() == pytest.approx(alpha, rel=1e-12)  # Prop E.1's sup
+            just_above = math.exp(alpha) * (1 + 1e-6)
             cov = fam.coverage([just_above, m * (1 - 1e-6), m, m * (1 + 1e-6)])
             assert cov[0].max() == 0.0
+            assert fam.coverage(math.exp(alpha) * (1 - 1e-6))[0] > 0  # e^alpha is the edge
             # Cov_N = p for 1 < N <= M: at N = M the ratio is a tie, which counts.
-            np.testing.assert_allclose(cov[1, :3], alpha**2 / (2 * math.log(m)))
+            np.testing.assert_allclose(cov[1, :3], alpha**2 / (8 * math.log(m)))
             assert cov[1, 3] == 0.0
     with pytest.raises(ValueError, match="alpha"):
         misspecification_example(0.7, 100)

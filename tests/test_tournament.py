@@ -11,7 +11,8 @@ from lmcoverage.cli import main
 
 SMALL = [
     "--set", "alphas=[0.3, 0.5]", "--set", "ms=[16, 100]", "--set", "e1_draws=4",
-    "--set", "ns=[2, 8]", "--set", "heldout_sizes=[250]", "--set", "draws=4",
+    "--set", "family_seeds=[0, 1, 2]", "--set", "ns=[2, 256]", "--set", "heldout_sizes=[250]",
+    "--set", "draws=4",
     "--set", "offset_ns=[2, 4]", "--set", "offset_draws=4", "--set", "offset_heldout=1500",
 ]
 
@@ -33,7 +34,7 @@ def test_run_writes_results_figures_and_report(run_dir: Path) -> None:
 
 def test_checks_are_recorded_and_hold(run_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
-    assert len(results["checks"]) == 4
+    assert len(results["checks"]) == 5
     assert all(c["holds"] for c in results["checks"]), results["checks"]
     assert "Verdict" in (run_dir / "report.html").read_text()
 
@@ -43,7 +44,7 @@ def test_prop_e1_numbers(run_dir: Path) -> None:
     rows = results["prop_e1"]
     assert len(rows) == 4
     for row in rows:
-        assert row["cov_cover"] == 0.0
+        assert row["cov_cover"] == 0.0 and row["sup_log_ratio"] <= row["alpha"] + 1e-12
         assert row["cov_mle"] == pytest.approx(row["prediction"], rel=1e-12)
         assert row["kl_mle"] < row["kl_cover"]
         assert 0.0 <= row["ce_cover_rate"] <= 1.0
@@ -53,13 +54,20 @@ def test_prop_e1_numbers(run_dir: Path) -> None:
 def test_thm63_and_thm64_rows(run_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     t63 = results["thm63"]
-    assert [r["sweep"] for r in t63] == ["ns", "ns", "heldout_sizes"]
+    assert [r["sweep"] for r in t63] == ["ns", "ns", "heldout_sizes"] * 3
     for r in t63:
         assert r["oracle_best"] <= r["tournament_median"] <= r["tournament_max"] <= 1.0
         assert r["bound"] > r["min_cov_n_a"]
-    t64 = {r["n"]: r for r in results["thm64"]}
-    assert t64[2.0]["offset_exact_mean"] == 0.0
-    assert t64[2.0]["simple_mean"] > 0.05
+    # at N = 256 both controls break the bound and the tournament does not
+    for r in (r for r in t63 if r["n"] == 256 and r["sweep"] == "ns"):
+        assert r["min_kl_within"] == 0.0 and r["random_within"] < 0.9
+        assert r["tournament_within"] == 1.0
+    cases = results["thm64"]["cases"]
+    assert [(c["a"], c["n"]) for c in cases] == [(0.1, 16.0), (0.25, 64.0)]
+    assert all(c["n_pow_1m2a"] >= 8 - 1e-9 for c in cases)
+    heur = {r["n"]: r for r in results["thm64"]["heuristic"]}
+    assert heur[2.0]["offset_exact_mean"] == 0.0
+    assert heur[2.0]["simple_mean"] > 0.05
 
 
 def test_rerun_resumes_from_cached_units(run_dir: Path) -> None:

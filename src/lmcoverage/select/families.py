@@ -138,34 +138,36 @@ def _draw(probs: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.in
 
 
 def misspecification_example(alpha: float, m: float) -> FiniteFamily:
-    """A two-model class where the likelihood maximiser covers badly (after Prop E.1).
+    """A two-model class where the likelihood maximiser covers badly (Prop E.1).
 
     One prompt, three responses {a, b, s}; pi_D = ((1-p)/2, (1-p)/2, p) with
-    p = alpha^2 / (2 log M).
+    p = alpha^2 / (8 log M).
 
-    - ``cover`` (index 0): pi_D with a and b tilted by factors 1 + alpha and 1 - alpha. Its
-      log-ratio never exceeds log(1/(1-alpha)), so Cov_N = 0 for every N > 1/(1-alpha); its
-      KL is -(1-p)/2 log(1 - alpha^2), about alpha^2/2.
+    - ``cover`` (index 0): pi_D with b scaled by e^-alpha and a taking the freed mass, as in
+      the paper's pi_1 = Ber(e^-alpha / 2): log pi_D/pi is alpha on b and
+      -log(2 - e^-alpha) in [-alpha, 0] on a, so sup |log pi_D - log pi| = alpha exactly (the
+      proposition's condition) and Cov_N = 0 for every N > e^alpha. Its KL is
+      (1-p)/2 (alpha - log(2 - e^-alpha)) >= (1-p) (1 - e^-alpha)^2 >= (1-p) alpha^2/4.
     - ``mle`` (index 1): exact on {a, b} up to renormalisation, but M times too unlikely on s.
-      Its KL (about p log M - p) is smaller, so maximum likelihood prefers it, yet
-      Cov_N = p = alpha^2 / (2 log M) for every 1 < N <= M (at N = M the ratio is a tie,
-      which counts: :mod:`lmcoverage.metrics.threshold`).
+      Its KL is at most p log M = alpha^2/8 < (1-p) alpha^2/4, so it is the population
+      likelihood maximiser, yet Cov_N = p = alpha^2 / (8 log M) for every 1 < N <= M (at N = M
+      the ratio is a tie, which counts: :mod:`lmcoverage.metrics.threshold`).
 
-    The KL ordering holds on the whole allowed range: using log(1 - u) <= -u,
-    KL(mle) <= alpha^2/2 - p (1-p)(1-1/M)/(1-p/M) and KL(cover) >= alpha^2/2 - p alpha^2/2,
-    and (1-p)(1-1/M)/(1-p/M) >= 0.68 > 1/8 >= alpha^2/2 when alpha <= 1/2 and M >= 4.
+    The paper takes p = alpha^2 / (32 log M) and two prompts; one prompt with the slice s as
+    a third response keeps the same orders (Cov_N(mle) of order alpha^2 / log M, Cov_N(cover)
+    = 0) with a slice four times heavier, so fewer held-out examples reach it.
 
     Args:
-        alpha: tilt in (0, 1/2].
+        alpha: the misspecification level in (0, 1/2].
         m: the factor M >= 4 by which ``mle`` under-weights the slice s.
     """
     if not 0.0 < alpha <= 0.5:
         raise InputError(f"alpha: must be in (0, 0.5], got {alpha}")
     if not 4.0 <= m < np.inf:
         raise InputError(f"m: must be a finite number >= 4, got {m}")
-    p = alpha**2 / (2.0 * np.log(m))
+    p = alpha**2 / (8.0 * np.log(m))
     data = np.array([[(1 - p) / 2, (1 - p) / 2, p]])
-    cover = np.array([[(1 - p) / 2 * (1 + alpha), (1 - p) / 2 * (1 - alpha), p]])
+    cover = np.array([[(1 - p) / 2 * (2 - np.exp(-alpha)), (1 - p) / 2 * np.exp(-alpha), p]])
     mle = np.array([[(1 - p / m) / 2, (1 - p / m) / 2, p / m]])
     return FiniteFamily(np.ones(1), data, np.stack([cover, mle]), ("cover", "mle"))
 
@@ -243,6 +245,45 @@ def random_family(
     for b in temperatures:
         models.append(_normalise(data**b))
         names.append(f"temp-{b:g}")
+    return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))
+
+
+def bound_breaking_family(
+    seed: int,
+    prompts: int = 16,
+    responses: int = 24,
+    smooths: tuple[float, ...] = (0.85, 0.9),
+    slices: tuple[float, ...] = (0.12, 0.16, 0.2),
+    slice_factor: float = 1e-4,
+    sigmas: tuple[float, ...] = (2.0,),
+) -> FiniteFamily:
+    """A misspecified family in which some candidates break Thm 6.3's bound at large N.
+
+    pi_D(.|x) ~ Dirichlet(0.1) per prompt (peaked), mu uniform; no candidate equals pi_D.
+
+    - ``smooth-l``: (1 - l) pi_D + l uniform: pi_D/pi <= 1/(1 - l), so Cov_M = 0 for
+      M > 1/(1 - l), at a high KL (pi_D is peaked);
+    - ``slice-p``: pi_D except on a random slice of (x, y) pairs of mass at most p, where it is
+      ``slice_factor`` times too small: Cov_M about p for every M <= 1/slice_factor and the
+      lowest KL of the family (about p log(1/slice_factor)), so the minimum-KL pick breaks
+      the bound min_j Cov_(N^a) + N^-(1-a) + log(|Pi|/delta)/n once p exceeds N^-(1-a);
+    - ``noise-s``: pi_D(y|x) exp(s g_xy), g ~ N(0, 1), renormalised.
+    """
+    rng = np.random.default_rng(seed)
+    data = rng.dirichlet(np.full(responses, 0.1), size=prompts)
+    data = _normalise(np.maximum(data, 1e-12))  # no response exactly impossible
+    models: list[NDArray[np.float64]] = []
+    names: list[str] = []
+    for lam in smooths:
+        models.append((1.0 - lam) * data + lam / responses)
+        names.append(f"smooth-{lam:g}")
+    for p in slices:
+        mask = _subset(data / prompts, p, rng)
+        models.append(_normalise(np.where(mask, slice_factor * data, data)))
+        names.append(f"slice-{p:g}")
+    for s in sigmas:
+        models.append(_normalise(data * np.exp(s * rng.standard_normal(data.shape))))
+        names.append(f"noise-{s:g}")
     return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))
 
 
