@@ -47,6 +47,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                            "correct": False}])
     write_jsonl(d / "huge_n.jsonl", [{"problem": "p", "n": 10**30, "c": 3}])
     write_jsonl(d / "held_out.jsonl", [{"prompt": "a b", "response": "a"}])
+    (d / "link.jsonl").symlink_to(d / "prompts.jsonl")
+    write_jsonl(d / "counts.json", [{"problem": "p", "n": 2, "c": 1}])  # JSONL, .json name
+    write_jsonl(d / "verdicts.json", [verdict])
+    (d / "scores.parquet").write_bytes(b"not read: the output is refused first")
+    (d / "held.parquet").write_bytes(b"an input the output must not overwrite")
     (d / "latin1.jsonl").write_bytes(json.dumps({"prompt": "caf\u00e9"}).encode("latin-1")
                                      + b"\n")
     return d
@@ -62,3 +67,4 @@ def test_bad_input(inputs: Path, case: str, line: str, code: int, words: str,
     assert "\n" not in err, err
     assert err.startswith("lmcoverage: error: ") and words.replace("{d}", str(inputs)) in err, err
     assert not list(inputs.glob("out*")), case
+    assert (inputs / "held.parquet").read_bytes().startswith(b"an input"), case
