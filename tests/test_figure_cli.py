@@ -55,7 +55,10 @@ def test_figure1_test_preset_end_to_end(tmp_path: Path) -> None:
     assert res["tournament_n"] == 4
     assert set(res["selected"]) == {"min_kl", "min_cross_entropy", "tournament",
                                     "offset_tournament", "oracle_coverage"}
-    assert set(res["cov"]) == {"2", "4", "6", "8"} and "12" in res["pass_at"]
+    assert set(res["cov"]) == {"2", "3", "4", "4.6", "5.7", "8"} and "12" in res["pass_at"]
+    # One tournament per Pass@N panel, at the panel's coverage level (non-integer N too).
+    assert [(p["pass_n"], p["cov_n"]) for p in res["panels"]] == [(4, 2), (8, 4), (12, 5.7)]
+    assert res["panels"][1]["tournament"] == res["selected"]["tournament"]
     assert (out / "scores.parquet").is_file() and (out / "figure1.png").is_file()
     # Pre-training on a fixed set, fine-tuning on fresh samples (Appendix C).
     assert res["training_data"] == {
@@ -105,6 +108,15 @@ def test_a_training_set_size_is_an_integer_or_null(tmp_path: Path, capsys, name:
     assert message in capsys.readouterr().err and not out.exists()
 
 
+def test_the_paper_preset_runs_16_seeds_by_default() -> None:
+    """Appendix C.3: 16 seeds, their median and 1/16-15/16 band; other presets run seed 0."""
+    from lmcoverage.experiments import figure1, figure2
+    from lmcoverage.experiments.registry import default_seeds
+
+    assert default_seeds(figure2, "paper") == list(range(16))
+    assert default_seeds(figure2, "cpu") == [0] and default_seeds(figure1, "paper") == [0]
+
+
 def test_bad_runs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "figure1", "--preset", "test", "--out", str(tmp_path / "a"),
                  "--seeds", "0,1"]) == 2
@@ -136,15 +148,18 @@ def test_every_preset_builds_its_tasks_and_training_config(name: str) -> None:
                      for t in ("figure1-pretrain", "figure1-finetune")]
             steps, lr = cfg["finetune_steps"], cfg["finetune_lr"]
         else:
-            tasks = [get_task(f"figure2-h{h}", edge_order=cfg["edge_order"])
-                     for h in cfg["horizons"]]
+            tasks = [get_task(f"figure2-h{h}", edge_order=cfg["edge_order"],
+                              node_range=figure2.node_range(cfg)) for h in cfg["horizons"]]
             steps, lr = cfg["steps"], cfg["lr"]
+            # m (and so the vocabulary) is the same at every H (Appendix C.1)
+            assert len({t.vocab_size for t in tasks}) == 1, preset
         assert all(t.sample(1, seed=0) for t in tasks), preset
         if preset == "paper":  # the paper's fixed set of 8 x 64,000 problems (Appendix C)
             if name == "figure1":
                 assert (cfg["pretrain_examples"], cfg["finetune_examples"]) == (512_000, None)
             else:
                 assert cfg["train_examples"] == 512_000
+                assert figure2.node_range(cfg) == 208  # twice the 98 nodes at H = 24
         TrainConfig(steps=steps, batch_size=cfg["batch_size"], lr=lr,
                     weight_decay=cfg["weight_decay"], model_preset=cfg["model"],
                     checkpoint_every=cfg["checkpoint_every"])

@@ -133,10 +133,10 @@ def test_figure1_parity_rules_and_hidden_feature() -> None:
             continue
         (y_star, q), = p.support
         assert q == 1.0
-        want = 0 if p.group == 1 else 1
-        assert bit == want
+        assert bit == (1 if p.group == 1 else 0)  # Appendix C.2: G1 has XOR 1, G2 XOR 0
+        flip = 0 if p.group == 1 else 1  # parity rule (G1), opposite parity (G2)
         for layer, _ in decisions:
-            assert (y_star[layer - 1] % 2) == (layer % 2) ^ want
+            assert (y_star[layer - 1] % 2) == (layer % 2) ^ flip
     assert seen == {1, 2, 3}
 
 

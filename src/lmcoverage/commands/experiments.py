@@ -18,37 +18,45 @@ def run_experiment(
     name: str,
     preset: str,
     out: Path,
-    seeds: list[int],
+    seeds: list[int] | None = None,
     executor: str = "local",
     ray_address: str | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     workers: int = 1,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Run experiment ``name`` into ``out`` (resuming a matching run) and return its results."""
+    """Run experiment ``name`` into ``out`` (resuming a matching run) and return its results.
+
+    ``seeds`` None runs the preset's default seeds (``registry.default_seeds``). ``threads``
+    is torch's thread count inside the run and its units (experiments are sized and measured
+    on one); the caller's count is restored afterwards.
+    """
     from lmcoverage.executors import make_executor
     from lmcoverage.experiments.registry import (
         RunContext,
+        default_seeds,
         load_experiment,
         prepare_run_dir,
         resolve_config,
     )
+    from lmcoverage.experiments.threads import check_threads, torch_threads
 
+    module = load_experiment(name)
+    if seeds is None:
+        seeds = default_seeds(module, preset)
     if not seeds:
         raise InputError("--seeds: give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise InputError(f"--seeds: duplicated seed in {seeds}")
-    module = load_experiment(name)
     config = resolve_config(module, preset, overrides or {})
     ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address, workers),
-                     progress=progress)
+                     progress=progress, threads=check_threads(threads))
     fresh = not out.exists()
     prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds})
-    import torch
-
-    torch.set_num_threads(1)  # experiments are sized and measured on one thread
     try:
-        results: dict[str, Any] = module.run(config, out, ctx)
+        with torch_threads(ctx.threads):
+            results: dict[str, Any] = module.run(config, out, ctx)
     except BaseException:
         discard_if_untouched(out, fresh)
         raise
@@ -160,7 +168,9 @@ def register(app: typer.Typer) -> None:
             "--list", help="List the experiments, their presets and typical times.")] = False,
         out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME-PRESET)."
                                                  " Re-running into it resumes.")] = None,
-        seed: Annotated[int, typer.Option(help="Seed (ignored when --seeds is given).")] = 0,
+        seed: Annotated[int | None, typer.Option(
+            help="Seed (ignored when --seeds is given; default: the preset's seeds, 0 for "
+                 "most, 0..15 for figure2 --preset paper).")] = None,
         seeds: Annotated[list[int] | None, typer.Option(
             help="Several seeds: --seeds 0 1 2 or --seeds 0,1,2.")] = None,
         executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
@@ -171,6 +181,8 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
         workers: Annotated[int, typer.Option(help="Local worker processes for independent "
                                              "units (same results as 1).")] = 1,
+        threads: Annotated[int, typer.Option(help="Torch threads per unit of work (the "
+                                             "presets are sized on 1).")] = 1,
     ) -> None:
         """Run an experiment and write results.json, figures and report.html to the run dir."""
         from lmcoverage.commands._output import rich_table_text
@@ -181,10 +193,10 @@ def register(app: typer.Typer) -> None:
             return
         if name is None:
             raise InputError("run: give an experiment name (lmcoverage run --list shows them)")
-        seed_list = list(seeds) if seeds else [seed]
+        seed_list = list(seeds) if seeds else None if seed is None else [seed]
         out_dir = out or Path("runs") / f"{name}-{preset}"
         results = run_experiment(name, preset, out_dir, seed_list, executor, ray_address,
-                                 parse_key_values(set_, "--set"), progress, workers)
+                                 parse_key_values(set_, "--set"), progress, workers, threads)
         print_summary(name, results, out_dir)
 
     @app.command("demo")

@@ -7,6 +7,10 @@ per-class G1/G2 validation sets mixed 0.9/0.1. Fine-tuning lowers KL monotonical
 model gives up the rare class G2, so Cov_N rises again late and Pass@N falls: the simple
 tournament (Eq. 29, fixed N) picks a checkpoint with higher Pass@8 than the min-KL pick.
 
+The figure follows the paper's layout: KL and Cov_{2, 3, 4, 4.6, 5.7} over fine-tuning, then
+one panel per Pass@N (N = 4, 8, 12) against Cov_2, Cov_4, Cov_5.7 (bottom axis) and KL (top
+axis), each marking the tournament's pick at that panel's coverage level and the min-KL pick.
+
 Checkpoint scoring runs through ``ctx.executor`` (``--executor ray`` scores checkpoints in
 parallel); scores are cached per checkpoint in the run directory and reused on re-run.
 """
@@ -23,13 +27,19 @@ from lmcoverage.errors import InputError
 from lmcoverage.experiments import graph_common as gc
 from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.experiments.registry import RunContext
+from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.io import atomic_write_json
 
 TITLE = "Figure 1: coverage, not KL, predicts Pass@N across fine-tuning checkpoints"
 
-COV_NS = (2, 4, 6, 8)
+#: Coverage levels of the paper's Figure 1 (left panel), non-integer N included.
+PLOT_COV_NS = (2, 3, 4, 4.6, 5.7)
+#: Every level computed: the plotted ones and N = 8 of the rise check (COV_RISE_NS).
+COV_NS = (*PLOT_COV_NS, 8)
 PASS_NS = (1, 2, 4, 8, 12)
-SCATTER_NS = (4, 8, 12)
+#: The paper's Pass@N panels: (N of Pass@N, N' of the Cov_N' axis and of the tournament).
+PANELS = ((4, 2), (8, 4), (12, 5.7))
+KL_AXES = ("linear", "log")
 METHODS = ("min_kl", "min_cross_entropy", "tournament", "offset_tournament", "oracle_coverage")
 
 #: Effect thresholds of the issue (checked in the report, the summary and the tests).
@@ -65,6 +75,8 @@ _COMMON: dict[str, Any] = {
     "val_per_class": 128,
     "val_seed": 10_000,
     "score_batch_size": 512,
+    # The paper's KL axes are linear; "log" for trajectories whose KL spans decades.
+    "kl_axis": "linear",
 }
 
 # A fixed set of that many problems, or null for fresh samples every batch.
@@ -98,6 +110,7 @@ class ScoreJob:
     path: str
     config: dict[str, Any]
     out: str
+    threads: int = 1
 
 
 def _tasks(config: dict[str, Any]) -> tuple[Any, Any]:
@@ -120,12 +133,10 @@ def score_job(job: ScoreJob) -> str:
 
     Writing the Parquet file in the job makes every finished checkpoint a cache entry.
     """
-    import torch
-
-    torch.set_num_threads(1)
-    model = gc.HFSequenceModel.load(job.path, batch_size=job.config["score_batch_size"])
-    table = gc.score_model(model, job.name, validation_set(job.config), correct="support")
-    table.write_parquet(job.out)
+    with torch_threads(job.threads):
+        model = gc.HFSequenceModel.load(job.path, batch_size=job.config["score_batch_size"])
+        table = gc.score_model(model, job.name, validation_set(job.config), correct="support")
+        table.write_parquet(job.out)
     return job.out
 
 
@@ -158,15 +169,12 @@ def analyse(table: Any, iterations: list[int], config: dict[str, Any],
         "offset_tournament": select.offset_tournament(table, n_t, config["offset_a"], onpolicy),
         "oracle_coverage": select.oracle_coverage(table, n=n_t),
     }
-    selected = {
-        m: {"index": s.index, "iteration": iterations[s.index],
-            "margin": _finite_or_none(s.margin),
-            "ties": [iterations[table.models.index(n)] for n in _ties(s)],
-            "pass_at": {n: metrics["pass_at"][n][s.index] for n in PASS_NS},
-            "kl": metrics["kl"][s.index],
-            "cov": {n: metrics["cov"][n][s.index] for n in COV_NS}}
-        for m, s in picks.items()
-    }
+    selected = {m: _pick(s, table, iterations, metrics) for m, s in picks.items()}
+    # Each Pass@N panel's tournament runs at that panel's coverage level N' (N' = 5.7 too).
+    panels = [{"pass_n": pass_n, "cov_n": cov_n,
+               "tournament": _pick(select.simple_tournament(table, cov_n), table, iterations,
+                                   metrics)}
+              for pass_n, cov_n in PANELS]
     return {
         "iterations": iterations,
         "kl": metrics["kl"],
@@ -177,8 +185,19 @@ def analyse(table: Any, iterations: list[int], config: dict[str, Any],
         "tournament_n": n_t,
         "training_data": training_data(config),
         "selected": selected,
+        "panels": panels,
         "selections": {m: s.to_dict() for m, s in picks.items()},
     }
+
+
+def _pick(selection: Any, table: Any, iterations: list[int],
+          metrics: dict[str, Any]) -> dict[str, Any]:
+    """results.json's record of one pick: checkpoint, margin, ties and its metrics."""
+    i = selection.index
+    return {"index": i, "iteration": iterations[i], "margin": _finite_or_none(selection.margin),
+            "ties": [iterations[table.models.index(n)] for n in _ties(selection)],
+            "pass_at": {n: metrics["pass_at"][n][i] for n in PASS_NS},
+            "kl": metrics["kl"][i], "cov": {n: metrics["cov"][n][i] for n in COV_NS}}
 
 
 def training_data(config: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +219,7 @@ def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
     return out
 
 
-def _key(d: dict[Any, Any], n: int) -> Any:
+def _key(d: dict[Any, Any], n: float) -> Any:
     """``d[n]`` for dicts keyed by int (in memory) or str (read back from JSON)."""
     return d[n] if n in d else d[str(n)]
 
@@ -235,51 +254,71 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             for m, s in results["selected"].items()]
 
 
+def panel_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per Pass@N panel: the tournament at N' and the min-KL pick, with Pass@N."""
+    k = results["selected"]["min_kl"]
+    return [{"panel": f"Pass@{p['pass_n']} vs Cov_{p['cov_n']:g}",
+             "tournament N": p["cov_n"], "tournament iteration": p["tournament"]["iteration"],
+             "tournament Pass@N": _key(p["tournament"]["pass_at"], p["pass_n"]),
+             "margin": p["tournament"]["margin"], "min-KL iteration": k["iteration"],
+             "min-KL Pass@N": _key(k["pass_at"], p["pass_n"])}
+            for p in results["panels"]]
+
+
 # --------------------------------------------------------------------------------------------
 # plot and report
 
 
-def plot(results: dict[str, Any], path: Path) -> Path:
-    """Paper layout: (a) KL and Cov_N over fine-tuning; (b) Pass@N vs Cov_{N/2}; (c) vs KL.
+def plot(results: dict[str, Any], path: Path, kl_axis: str = "linear") -> Path:
+    """The paper's layout: (a) Cov_N (left axis) and KL (right axis) over fine-tuning; then one
+    panel per Pass@N with Cov_N' (bottom axis, dots) and KL (top axis, squares) of every
+    checkpoint, the tournament's pick at N' (diamond) and the min-KL pick (red).
 
-    The tournament pick is a star, the min-KL pick a cross.
+    ``kl_axis``: ``linear`` (the paper's) or ``log``.
     """
     from lmcoverage.report.figures import new_figure, save_figure
 
-    fig, axes = new_figure(ncols=3)
+    fig, axes = new_figure(ncols=1 + len(results["panels"]), width=4.0)
     it = np.asarray(results["iterations"])
+    kl = np.asarray(results["kl"])
     ax = axes[0, 0]
-    ax.plot(it, results["kl"], color="black", marker="o", ms=3, label="KL")
+    for n in PLOT_COV_NS:
+        ax.plot(it, _key(results["cov"], n), marker=".", label=f"Cov_{n:g}")
     ax.set_xlabel("fine-tuning iteration")
-    ax.set_ylabel("KL (nats)")
-    ax2 = ax.twinx()
-    for n in COV_NS:
-        ax2.plot(it, _key(results["cov"], n), marker=".", label=f"Cov_{n}")
-    ax2.set_ylabel("Cov_N")
+    ax.set_ylabel("Cov_N")
+    ax_kl = ax.twinx()
+    ax_kl.plot(it, kl, color="black", marker="o", ms=3, label="KL")
+    ax_kl.set_ylabel("KL (nats)")
+    ax_kl.set_yscale(kl_axis)
     for method, style in (("tournament", ":"), ("min_kl", "--")):
         ax.axvline(results["selected"][method]["iteration"], color="gray", ls=style, lw=1)
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
-    ax.set_title("KL and coverage over fine-tuning")
-    kl = np.asarray(results["kl"])
-    t_idx = results["selected"]["tournament"]["index"]
+    handles, labels = ax_kl.get_legend_handles_labels()
+    more = ax.get_legend_handles_labels()
+    ax.legend(handles + more[0], labels + more[1], fontsize=7)
+    ax.set_title("KL and coverage over fine-tuning", fontsize=9)
     k_idx = results["selected"]["min_kl"]["index"]
-    for n in SCATTER_NS:
-        pa = np.asarray(_key(results["pass_at"], n))
-        cov = np.asarray(_key(results["cov"], n // 2))
-        for panel, x in ((axes[0, 1], cov), (axes[0, 2], kl)):
-            sc = panel.scatter(x, pa, s=14, label=f"N = {n}")
-            panel.scatter(x[t_idx], pa[t_idx], marker="*", s=160, color=sc.get_facecolor()[0],
-                          edgecolor="black", zorder=3)
-            panel.scatter(x[k_idx], pa[k_idx], marker="X", s=90, color=sc.get_facecolor()[0],
-                          edgecolor="black", zorder=3)
-    axes[0, 1].set_xlabel("Cov_{N/2}")
-    axes[0, 2].set_xlabel("KL (nats)")
-    for panel, title in ((axes[0, 1], "Pass@N vs coverage"), (axes[0, 2], "Pass@N vs KL")):
-        panel.set_ylabel("Pass@N")
-        panel.set_title(title + "  (star: tournament, X: min-KL)", fontsize=9)
-        panel.legend(fontsize=7)
+    for panel, spec in zip(axes[0, 1:], results["panels"], strict=True):
+        pass_n, cov_n = spec["pass_n"], spec["cov_n"]
+        t_idx = spec["tournament"]["index"]
+        pa = np.asarray(_key(results["pass_at"], pass_n))
+        cov = np.asarray(_key(results["cov"], cov_n))
+        top = panel.twiny()
+        panel.scatter(cov, pa, s=14, color="tab:blue", label=f"Cov_{cov_n:g} (bottom)")
+        top.scatter(kl, pa, s=14, marker="s", color="tab:orange", label="KL (top)")
+        for axis, x in ((panel, cov), (top, kl)):
+            axis.scatter(x[t_idx], pa[t_idx], marker="D", s=80, facecolor="none",
+                         edgecolor="black", linewidth=1.5, zorder=3)
+            axis.scatter(x[k_idx], pa[k_idx], marker="o", s=60, color="red", zorder=3)
+        panel.scatter([], [], marker="D", facecolor="none", edgecolor="black",
+                      label=f"tournament, N = {cov_n:g}")
+        panel.scatter([], [], marker="o", color="red", label="min KL")
+        panel.set_xlabel(f"Cov_{cov_n:g}")
+        top.set_xlabel("KL (nats)")
+        top.set_xscale(kl_axis)
+        panel.set_ylabel(f"Pass@{pass_n}")
+        handles, labels = panel.get_legend_handles_labels()
+        more = top.get_legend_handles_labels()
+        panel.legend(handles + more[0], labels + more[1], fontsize=7)
     return save_figure(fig, path)
 
 
@@ -302,7 +341,8 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         f"The min-KL checkpoint (iteration {k['iteration']}) has Pass@8 "
         f"{_key(k['pass_at'], 8):.4g}; the simple tournament with N = {results['tournament_n']} "
         f"picks iteration {t['iteration']} with Pass@8 {_key(t['pass_at'], 8):.4g}"
-        f"{_tie_text(t)}. "
+        f"{_tie_text(t)}. In the Pass@N panels the tournament at the panel's coverage level "
+        f"picks {_panel_text(results['panels'])}. "
     )
     return text + gc.effect_verdict(
         checks,
@@ -311,6 +351,13 @@ def reading(results: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         "sees and KL does not, and the coverage tournament, which needs only "
         "held-out log-likelihoods, chose the better checkpoint.",
     )
+
+
+def _panel_text(panels: list[dict[str, Any]]) -> str:
+    """``"iteration 40 at N = 2 (Pass@4 0.93), ..."`` for the panels' tournament picks."""
+    return ", ".join(f"iteration {p['tournament']['iteration']} at N = {p['cov_n']:g} "
+                     f"(Pass@{p['pass_n']} {_key(p['tournament']['pass_at'], p['pass_n']):.4g})"
+                     for p in panels)
 
 
 def _tie_text(pick: dict[str, Any]) -> str:
@@ -326,11 +373,11 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
     from lmcoverage.report import Section, Table
     from lmcoverage.report import write_report as write_html
 
-    figure = plot(results, out_dir / "figure1.png")
+    figure = plot(results, out_dir / "figure1.png", config.get("kl_axis", "linear"))
     checks = effect_checks(results)
     per_ckpt = [{"iteration": it, "KL": results["kl"][i],
-                 **{f"Cov_{n}": _key(results["cov"], n)[i] for n in COV_NS},
-                 **{f"Pass@{n}": _key(results["pass_at"], n)[i] for n in SCATTER_NS},
+                 **{f"Cov_{n:g}": _key(results["cov"], n)[i] for n in COV_NS},
+                 **{f"Pass@{n}": _key(results["pass_at"], n)[i] for n, _ in PANELS},
                  "p(y*) G1": results["p_star"]["1"][i], "p(y*) G2": results["p_star"]["2"][i]}
                 for i, it in enumerate(results["iterations"])]
     ref = results["reference"]
@@ -342,6 +389,8 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
         Section("Checkpoint selection",
                 f"Tournament threshold N = {results['tournament_n']} (fixed in the preset).",
                 tables=[Table(summary(results), caption="Each method's pick"),
+                        Table(panel_rows(results), caption="The figure's Pass@N panels: the "
+                              "tournament at each panel's coverage level N'"),
                         Table(checks, caption="Effect checks")]),
         Section("Every checkpoint", tables=[Table(per_ckpt)]),
         Section("Reference: feature-blind optima on the same validation set",
@@ -363,6 +412,9 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
 
     if len(ctx.seeds) != 1:
         raise InputError(f"--seeds: figure1 runs one seed, got {ctx.seeds}")
+    if config["kl_axis"] not in KL_AXES:
+        raise InputError(f"--set kl_axis: choose from {', '.join(KL_AXES)}, got "
+                         f"{config['kl_axis']!r}")
     seed = ctx.seeds[0]
     out_dir = Path(out_dir)
     pretrain, finetune = _tasks(config)
@@ -378,7 +430,7 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     checkpoints = [(0, pre[-1][1]), *fine]
     names = [f"iter-{it}" for it, _ in checkpoints]
     cache = out_dir / "scores"
-    todo = [ScoreJob(n, str(p), config, str(cache / f"{n}.parquet"))
+    todo = [ScoreJob(n, str(p), config, str(cache / f"{n}.parquet"), ctx.threads)
             for n, (_, p) in zip(names, checkpoints, strict=True)
             if not (cache / f"{n}.parquet").is_file()]
     ctx.executor.map(score_job, todo)

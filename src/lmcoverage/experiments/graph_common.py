@@ -234,13 +234,19 @@ def greedy_accuracy(model: SequenceModel, vset: ValidationSet, task: Any) -> dic
 # metrics per checkpoint
 
 
-def curve_metrics(table: ScoreTable, cov_ns: Sequence[int], pass_ns: Sequence[int],
+def level_key(n: float) -> int | float:
+    """A coverage level as a results key: ``4`` for 4 or 4.0, ``4.6`` for 4.6 (JSON "4", "4.6")."""
+    return int(n) if float(n).is_integer() else float(n)
+
+
+def curve_metrics(table: ScoreTable, cov_ns: Sequence[float], pass_ns: Sequence[int],
                   group: str | None = None) -> dict[str, Any]:
     """KL, cross-entropy, Cov_N and exact Pass@N for every model of ``table`` (in its order).
 
     With ``group`` the metrics are those of that class alone (its weights renormalised);
     otherwise of the class mixture. Returns ``{"models", "kl", "ce", "cov": {N: [...]},
-    "pass_at": {N: [...]}}``, each list (models,). Cov_N is Eq. 1 (event X >= log N).
+    "pass_at": {N: [...]}}``, each list (models,), keyed by :func:`level_key`. Cov_N is Eq. 1
+    (event X >= log N, inclusive up to ``TIE_ATOL``), for any real N >= 1.
     """
     from lmcoverage.metrics import coverage_profile, cross_entropy, kl_divergence, pass_at_n_exact
 
@@ -255,7 +261,7 @@ def curve_metrics(table: ScoreTable, cov_ns: Sequence[int], pass_ns: Sequence[in
         loglik, mass, data, weights = loglik[:, mask], mass[:, mask], data[mask], weights[mask]
     weights = weights / weights.sum()
     out: dict[str, Any] = {"models": list(table.models), "kl": [], "ce": [],
-                           "cov": {int(n): [] for n in cov_ns},
+                           "cov": {level_key(n): [] for n in cov_ns},
                            "pass_at": {int(n): [] for n in pass_ns}}
     for row in range(loglik.shape[0]):
         log_ratio = data - loglik[row]
@@ -263,7 +269,7 @@ def curve_metrics(table: ScoreTable, cov_ns: Sequence[int], pass_ns: Sequence[in
         out["ce"].append(float(cross_entropy(loglik[row], weights=weights)))
         cov = coverage_profile(log_ratio, list(cov_ns), weights=weights)
         for n, c in zip(cov_ns, np.atleast_1d(cov), strict=True):
-            out["cov"][int(n)].append(float(c))
+            out["cov"][level_key(n)].append(float(c))
         pa = pass_at_n_exact(mass[row], list(pass_ns), weights=weights)
         for n, v in zip(pass_ns, np.atleast_1d(pa), strict=True):
             out["pass_at"][int(n)].append(float(v))

@@ -9,7 +9,9 @@ An experiment is a module with
   ``results.json``, PNG figures and ``report.html`` into ``out_dir`` and returns the results;
 - optionally ``summary(results) -> list[dict]``: rows of key numbers printed after the run;
 - optionally ``NULLABLE: dict[str, type]``: keys that take null besides a positive value of
-  that type (``{"train_examples": int}``: a fixed set of that size, or null for fresh samples).
+  that type (``{"train_examples": int}``: a fixed set of that size, or null for fresh samples);
+- optionally ``DEFAULT_SEEDS: dict[str, list[int]]``: the seeds a preset runs when none are
+  given (``[0]`` otherwise; Figure 2's ``paper`` preset: the paper's 16 seeds).
 
 Modules are imported lazily, so ``lmcoverage --help`` stays fast.
 """
@@ -44,11 +46,14 @@ CONFIG_FILE = "config.json"
 
 @dataclass
 class RunContext:
-    """What an experiment gets besides its config: seeds, executor and progress switch."""
+    """What an experiment gets besides its config: seeds, executor, progress switch and the
+    torch thread count of every unit (applied by
+    :func:`lmcoverage.experiments.threads.torch_threads`, never set globally)."""
 
     seeds: list[int]
     executor: Executor = field(default_factory=LocalExecutor)
     progress: bool = True
+    threads: int = 1
 
 
 def available() -> list[str]:
@@ -66,6 +71,12 @@ def load_experiment(name: str) -> ModuleType:
         if exc.name == EXPERIMENTS[name]:
             raise InputError(f"experiment {name!r} is not implemented yet") from None
         raise
+
+
+def default_seeds(module: ModuleType, preset: str) -> list[int]:
+    """The seeds ``preset`` runs when the user gives none: ``module.DEFAULT_SEEDS[preset]``
+    or ``[0]``."""
+    return list(getattr(module, "DEFAULT_SEEDS", {}).get(preset, [0]))
 
 
 def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:

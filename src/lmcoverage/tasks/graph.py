@@ -23,7 +23,8 @@ pi_D rules of a class (``GraphClass.rule``):
 
 Figure 1's classes G1 and G2 differ only through a hidden feature: ``hidden_bit(G)`` is the
 parity of the XOR of the graph's node ids that lie in a fixed random half V' of ``{1..m}``
-(chosen by ``hidden_seed``). G1 graphs have bit 0, G2 graphs bit 1 (``GraphClass.hidden``).
+(chosen by ``hidden_seed``). G1 graphs have bit 1, G2 graphs bit 0 (``GraphClass.hidden``), as
+in the paper's Appendix C.2 (G1: XOR over V' of p(u) = 1; G2: = 0).
 """
 
 from __future__ import annotations
@@ -299,10 +300,10 @@ class GraphTask(Task):
 
 
 def figure1_classes(n_double: int = 2) -> tuple[GraphClass, ...]:
-    """G1 (parity, hidden bit 0), G2 (antiparity, hidden bit 1), G3 (uniform, any graph)."""
+    """G1 (parity, hidden bit 1), G2 (antiparity, hidden bit 0), G3 (uniform, any graph)."""
     return (
-        GraphClass(1, n_double, "parity", hidden=0),
-        GraphClass(2, n_double, "antiparity", hidden=1),
+        GraphClass(1, n_double, "parity", hidden=1),
+        GraphClass(2, n_double, "antiparity", hidden=0),
         GraphClass(3, n_double, "uniform"),
     )
 

@@ -26,6 +26,8 @@ FIGURE1_WEIGHTS = {
 }
 #: Figure 2 class weights.
 FIGURE2_WEIGHTS = {1: 0.94, 2: 0.05, 3: 0.01}
+#: Figure 2's nodes per intermediate layer (Appendix C.3: 4).
+FIGURE2_NODES_PER_LAYER = 4
 
 FIGURE1_OPTIONS = ("layers", "nodes_per_layer", "node_range", "n_double", "edge_order",
                    "hidden_seed", "class_weights")
@@ -89,7 +91,7 @@ def get_task(name: str, **options: Any) -> Task:
         if horizon < 4 or horizon % 2:
             raise InputError(f"task {name!r}: H must be an even integer >= 4, got {horizon}")
         _check_options(name, options, FIGURE2_OPTIONS)
-        per_layer = options.get("nodes_per_layer", 4)
+        per_layer = options.get("nodes_per_layer", FIGURE2_NODES_PER_LAYER)
         uniform_layers = options.get("uniform_layers", 4)
         if uniform_layers > horizon:
             raise InputError(f"uniform_layers must be <= H={horizon}, got {uniform_layers}")
