@@ -34,6 +34,20 @@ def test_prop32_unseen_prompt_gives_linear_kl():
     assert kl[0] == pytest.approx(inst.mu[1] * float(inst.token_kl(zero)[0, 1]))
 
 
+def test_eq6_erratum_numbers():
+    # The proof of Prop 3.2 needs 2 KL(Ber(e/(e+e^-1)) || Ber(1/2)) >= 1; it is 0.656, so the
+    # MLE's KL with prompt 1 unseen is 0.1639 H/n: below Eq. 6's H/(4n), above H/(8n).
+    n = 50
+    inst = prop32_instance(n)
+    token = float(inst.token_kl(torch.zeros(1, 1, dtype=torch.float64))[0, 1])
+    p = np.e / (np.e + 1 / np.e)
+    assert token == pytest.approx(p * np.log(2 * p) + (1 - p) * np.log(2 * (1 - p)))
+    assert round(2 * token, 3) == 0.656
+    unseen = float(inst.kl(torch.zeros(1, 1, dtype=torch.float64), 8)[0]) * n / 8
+    assert round(unseen, 4) == 0.1639 and 1 / 8 < unseen < 1 / 4
+    assert (1 - 1 / (2 * n)) ** n >= 0.5  # P[prompt 1 unseen] >= 1/2 >= 1/4: c = 1/8 holds
+
+
 def test_pivotal_instance_exact_quantities_match_library():
     rng = make_rng([2])
     inst = pivotal_instance(3, 1, rng, num_prompts=3, vocab_size=3, det_scale=4.0)

@@ -315,6 +315,8 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
             raise InputError(f"--out {out} exists and is not a training run directory "
                              f"(no {RUN_JSON}); choose a new or empty directory")
         remove_partial(out)
+        if not resume and DIVERGED in json.loads(run_json.read_text()):
+            _clear_run(out)  # a run stopped by a non-finite loss: a plain re-run starts afresh
         if any(p.name != RUN_JSON for p in out.iterdir()):
             if not resume:
                 raise InputError(f"--out {out} already holds a training run; pass --resume "
@@ -328,6 +330,43 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
             return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_JSON, meta)
+
+
+#: The ``run.json`` key of a run stopped by a non-finite loss: ``{"step", "loss"}``.
+DIVERGED = "diverged"
+
+
+def _clear_run(out: Path) -> None:
+    """Remove a run's checkpoints, ``final/`` and ``run.json`` (nothing else is in ``out``)."""
+    import shutil
+
+    for path in out.iterdir():
+        if path.name == FINAL or path.name == RUN_JSON or path.name.startswith("checkpoint-"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _stop_if_diverged(out: Path, model: Any, loss: float, step: int, latest: Path | None,
+                      weights: bool = False) -> None:
+    """Stop training at the first non-finite ``loss`` (or, with ``weights``, non-finite
+    parameters) before anything is saved from it: record the step in ``run.json`` and raise
+    an :class:`InputError` (exit 2) naming the step, the loss and the checkpoint kept."""
+    import json
+
+    import torch
+
+    if math.isfinite(loss) and not (weights and not all(
+            bool(torch.isfinite(p).all()) for p in model.parameters())):
+        return
+    from lmcoverage.io import atomic_write_json
+
+    run_json = out / RUN_JSON
+    atomic_write_json(run_json, {**json.loads(run_json.read_text()),
+                                 DIVERGED: {"step": step, "loss": loss}})
+    what = f"the loss is {loss}" if not math.isfinite(loss) else "the weights are not finite"
+    kept = (f"the last finite checkpoint {latest} is kept" if latest is not None
+            else "no checkpoint was written")
+    raise InputError(f"train: {what} at step {step}: stopped, {kept}; lower --lr (a re-run "
+                     "without --resume starts afresh)")
 
 
 def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, device: str) -> Any:
@@ -422,6 +461,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
                                          backward=True)
+            _stop_if_diverged(out, model, value, step + 1, latest)
             optimizer.step()
             done = step + 1
             window.append(value)
@@ -436,6 +476,7 @@ def train(
                 bar.update(bar.task_ids[0], completed=done, loss=f"{value:.4f}",
                            tps=f"{rate:,.0f}")
             if save:
+                _stop_if_diverged(out, model, value, done, latest, weights=True)
                 path = write_checkpoint(checkpoint_path(out, done), model, tokenizer, done,
                                         history, optimizer.state_dict())
                 if latest is not None and latest != path:

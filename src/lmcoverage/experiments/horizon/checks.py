@@ -20,7 +20,7 @@ def effect_checks(
     """The effect checks of the theorem (thresholds on the measurement)."""
     kl_slope = _slope(horizons, prop["mean_kl"])
     cov_first = [c[0] for c in prop["mean_cov"]]
-    ceiling = 1.0 / (2 * n)
+    cond = [c[0] for h, c in zip(horizons, prop["cond_cov_seen"], strict=True) if h >= 8]
     big = [h for h in horizons if h >= horizons[-1] / 4]
     cov_growth = cov_first[-1] / max(cov_first[horizons.index(big[0])], 1e-300)
     kl_growth = prop["mean_kl"][-1] / prop["mean_kl"][horizons.index(big[0])]
@@ -35,14 +35,19 @@ def effect_checks(
             0.9 <= kl_slope <= 1.1,
         ),
         Check(
-            "Prop 3.2: KL >= c H/n with constant probability (here c = 1/8, prob >= 1/4)",
-            "P[KL >= H/(8n)] per H: " + ", ".join(f"{v:.2f}" for v in prop["frac_kl_ge_H_over_8n"]),
+            "Prop 3.2: KL >= c H/n with constant probability (c = 1/8, prob >= 1/4; Eq. 6's "
+            "c = 1/4 is an erratum: 0.1639 H/n when prompt 1 is unseen)",
+            "P[KL >= H/(8n)] per H: " + ", ".join(f"{v:.2f}" for v in prop["frac_kl_ge_H_over_8n"])
+            + "; P[KL >= H/(4n)]: " + ", ".join(f"{v:.3f}" for v in prop["frac_kl_ge_H_over_4n"]),
             min(prop["frac_kl_ge_H_over_8n"]) >= 0.25,
         ),
         Check(
-            f"Cov_{ns[0]:g}(MLE) stays below mu(prompt 1) = 1/(2n) = {ceiling:.3g} at every H",
-            "E[Cov] per H: " + ", ".join(f"{v:.4f}" for v in cov_first),
-            max(cov_first) <= ceiling + 1e-12,
+            f"Thm 4.1 (horizon-free coverage): when the sample shows prompt 1, Cov_{ns[0]:g} of "
+            "the MLE on prompt 1 stays below 1/2 and flat (spread <= 0.1) for H >= 8, though "
+            "each response has H tokens (a model that ignored the data would approach 1)",
+            f"Cov_{ns[0]:g} on prompt 1 given seen, H >= 8: "
+            + ", ".join(f"{v:.3f}" for v in cond),
+            bool(cond) and max(cond) < 0.5 and max(cond) - min(cond) <= 0.1,
         ),
         Check(
             f"from H={big[0]} to H={horizons[-1]} KL keeps growing while Cov_{ns[0]:g} does not",

@@ -103,6 +103,16 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "mean_kl": [float(part1[h]["kl"].mean()) for h in horizons],
         "kl_times_n_over_H": [float(part1[h]["kl"].mean() * n / h) for h in horizons],
         "frac_kl_ge_H_over_8n": [float((part1[h]["kl"] >= h / (8 * n)).mean()) for h in horizons],
+        # Eq. 6's constant 1/4: the erratum (docs/experiments/theory.md)
+        "frac_kl_ge_H_over_4n": [float((part1[h]["kl"] >= h / (4 * n)).mean()) for h in horizons],
+        "unseen_kl_times_n_over_H": [
+            float(part1[h]["kl"][~part1[h]["seen"]].mean() * n / h)
+            if (~part1[h]["seen"]).any() else float("nan") for h in horizons],
+        # Cov_N on prompt 1 among the replicates whose sample contains prompt 1
+        "cond_cov_seen": [
+            (part1[h]["cov"][part1[h]["seen"]].mean(0) * 2 * n).tolist()
+            if part1[h]["seen"].any() else [float("nan")] * len(config["coverage_ns"])
+            for h in horizons],
         "mean_cov": [part1[h]["cov"].mean(0).tolist() for h in horizons],
         "frac_prompt1_unseen": float(1 - part1[horizons[0]]["seen"].mean()),
     }

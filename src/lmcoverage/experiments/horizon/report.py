@@ -90,7 +90,10 @@ def write_html(
             f"n = {results['n']} samples, mu(prompt 1) = 1/(2n), theta_star = "
             f"{config['theta_star']}, {config['replicates']} replicates per H. Prompt 1 was "
             f"never sampled in {prop['frac_prompt1_unseen']:.1%} of the replicates; there the "
-            "MLE stays at 0 and pays KL_token on every one of the H tokens. KL and Cov_N exact.",
+            "MLE stays at 0 and pays KL_token on every one of the H tokens: KL = "
+            f"{prop['unseen_kl_times_n_over_H'][0]:.4f} H/n, below Eq. 6's H/(4n) (an erratum: "
+            "the proof's 2 KL(Ber(e/(e+e^-1)) || Ber(1/2)) >= 1 is 0.656), above H/(8n). "
+            "KL and Cov_N exact.",
             figures=figures[:1],
             tables=[Table(rows1)],
         ),
