@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,11 @@ Pass@N with Cov_(N/2), KL and cross-entropy; the picks of tournament, cross-entr
 oracle with their Pass@N. Writes a self-contained HTML report and results.json.
 
 SCORES holds pi_D's held-out responses scored under every candidate (loglik_data filled);
---verdicts is `lmcoverage verify`'s output for the same candidates. Example i of the table
-belongs to problem "i" unless --examples names the scored JSONL file, whose rows' `problem`
-fields then link examples to problems.
+--verdicts is `lmcoverage verify`'s output for the same candidates. Examples are linked to
+problems by the scored file's rows (their `problem` or `id` field, else their position): the
+file --examples names, else the --data file `score` recorded (it must be unchanged), else, for
+a task's table, example i is problem "i". --by-group also writes one report per group of the
+table (REPORT.GROUP.html, results.GROUP.json).
 """
 
 
@@ -26,8 +29,10 @@ def compare(
     results: Annotated[Path | None, typer.Option(
         help="results.json path (default: results.json next to --out).")] = None,
     examples: Annotated[Path | None, typer.Option(
-        help="The JSONL file that was scored; its rows' `problem` fields link examples to "
-             "problems (default: example i is problem i).")] = None,
+        help="The file that was scored; its rows' `problem` fields link examples to "
+             "problems (default: the --data file score recorded).")] = None,
+    by_group: Annotated[bool, typer.Option(
+        "--by-group", help="Also one report per group (the table's group column).")] = False,
     n: Annotated[list[int] | None, typer.Option(
         "--n", help="Values of N for Pass@N (default: 2, 4, ... up to the samples).")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples over prompts.")] = 1000,
@@ -36,11 +41,18 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
     """Write the predictiveness report (see ``lmcoverage compare --help``)."""
-    from lmcoverage.io import check_output_path, read_jsonl
+    from lmcoverage.io import check_output_path
     from lmcoverage.scoretable import ScoreTable
-    from lmcoverage.verify.predictiveness import align, predictiveness, reading
+    from lmcoverage.verify.predictiveness import (
+        align,
+        annotate,
+        example_problems,
+        predictiveness,
+        reading,
+        split_by_group,
+    )
     from lmcoverage.verify.report import write_compare_report
-    from lmcoverage.verify.verdicts import problem_id, read_verdicts
+    from lmcoverage.verify.verdicts import read_verdicts
 
     inputs = {"SCORES": scores, "--verdicts": verdicts, "--examples": examples}
     check_output_path(out, (".html", ".htm"), inputs)
@@ -48,17 +60,33 @@ def compare(
     check_output_path(json_path, (".json",), inputs, "--results")
     table = ScoreTable.read_parquet(scores)
     counts = read_verdicts(verdicts)
-    links = None
-    if examples is not None:
-        links = [problem_id(row, i) for i, row in enumerate(read_jsonl(examples))]
-    data = align(table, counts, links)
-    numbers = predictiveness(data, ns=list(n) if n else None, bootstrap=bootstrap,
-                             confidence=confidence, seed=seed)
-    config = {"scores": str(scores), "verdicts": str(verdicts), "examples": examples,
-              "bootstrap": bootstrap, "confidence": confidence, "seed": seed}
-    write_compare_report(numbers, out, json_path, config)
-    typer.echo(reading(numbers))
-    typer.echo(f"wrote {out} and {json_path}")
+    data = align(table, counts, example_problems(table, examples))
+    parts = {"": data}
+    if by_group:
+        parts.update(split_by_group(data, table.example_column("group").tolist()))
+    reports = []  # every report computed before any is written
+    for group, part in parts.items():
+        numbers = annotate(predictiveness(part, ns=list(n) if n else None, bootstrap=bootstrap,
+                                          confidence=confidence, seed=seed),
+                           table, group or None)
+        config = {"scores": str(scores), "verdicts": str(verdicts), "examples": examples,
+                  "bootstrap": bootstrap, "confidence": confidence, "seed": seed,
+                  "provenance": numbers["provenance"]}
+        html, js = out, json_path
+        if group:
+            config["group"] = group
+            tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", group)
+            html = out.with_name(f"{out.stem}.{tag}{out.suffix}")
+            js = json_path.with_name(f"{json_path.stem}.{tag}{json_path.suffix}")
+        reports.append((group, part, numbers, config, html, js))
+    for line in reports[0][2]["warnings"]:
+        typer.echo(line, err=True)
+    for group, part, numbers, config, html, js in reports:
+        write_compare_report(numbers, html, js, config)
+        if group:
+            typer.echo(f"group {group!r} ({len(part.problems)} problems):")
+        typer.echo(reading({**numbers, "warnings": []}))  # the warnings went to stderr
+        typer.echo(f"wrote {html} and {js}")
 
 
 def register(app: typer.Typer) -> None:

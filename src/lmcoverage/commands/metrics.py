@@ -73,6 +73,9 @@ def passk(
     k: Annotated[list[int] | None, typer.Option(
         "--k", help="Values of k, e.g. --k 1 10 100 or --k 1,10,100.")] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    by_group: Annotated[bool, typer.Option(
+        help="Verdicts files: also each group (the verdicts' group field) separately.")]
+    = False,
     fmt: FormatOption = None,
     out: OutOption = None,
 ) -> None:
@@ -86,7 +89,7 @@ def passk(
             raise InputError(f"--k: k must be >= 1, got {value}")
     from lmcoverage.verify.verdicts import passk_file_rows
 
-    verdict_rows = passk_file_rows(file, ks, confidence)  # `verify` output: rows per model
+    verdict_rows = passk_file_rows(file, ks, confidence, by_group)  # `verify` output
     if verdict_rows is None:
         problems, n_arr, c_arr = read_pass_counts(file)
         rows, n_problems = pass_at_k_with_ci(n_arr, c_arr, ks, confidence), len(problems)

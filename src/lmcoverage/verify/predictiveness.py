@@ -5,9 +5,14 @@ cross-entropy from a ScoreTable, and the unbiased Pass@k from a verdicts file. A
 candidates: Spearman's rank correlation of Pass@N with Cov_{N/2} (the pairing of the paper's
 Figure 1 and of Prop D.7, which lower-bounds BoN regret by Cov_{2N}), with KL and with
 cross-entropy, with a percentile bootstrap interval over prompts (prompts are resampled with
-replacement; a prompt's held-out examples and its verdicts move together). And the candidate
-each selector picks (tournament Eq. 29 at N/2, cross-entropy, KL, the Cov_{N/2} oracle) with its
-Pass@N. Every number comes from :mod:`lmcoverage.metrics` and :mod:`lmcoverage.select`.
+replacement; a prompt's held-out examples and its verdicts move together). The question
+"does coverage predict better than cross-entropy?" is answered by the paired difference
+D_N = rho_cov - rho_ce with a two-way BCa interval (:mod:`lmcoverage.verify.paired`). And the
+candidate each selector picks (tournament Eq. 29 at N/2, cross-entropy, KL, the Cov_{N/2}
+oracle) with its Pass@N and its regret (with an interval). Every number comes from
+:mod:`lmcoverage.metrics`, :mod:`lmcoverage.select` and :mod:`lmcoverage.verify.paired`. With
+fewer than 3 candidates there is no correlation (``correlations`` and ``paired`` are empty and
+``no_correlation`` says why); the rest is computed.
 
 A negative correlation means the metric predicts Pass@N (smaller Cov / KL / CE, higher Pass@N).
 KL and cross-entropy differ by pi_D's entropy, the same for every candidate, so their rank
@@ -16,8 +21,10 @@ correlations coincide by construction.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,10 +32,10 @@ from numpy.typing import NDArray
 
 from lmcoverage.errors import InputError
 from lmcoverage.scoretable import ScoreTable
+from lmcoverage.verify.paired import paired_rho_difference, selector_regret
 from lmcoverage.verify.verdicts import Counts, powers_of_two
 
 METRICS = ("cov_half_n", "kl", "cross_entropy")
-SELECTORS = ("tournament", "cross-entropy", "kl", "oracle")
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,69 @@ def align(table: ScoreTable, counts: dict[str, Counts],
                    np.array([index[p] for p in example_problems], dtype=np.int64), n, c)
 
 
+def example_problems(table: ScoreTable, examples: str | os.PathLike[str] | None = None
+                     ) -> list[str] | None:
+    """The problem of each of ``table``'s examples, for :func:`align`: from the rows of
+    ``examples`` (the scored file), else from the data file the table's provenance names
+    (``lmcoverage score --data FILE`` records its path and SHA-256), else None (a task's
+    examples: example ``i`` is problem ``str(i)``). A row's problem is its ``problem`` or
+    ``id`` field, else its position (:func:`lmcoverage.verify.verdicts.problem_id`).
+
+    Raises:
+        InputError: the recorded data file is missing or changed since it was scored.
+    """
+    import hashlib
+
+    from lmcoverage.engine.rows import read_rows
+    from lmcoverage.verify.verdicts import problem_id
+
+    if examples is None:
+        data = table.provenance.get("data")
+        if not isinstance(data, dict) or "path" not in data:
+            return None
+        examples = Path(data["path"])
+        digest = hashlib.sha256()
+        try:
+            with examples.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise InputError(f"scores: scored from {examples}, which cannot be read "
+                             f"({exc.strerror}); give --examples FILE (the scored rows)") from None
+        if data.get("sha256") not in (None, digest.hexdigest()):
+            raise InputError(f"scores: {examples} changed since it was scored; give --examples "
+                             "FILE (the scored rows)")
+    return [problem_id(row, i) for i, (_, row) in enumerate(read_rows(Path(examples)))]
+
+
+def split_by_group(data: Aligned, groups: Sequence[str]) -> dict[str, Aligned]:
+    """``data`` restricted to each group's examples and their prompts, groups in first-seen
+    order; ``groups``: (examples,) the group of every example (the ScoreTable's ``group``).
+
+    Raises:
+        InputError: a prompt whose examples lie in two groups (its verdicts cannot be split).
+    """
+    labels = np.asarray([str(g) for g in groups])
+    if labels.shape != data.example_prompt.shape:
+        raise InputError(f"groups: {labels.size} labels for {data.example_prompt.size} examples")
+    for p in np.unique(data.example_prompt):
+        seen = np.unique(labels[data.example_prompt == p])
+        if seen.size > 1:
+            raise InputError(f"problem {data.problems[p]!r} has examples in groups "
+                             f"{list(seen)}; give each problem one group")
+    out = {}
+    for group in dict.fromkeys(labels.tolist()):
+        mask = labels == group
+        prompts = np.unique(data.example_prompt[mask])
+        renumber = np.full(len(data.problems), -1, dtype=np.int64)
+        renumber[prompts] = np.arange(prompts.size)
+        out[group] = Aligned(data.names, tuple(data.problems[p] for p in prompts),
+                             data.loglik[:, mask], data.loglik_data[mask], data.weight[mask],
+                             renumber[data.example_prompt[mask]], data.n[:, prompts],
+                             data.c[:, prompts])
+    return out
+
+
 def _per_prompt_pass(data: Aligned, ns: Sequence[int]) -> dict[int, NDArray[np.float64]]:
     """N -> (candidates, prompts) unbiased Pass@N of every prompt."""
     from lmcoverage.metrics import pass_at_k
@@ -139,21 +209,21 @@ def _correlations(data: Aligned, per_prompt: dict[int, NDArray[np.float64]],
     return out
 
 
-def _picks(data: Aligned, n: int, pass_n: NDArray[np.float64]) -> list[dict[str, Any]]:
-    """What each selector picks at N (tournament and oracle at N/2) and its Pass@N."""
-    from lmcoverage.select import min_cross_entropy, min_kl, oracle_coverage, simple_tournament
-
-    weight = data.weight
-    selections = [
-        simple_tournament(data.loglik, n / 2, weight, data.names),
-        min_cross_entropy(data.loglik, weight, data.names),
-        min_kl(data.loglik, data.loglik_data, weight, data.names),
-        oracle_coverage(data.loglik, data.loglik_data, n / 2, weight, data.names),
-    ]
-    best = float(pass_n.max())
-    return [{"n": n, "method": s.method, "pick": s.name, "pass_at_n": float(pass_n[s.index]),
-             "best_pass_at_n": best, "regret": best - float(pass_n[s.index])}
-            for s in selections]
+def _regrets(data: Aligned, per_prompt: dict[int, NDArray[np.float64]], bootstrap: int,
+             confidence: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(picks, regret)``: per N and selector its pick, Pass@N and regret (the ``picks`` rows)
+    and the regret with its interval (:func:`lmcoverage.verify.paired.selector_regret`)."""
+    picks, regret = [], []
+    for n, pass_n in per_prompt.items():
+        best = float(pass_n.mean(axis=1).max())
+        for r in selector_regret(pass_n, data.loglik, data.loglik_data, data.example_prompt, n,
+                                 data.names, data.weight, resamples=bootstrap,
+                                 confidence=confidence, seed=seed):
+            regret.append(r.to_dict())
+            picks.append({"n": n, "method": r.selector, "pick": r.pick,
+                          "pass_at_n": best - r.regret, "best_pass_at_n": best,
+                          "regret": r.regret})
+    return picks, regret
 
 
 def predictiveness(
@@ -212,6 +282,29 @@ def predictiveness(
             "pass_at_k": pass_at_k_with_ci(data.n[j], data.c[j], ks, confidence),
         })
     per_prompt = _per_prompt_pass(data, ns)
+    picks, regret = _regrets(data, per_prompt, bootstrap, confidence, seed)
+    out: dict[str, Any] = {
+        "candidates": candidates,
+        "ns": ns,
+        "problems": len(data.problems),
+        "examples": int(data.loglik.shape[1]),
+        "samples_per_prompt": k_max,
+        "confidence": confidence,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "correlations": [],
+        "paired": [],
+        "picks": picks,
+        "regret": regret,
+    }
+    if len(data.names) < 3:
+        out["no_correlation"] = (f"no correlation: {len(data.names)} candidates (a rank "
+                                 "correlation needs at least 3)")
+        return out
+    out["paired"] = [paired_rho_difference(per_prompt[n], data.loglik, data.loglik_data,
+                                           data.example_prompt, n, data.weight,
+                                           resamples=bootstrap, confidence=confidence,
+                                           seed=seed).to_dict() for n in ns]
     point = _correlations(data, per_prompt, np.ones(len(data.problems)))
     rng = np.random.default_rng(seed)
     draws = np.full((bootstrap, len(ns), len(METRICS)), np.nan)
@@ -230,32 +323,83 @@ def predictiveness(
             correlations.append({"n": n, "metric": metric, "rho": float(point[i, m]),
                                  "lo": float(bounds[0]), "hi": float(bounds[1]),
                                  "resamples": int(finite.size)})
-    return {
-        "candidates": candidates,
-        "ns": ns,
-        "problems": len(data.problems),
-        "examples": int(data.loglik.shape[1]),
-        "samples_per_prompt": k_max,
-        "confidence": confidence,
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "correlations": correlations,
-        "picks": [p for n in ns for p in _picks(data, n, per_prompt[n].mean(axis=1))],
-    }
+    out["correlations"] = correlations
+    return out
+
+
+def annotate(results: dict[str, Any], table: ScoreTable, group: str | None = None
+             ) -> dict[str, Any]:
+    """Add what the score table tells about ``results`` (from :func:`predictiveness` on
+    ``table``'s candidates, or on its examples of ``group``): ``warnings`` (a candidate is the
+    reference; Cov_(N/2) saturated, :mod:`lmcoverage.metrics.warnings`), ``provenance`` (how
+    the table was made) and, for a table built from ``lmcoverage reference`` (columns
+    ``ref_correct``/``ref_samples``), each ``cov_half_n`` entry's ``normaliser_lo`` and
+    ``normaliser_hi``: Cov_(N/2) with p(x) at both ends of its per-prompt interval
+    (:mod:`lmcoverage.metrics.normaliser`). Returns ``results``."""
+    from lmcoverage.metrics.normaliser import coverage_normaliser_range, reference_counts
+    from lmcoverage.metrics.warnings import degenerate_warnings
+
+    names = [c["name"] for c in results["candidates"]]
+    half = [n / 2 for n in results["ns"]]
+    cov = np.array([[p["cov"] for p in c["cov_half_n"]] for c in results["candidates"]])
+    sub = table.select_models(names) if names != table.models else table
+    results["warnings"] = degenerate_warnings(sub, half, cov)
+    results["provenance"] = sub.provenance
+    counts = reference_counts(sub)
+    if counts is None or not sub.has("loglik_data"):
+        return results
+    mask = (np.ones(sub.num_examples, dtype=bool) if group is None
+            else sub.example_column("group") == group)
+    low, high = coverage_normaliser_range(
+        sub.matrix("loglik")[:, mask], sub.example_column("loglik_data")[mask],
+        counts[0][mask], counts[1][mask], half, sub.example_column("weight")[mask],
+        results["confidence"])
+    for c, lo_row, hi_row in zip(results["candidates"], low, high, strict=True):
+        for p, lo, hi in zip(c["cov_half_n"], lo_row, hi_row, strict=True):
+            p["normaliser_lo"], p["normaliser_hi"] = float(lo), float(hi)
+    return results
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
+def _paired_line(row: dict[str, Any]) -> str:
+    """One N's paired difference in words (the sign convention: negative rho predicts)."""
+    n = row["n"]
+    if not _finite(row["delta"]):
+        return f"Pass@{n}: D_N undefined ({row.get('reason')})."
+    head = (f"Pass@{n}: D = rho(Cov_{n / 2:g}) - rho(CE) = {row['rho_cov']:+.2f} - "
+            f"({row['rho_ce']:+.2f}) = {row['delta']:+.2f}")
+    lo, hi = row["lo"], row["hi"]
+    if not (_finite(lo) and _finite(hi)):
+        return f"{head} (no interval: {row.get('reason')})."
+    interval = f"{head} [{lo:+.2f}, {hi:+.2f}]"
+    if hi < 0:
+        return f"{interval}: coverage ranks the candidates more like Pass@{n} than CE does."
+    if lo > 0:
+        return f"{interval}: cross-entropy ranks them more like Pass@{n} than coverage does."
+    return f"{interval}: no difference shown (the interval contains 0)."
 
 
 def reading(results: dict[str, Any]) -> str:
-    """A plain-words reading of the correlations: which metrics' intervals exclude zero."""
-    lines = []
+    """A plain-words reading: the warnings, the paired differences D_N, and which metrics'
+    marginal intervals exclude zero (or the one line saying there is no correlation)."""
+    lines = list(results.get("warnings", []))
+    if "no_correlation" in results:
+        lines.append(results["no_correlation"] + "; the profiles, Pass@k and the picks are "
+                     "still reported.")
+        return "\n\n".join(lines)
+    lines += [_paired_line(row) for row in results.get("paired", [])]
     labels = {"cov_half_n": "Cov_(N/2)", "kl": "KL", "cross_entropy": "cross-entropy"}
     for n in results["ns"]:
         parts = []
         for row in (r for r in results["correlations"] if r["n"] == n):
             label = labels[row["metric"]]
             rho, lo, hi = row["rho"], row["lo"], row["hi"]
-            if not np.isfinite(rho):
+            if not _finite(rho):
                 verdict = "undefined (a constant ranking)"
-            elif not (np.isfinite(lo) and np.isfinite(hi)):
+            elif not (_finite(lo) and _finite(hi)):
                 verdict = f"rho {rho:+.2f} (no interval)"
             elif hi < 0:
                 verdict = f"rho {rho:+.2f} [{lo:+.2f}, {hi:+.2f}]: predictive (interval below 0)"
@@ -267,8 +411,10 @@ def reading(results: dict[str, Any]) -> str:
             parts.append(f"{label} {verdict}")
         lines.append(f"Pass@{n}: " + "; ".join(parts) + ".")
     lines.append("A negative rank correlation means the metric predicts Pass@N (lower metric, "
-                 "higher Pass@N). KL and cross-entropy differ by pi_D's entropy, which is the "
-                 f"same for every candidate, so their correlations coincide. Intervals: "
-                 f"{results['confidence']:.0%} percentile bootstrap over "
-                 f"{results['problems']} prompts ({results['bootstrap']} resamples).")
+                 "higher Pass@N); D < 0 means coverage predicts better than cross-entropy. "
+                 "KL and cross-entropy differ by pi_D's entropy, which is the same for every "
+                 "candidate, so their correlations coincide. Intervals: D by a "
+                 f"{results['confidence']:.0%} BCa bootstrap resampling prompts and candidates; "
+                 f"each rho by a percentile bootstrap over {results['problems']} prompts "
+                 f"({results['bootstrap']} resamples).")
     return "\n\n".join(lines)

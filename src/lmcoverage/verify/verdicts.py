@@ -154,13 +154,32 @@ def passk_rows(counts: dict[str, Counts], ks: Sequence[int], confidence: float =
 
 
 def passk_file_rows(path: str | os.PathLike[str], ks: Sequence[int],
-                    confidence: float = 0.95) -> list[dict[str, Any]] | None:
+                    confidence: float = 0.95, by_group: bool = False
+                    ) -> list[dict[str, Any]] | None:
     """Per-model Pass@k rows for ``lmcoverage passk`` when ``path`` is a verdicts file (its
     rows carry ``model``); None for the other Pass@k files (per-problem counts or unlabelled
-    per-sample rows), which ``passk`` reads as before."""
+    per-sample rows), which ``passk`` reads as before. ``by_group``: the rows of all problems
+    (``group`` "all") and then of each verdict ``group`` (rows without one are in "all" only).
+
+    Raises:
+        InputError: ``by_group`` on a file that is not a verdicts file.
+    """
     from lmcoverage.io import read_jsonl
 
     rows = read_jsonl(path)
     if "model" not in rows[0]:
+        if by_group:
+            raise InputError(f"--by-group: {path} is not a verdicts file (rows with model, "
+                             "problem, correct and group, as `lmcoverage verify` writes)")
         return None
-    return passk_rows(counts_by_model(rows, str(path)), ks, confidence)
+    out = passk_rows(counts_by_model(rows, str(path)), ks, confidence)
+    if not by_group:
+        return out
+    out = [{"group": "all", **r} for r in out]
+    groups = dict.fromkeys(str(r["group"]) for r in rows if r.get("group") is not None)
+    for group in groups:
+        part = [r for r in rows if r.get("group") is not None and str(r["group"]) == group]
+        out += [{"group": group, **r}
+                for r in passk_rows(counts_by_model(part, f"{path} (group {group!r})"), ks,
+                                    confidence)]
+    return out
