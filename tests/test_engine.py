@@ -83,11 +83,18 @@ def test_logits_budget_splits_batches_without_changing_scores(
 ) -> None:
     from lmcoverage.engine import scoring
 
-    assert [len(b) for b in scoring._row_batches(list("abcde"), [1, 2, 2, 4, 9], 64, 10)] == [5]
-    monkeypatch.setattr(scoring, "LOGITS_BUDGET", 40)
+    lengths = [1, 2, 2, 4, 9]
+    assert [len(b) for b in scoring._row_batches(list("abcde"), lengths, scoring.Budget(64),
+                                                 10)] == [5]
     # Each batch keeps (rows x longest length x vocab) <= 40, one item at least.
-    assert [len(b) for b in scoring._row_batches(list("abcde"), [1, 2, 2, 4, 9], 64, 10)] == [
+    assert [len(b) for b in scoring._row_batches(list("abcde"), lengths,
+                                                 scoring.Budget(64, logits=40), 10)] == [
         2, 1, 1, 1]
+    # A token budget: rows x longest length <= 4.
+    assert [len(b) for b in scoring._row_batches(list("abcde"), lengths,
+                                                 scoring.Budget(64, tokens=4), 10)] == [
+        2, 1, 1, 1]
+    monkeypatch.setattr(scoring, "AUTO_BUDGETS", {"cpu": (6, 40)})
     prompts, responses = _random_problem_set(2)
     small = score_responses(gpt, prompts, responses, progress=False)
     monkeypatch.undo()

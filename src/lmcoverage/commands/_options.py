@@ -98,3 +98,20 @@ def use_multi_value_options(command: _click.Command) -> _click.Command:
     for sub in getattr(command, "commands", {}).values():
         use_multi_value_options(sub)
     return command
+
+
+#: The most responses one prompt may ask for (``--n``, ``--samples``): a larger count is refused
+#: before anything is allocated for it.
+MAX_SAMPLES = 1_000_000
+
+
+def check_sampling(n: int, seed: int, n_option: str = "--n") -> None:
+    """Refuse a sample count outside 1..:data:`MAX_SAMPLES` or a seed outside 0..2**63-1
+    (InputError, exit 2) before any model loads."""
+    from lmcoverage.errors import InputError
+
+    if not 1 <= n <= MAX_SAMPLES:
+        raise InputError(f"{n_option}: must be an integer from 1 to {MAX_SAMPLES:,} "
+                         f"(samples per prompt), got {n}")
+    if not 0 <= seed < 2**63:
+        raise InputError(f"--seed: must be an integer from 0 to 2**63 - 1, got {seed}")

@@ -48,10 +48,23 @@ OutOption = Annotated[Path | None, typer.Option(
                   "(.csv, .tsv, .json).")]
 DeviceOption = Annotated[str, typer.Option(
     "--device", help="Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1.")]
+BatchSizeOption = Annotated[str, typer.Option(
+    "--batch-size", help="Sequences per forward pass, or auto (default): a token budget per "
+                         "pass that halves and retries when the GPU runs out of memory.")]
 DtypeOption = Annotated[str, typer.Option(
     "--dtype", help="Weights' dtype: float32 (default: exact), bfloat16, float16 or auto (the "
                     "checkpoint's own). Log-probabilities are summed in float32/float64 "
                     "whatever it is.")]
+
+
+def parse_batch_size(text: str) -> int | str:
+    """``--batch-size``: ``"auto"`` or a positive integer; else an :class:`InputError`."""
+    value = text.strip().lower()
+    if value == "auto":
+        return "auto"
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"--batch-size {text!r}: give a positive integer or auto")
+    return int(value)
 
 
 def file_format(out: Path) -> Format:
@@ -189,6 +202,9 @@ def resolve_device(device: str = "auto", announce: bool = True, err: bool = Fals
     except RuntimeError as exc:
         raise InputError(f"--device {device!r}: not a torch device (auto, cpu, cuda, "
                          "cuda:1)") from exc
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"--device {device!r}: models run on cpu, cuda or mps, not "
+                         f"{parsed.type}")
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
             raise EnvError(f"--device {device}: CUDA is not available on this machine "

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from lmcoverage.commands._options import parse_key_values
-from lmcoverage.commands._output import DtypeOption
+from lmcoverage.commands._output import BatchSizeOption, DtypeOption, parse_batch_size
 from lmcoverage.distributed import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         reference: str | None = typer.Option(
             None, "--reference",
             help="Model (DIR, .gguf, DIR@settings) whose log-probs become loglik_data."),
-        batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
+        batch_size: BatchSizeOption = "auto",
         dtype: DtypeOption = "float32",
         device: str = typer.Option(
             "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
             ref = (ref_candidate.path, ref_candidate.decoding)
         dev = resolve_device(device, announce=False)
         resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
+        size = parse_batch_size(batch_size)
         if task is not None:
             examples = task_examples(task, 1024 if n is None else n, 0 if seed is None else seed,
                                      per_class=per_class, correct=correct,  # type: ignore[arg-type]
@@ -105,7 +106,7 @@ def register(app: typer.Typer) -> None:
         else:
             assert data is not None
             examples = data_examples(data)
-        options: dict[str, Any] = {"batch_size": batch_size, "device": dev, "dtype": dtype,
+        options: dict[str, Any] = {"batch_size": size, "device": dev, "dtype": dtype,
                    "trust_remote_code": trust_remote_code,
                    "specs": [c.decoding for c in candidates], "reference": ref}
         if executor == "local" and shards is None:

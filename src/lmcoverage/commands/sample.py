@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
         shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
     ) -> None:
+        from lmcoverage.commands._options import check_sampling
         from lmcoverage.commands._output import resolve_device
         from lmcoverage.decoding.spec import DecodingSpec
         from lmcoverage.engine.candidates import parse_one_candidate
@@ -78,6 +79,7 @@ def register(app: typer.Typer) -> None:
                             ("--batch-size", batch_size)):
             if value < 1:
                 raise InputError(f"{flag}: must be a positive integer, got {value}")
+        check_sampling(n, seed, "--n")
         check_output_path(out, (".jsonl",), {"--data": data})
         check_executor(executor, ray_address)
         path = candidate.path

@@ -56,6 +56,7 @@ def verify_candidates(
     (:func:`lmcoverage.distributed.verify_texts_sharded`, kept in ``out``.shards/ until the
     caller's :func:`~lmcoverage.distributed.finish_sharded`); the verdicts are the same.
     """
+    from lmcoverage.commands._options import check_sampling
     from lmcoverage.engine.candidates import parse_candidates
     from lmcoverage.engine.rows import read_rows
     from lmcoverage.errors import InputError
@@ -67,6 +68,7 @@ def verify_candidates(
         raise InputError(f"--samples: must be >= 1, got {samples}")
     if max_new_tokens < 1:
         raise InputError(f"--max-new-tokens: must be >= 1, got {max_new_tokens}")
+    check_sampling(samples, seed, "--samples")
     check = get_verifier(verifier)
     rows = [row for _, row in read_rows(data)]
     check.check_rows(rows, str(data))

@@ -121,7 +121,7 @@ def sample_with_logp(
     Returns:
         ``out[i][k]``: the k-th :class:`Sample` for prompt i.
     """
-    _check_batch_size(batch_size)
+    _check_batch_size(batch_size, auto=False)
     if not isinstance(n, int) or n < 1:
         raise InputError(f"n must be a positive integer, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:

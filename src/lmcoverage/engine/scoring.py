@@ -10,7 +10,8 @@ far below 1e-4 nats).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,49 +30,94 @@ from lmcoverage.engine._hf import (
     select_rows,
     vocab_size,
 )
-from lmcoverage.errors import InputError
+from lmcoverage.errors import EnvError, InputError
 
+#: Rows per pass of sampling and of callers that give a number.
 DEFAULT_BATCH_SIZE = 64
 #: Most logits (rows x positions x vocabulary) one continuation pass may produce: batches of long
 #: responses under large vocabularies get fewer rows (2^27 float32 = 512 MiB).
 LOGITS_BUDGET = 2**27
+#: ``batch_size="auto"`` per device type: (padded tokens per forward pass, logits per pass).
+#: On CPU a pass holds at most 2,048 tokens and 2^25 float32 logits (128 MiB; the log-softmax
+#: makes a second copy), so memory stays bounded whatever the input size.
+AUTO_BUDGETS = {"cpu": (2048, 2**25), "cuda": (32768, 2**28)}
+#: Rows (sequences) per pass under ``batch_size="auto"``.
+AUTO_MAX_ROWS = 512
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
-def _check_batch_size(batch_size: int) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+@dataclass(frozen=True)
+class Budget:
+    """What one forward pass may hold: ``rows`` sequences (and prompts), ``tokens`` padded
+    tokens (rows x width; None: no limit) and ``logits`` (rows x width x vocabulary)."""
+
+    rows: int
+    tokens: int | None = None
+    logits: int = LOGITS_BUDGET
+
+    def halved(self) -> Budget:
+        """Half of every limit (after an out-of-memory error); EnvError when already 1 row."""
+        if self.rows == 1 and (self.tokens or 0) <= 1:
+            raise EnvError("out of device memory scoring a single sequence; use a smaller "
+                           "model, --dtype bfloat16, or --device cpu")
+        return Budget(max(1, self.rows // 2),
+                      None if self.tokens is None else max(1, self.tokens // 2),
+                      max(1, self.logits // 2))
 
 
-def _chunks(order: Sequence[int], counts: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Prompt indices in ``order`` (skipping those without responses), cut into chunks of at
-    most ``batch_size`` prompts and (unless a single prompt has more) about ``batch_size``
-    responses."""
-    chunk: list[int] = []
-    rows = 0
-    for i in order:
-        if counts[i] == 0:
-            continue
-        if chunk and (rows + counts[i] > batch_size or len(chunk) == batch_size):
-            yield chunk
-            chunk, rows = [], 0
-        chunk.append(i)
+def batch_budget(batch_size: int | str, device: Any = "cpu") -> Budget:
+    """The :class:`Budget` of ``batch_size``: an int is a number of rows (the logits cap
+    :data:`LOGITS_BUDGET` still applies); ``"auto"`` is the token budget of
+    :data:`AUTO_BUDGETS` for ``device``'s type (rows up to :data:`AUTO_MAX_ROWS`)."""
+    _check_batch_size(batch_size)
+    if batch_size == "auto":
+        tokens, logits = AUTO_BUDGETS.get(torch.device(device).type, AUTO_BUDGETS["cpu"])
+        return Budget(AUTO_MAX_ROWS, tokens, logits)
+    assert isinstance(batch_size, int)
+    return Budget(batch_size)
+
+
+def _check_batch_size(batch_size: int | str, auto: bool = True) -> None:
+    """InputError unless ``batch_size`` is a positive int (or ``"auto"`` when ``auto``)."""
+    if batch_size == "auto" and auto:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer{' or auto' if auto else ''}, "
+                         f"got {batch_size!r}")
+
+
+def _fits(rows: int, width: int, budget: Budget) -> bool:
+    return rows <= budget.rows and (budget.tokens is None or rows * width <= budget.tokens)
+
+
+def _next_chunk(pending: Sequence[int], start: int, counts: Sequence[int],
+                lengths: Sequence[int], budget: Budget) -> list[int]:
+    """The prompts ``pending[start:stop]`` (sorted by length, ascending) of one prompt pass:
+    at most ``budget.rows`` prompts, about ``budget.rows`` responses and ``budget.tokens``
+    padded prompt tokens; at least one prompt."""
+    stop, rows = start + 1, counts[pending[start]]
+    while stop < len(pending):
+        i = pending[stop]
+        if rows + counts[i] > budget.rows or not _fits(stop - start + 1, lengths[i], budget):
+            break
         rows += counts[i]
-    if chunk:
-        yield chunk
+        stop += 1
+    return list(pending[start:stop])
 
 
-def _row_batches(items: list[Any], lengths: Sequence[int], batch_size: int,
-                 vocab: int) -> Iterator[list[Any]]:
-    """Consecutive runs of ``items`` (sorted by ``lengths``, ascending) with at most
-    ``batch_size`` items and, beyond one item, at most :data:`LOGITS_BUDGET` logits."""
-    start = 0
+def _row_batches(items: list[Any], lengths: Sequence[int], budget: Budget,
+                 vocab: int) -> list[list[Any]]:
+    """Consecutive runs of ``items`` (sorted by ``lengths``, ascending) within ``budget``: rows,
+    padded tokens and (rows x longest length x ``vocab``) logits; at least one item each."""
+    out, start = [], 0
     while start < len(items):
         stop = start + 1
-        while (stop < len(items) and stop - start < batch_size
-               and (stop - start + 1) * lengths[stop] * vocab <= LOGITS_BUDGET):
+        while (stop < len(items) and _fits(stop - start + 1, lengths[stop], budget)
+               and (stop - start + 1) * lengths[stop] * vocab <= budget.logits):
             stop += 1
-        yield items[start:stop]
+        out.append(items[start:stop])
         start = stop
+    return out
 
 
 def _score_rows(
@@ -125,7 +171,7 @@ def score_responses(
     model: Any,
     prompts: Sequence[Sequence[int]],
     responses: Sequence[Sequence[Sequence[int]]],
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
 ) -> list[np.ndarray]:
     """Sequence log-likelihoods ``log pi_hat(y|x)`` of many responses per prompt.
@@ -135,7 +181,9 @@ def score_responses(
             in eval mode (its train/eval mode is restored afterwards).
         prompts: P prompts, each a non-empty list of token ids.
         responses: for each prompt, its responses (lists of token ids; empty scores 0).
-        batch_size: continuation rows (and at most this many prompts) per forward pass.
+        batch_size: continuation rows (and at most this many prompts) per forward pass, or
+            ``"auto"`` (the default): a token budget per pass (:data:`AUTO_BUDGETS`) that halves
+            and retries when the device runs out of memory.
         progress: show a rich progress bar over prompts.
 
     Returns:
@@ -154,7 +202,7 @@ def score_variants(
     prompts: Sequence[Sequence[int]],
     responses: Sequence[Sequence[Sequence[int]]],
     specs: Sequence[DecodingSpec],
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
 ) -> list[np.ndarray]:
     """``log pi_spec(y|x)`` of many responses per prompt under M decoding variants of one model.
@@ -217,39 +265,64 @@ def score_variants(
 
 
 def _score_unique(model: Any, prompt_ids: list[list[int]], response_ids: list[list[list[int]]],
-                  specs: list[DecodingSpec], batch_size: int, progress: bool, vocab: int,
+                  specs: list[DecodingSpec], batch_size: int | str, progress: bool, vocab: int,
                   ctx: int | None) -> list[np.ndarray]:
-    """The loop of :func:`score_variants` over distinct prompts (checked ids)."""
+    """The loop of :func:`score_variants` over distinct prompts (checked ids).
+
+    Prompts by length and, within a prompt pass, responses by length: less padding. Results go
+    back to their original places, and no score depends on its batch-mates, so when a pass
+    runs out of device memory the budget halves and the pass is redone (scores unchanged).
+    """
     out = [np.zeros((len(rs), len(specs)), dtype=np.float64) for rs in response_ids]
     counts = [sum(1 for r in rs if r) for rs in response_ids]  # empty responses score 0
-    total = sum(1 for c in counts if c)
-    with inference(model), progress_bar(total, "prompts scored", progress) as advance:
-        # Prompts by length and, within a chunk, responses by length: less padding. Results go
-        # back to their original places, and no score depends on its batch-mates.
-        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-        for chunk in _chunks(order, counts, batch_size):
-            batch = run_prompts(model, [prompt_ids[i] for i in chunk])
-            items = sorted(
-                ((local, i, j) for local, i in enumerate(chunk)
-                 for j, r in enumerate(response_ids[i]) if r),
-                key=lambda item: len(response_ids[item[1]][item[2]]),
-            )
-            for part in _row_batches(items, [len(response_ids[i][j]) for _, i, j in items],
-                                     batch_size, vocab):
-                rows = torch.tensor([local for local, _, _ in part], device=batch.lengths.device)
-                values = _score_rows(model, batch, rows, [response_ids[i][j] for _, i, j in part],
-                                     ctx, specs)
-                for (_, i, j), value in zip(part, values, strict=True):
-                    out[i][j] = value
+    budget = batch_budget(batch_size, model_device(model))
+    lengths = [len(p) for p in prompt_ids]
+    pending = sorted((i for i in range(len(prompt_ids)) if counts[i]), key=lambda i: lengths[i])
+    with inference(model), progress_bar(len(pending), "prompts scored", progress) as advance:
+        start = 0
+        while start < len(pending):
+            chunk = _next_chunk(pending, start, counts, lengths, budget)
+            try:
+                done = _score_chunk(model, chunk, prompt_ids, response_ids, specs, budget,
+                                    vocab, ctx)
+            except _OOM:
+                budget = budget.halved()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            for (i, j), value in done:
+                out[i][j] = value
+            start += len(chunk)
             advance(len(chunk))
     return out
+
+
+def _score_chunk(model: Any, chunk: list[int], prompt_ids: list[list[int]],
+                 response_ids: list[list[list[int]]], specs: list[DecodingSpec], budget: Budget,
+                 vocab: int, ctx: int | None) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """``((prompt, response), scores (M,))`` of every non-empty response of the prompts in
+    ``chunk``: one prompt pass, then continuation passes within ``budget``."""
+    batch = run_prompts(model, [prompt_ids[i] for i in chunk])
+    items = sorted(
+        ((local, i, j) for local, i in enumerate(chunk)
+         for j, r in enumerate(response_ids[i]) if r),
+        key=lambda item: len(response_ids[item[1]][item[2]]),
+    )
+    done = []
+    for part in _row_batches(items, [len(response_ids[i][j]) for _, i, j in items], budget,
+                             vocab):
+        rows = torch.tensor([local for local, _, _ in part], device=batch.lengths.device)
+        values = _score_rows(model, batch, rows, [response_ids[i][j] for _, i, j in part],
+                             ctx, specs)
+        done += [((i, j), value) for (_, i, j), value in zip(part, values, strict=True)]
+    return done
 
 
 def mass_correct(
     model: Any,
     prompts: Sequence[Sequence[int]],
     correct_sets: Sequence[Sequence[Sequence[int]]],
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
 ) -> np.ndarray:
     """The model's probability of each prompt's correct set, ``pi_hat(G_x | x)``.

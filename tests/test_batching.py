@@ -1,0 +1,113 @@
+"""``batch_size="auto"``: token budgets, halving on out-of-memory, and the ``--batch-size`` flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lmcoverage.cli import main
+from lmcoverage.engine import score_responses, scoring
+from lmcoverage.errors import EnvError, InputError
+from lmcoverage.io import write_jsonl
+from lmcoverage.models.hf import save
+from lmcoverage.tasks import get_task
+from tiny_llama import tiny_llama
+
+VOCAB = 40
+
+
+@pytest.fixture(scope="module")
+def llama() -> torch.nn.Module:
+    return tiny_llama(VOCAB, 64, seed=0)
+
+
+def _problems(seed: int) -> tuple[list[list[int]], list[list[list[int]]]]:
+    rng = np.random.default_rng(seed)
+    prompts = [rng.integers(0, VOCAB, int(rng.integers(1, 12))).tolist() for _ in range(9)]
+    responses = [[rng.integers(0, VOCAB, int(rng.integers(1, 8))).tolist()
+                  for _ in range(int(rng.integers(1, 4)))] for _ in prompts]
+    return prompts, responses
+
+
+def test_budgets_of_auto_and_of_a_number() -> None:
+    cpu = scoring.batch_budget("auto", "cpu")
+    assert (cpu.rows, cpu.tokens, cpu.logits) == (scoring.AUTO_MAX_ROWS,
+                                                  *scoring.AUTO_BUDGETS["cpu"])
+    assert scoring.batch_budget("auto", "cuda:1").tokens == scoring.AUTO_BUDGETS["cuda"][0]
+    assert scoring.batch_budget(7) == scoring.Budget(7)
+    assert scoring.Budget(7, 100, 50).halved() == scoring.Budget(3, 50, 25)
+    for bad in (0, -1, True, 2.5, "big"):
+        with pytest.raises(InputError, match="batch_size"):
+            scoring.batch_budget(bad)  # type: ignore[arg-type]
+
+
+def test_auto_gives_the_scores_of_any_fixed_batch_size(llama: torch.nn.Module) -> None:
+    prompts, responses = _problems(0)
+    want = score_responses(llama, prompts, responses, batch_size=1, progress=False)
+    got = score_responses(llama, prompts, responses, progress=False)  # auto
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+def test_out_of_memory_halves_the_budget_and_retries(llama: torch.nn.Module,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An injected CUDA out-of-memory error on passes over 2 prompts or 3 rows: the pass is
+    redone with half the budget, and every score is the one an unconstrained run gives."""
+    prompts, responses = _problems(1)
+    want = score_responses(llama, prompts, responses, progress=False)
+    run_prompts, forward = scoring.run_prompts, scoring.forward
+    seen: dict[str, list[int]] = {"prompts": [], "rows": [], "oom": []}
+
+    def small_prompt_passes(model, batch):
+        seen["prompts"].append(len(batch))
+        if len(batch) > 2:
+            seen["oom"].append(len(batch))
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return run_prompts(model, batch)
+
+    def small_row_passes(model, ids, *args, **kwargs):
+        seen["rows"].append(ids.shape[0])
+        if ids.shape[0] > 3:
+            seen["oom"].append(ids.shape[0])
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return forward(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "run_prompts", small_prompt_passes)
+    monkeypatch.setattr(scoring, "forward", small_row_passes)
+    got = score_responses(llama, prompts, responses, progress=False)
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    assert seen["oom"] and seen["prompts"][0] > 2  # it did start big, then shrank
+    assert max(seen["prompts"][-3:]) <= 2
+
+
+def test_out_of_memory_on_a_single_sequence_is_an_env_error(
+        llama: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(scoring, "run_prompts", no_memory)
+    with pytest.raises(EnvError, match="out of device memory scoring a single sequence"):
+        score_responses(llama, [[1, 2]], [[[3]]], progress=False)
+
+
+def test_batch_size_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    task = get_task("figure2-h4")
+    model = save(tiny_llama(task.vocab_size, task.max_length, seed=1), tmp_path / "m",
+                 tokenizer=task.tokenizer())
+    data = tmp_path / "d.jsonl"
+    write_jsonl(data, [task.to_row(p) for p in task.sample(4, seed=0)])
+    for value in ("auto", "3"):
+        assert main(["score", "--model", str(model), "--data", str(data), "--out",
+                     str(tmp_path / f"{value}.parquet"), "--batch-size", value,
+                     "--no-progress"]) == 0
+    for bad in ("0", "many"):
+        out = tmp_path / "bad.parquet"
+        assert main(["score", "--model", str(model), "--data", str(data), "--out", str(out),
+                     "--batch-size", bad, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"--batch-size {bad!r}" in err, err
+        assert not out.exists()
