@@ -94,3 +94,17 @@ def test_experiment_rejects_bad_config(tmp_path):
 def test_cpu_preset(tmp_path):
     res = run_experiment("bernoulli", "cpu", tmp_path / "cpu", [0], progress=False)
     assert all(c["holds"] for c in res["checks"]), res["checks"]
+
+
+def test_mle_is_restricted_to_the_papers_class():
+    # Sec. 3: Pi = {Ber(p): p in (0, 1/2)}; the MLE clips k/n to 1/2, so only k = 0 misses an
+    # outcome and Cov_N (N >= 2) never counts y = 0.
+    from lmcoverage.experiments.bernoulli.compute import restricted_law, restricted_mle
+    from lmcoverage.tasks.bernoulli import bernoulli_coverage, bernoulli_kl
+
+    q, pmf = restricted_law(0.4, 5)
+    assert q.max() == 0.5 and restricted_mle(np.array([0.9]))[0] == 0.5
+    inf = np.isinf(bernoulli_kl(0.4, q))
+    assert inf.tolist() == [True] + [False] * 5
+    assert pmf[inf].sum() == pytest.approx(0.6**5)
+    assert (bernoulli_coverage(0.4, q, [2.0])[:, 0] <= 0.4 + 1e-12).all()

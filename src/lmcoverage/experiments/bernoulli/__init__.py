@@ -1,10 +1,11 @@
 """Sec. 3 case study: the Bernoulli MLE has infinite KL with positive probability, yet Cov_N
 for N >= 2 is O(log(1/delta)/n) with probability 1 - delta.
 
-pi_D = Ber(p*), the estimator is the empirical frequency p_hat = k/n. For each sample size n
+pi_D = Ber(p*), p* < 1/2, the estimator is the MLE over Sec. 3's class {Ber(p): p in (0, 1/2)}:
+p_hat = min(k/n, 1/2). For each sample size n
 and each p* family (fixed p*, and the rare-event family p* = c/n), ``reps`` independent
 estimates are drawn from the run's seeds; their KL and Cov_N are exact (two outcomes). The
-exact law of p_hat (Binomial) gives P[KL = inf] = (1-p*)^n + p*^n to compare with, and the
+exact law of p_hat (Binomial) gives P[KL = inf] = (1-p*)^n to compare with, and the
 worst case over a grid of p* of the (1 - delta)-quantile of Cov_N, whose product with
 n / log(1/delta) (the constant C) must stay bounded as n grows.
 """

@@ -21,6 +21,23 @@ from lmcoverage.tasks.bernoulli import (
     upper_quantile,
 )
 
+P_MAX = 0.5  # Sec. 3's class: Pi = {Ber(p)}, p in (0, 1/2)
+
+
+def restricted_mle(frequency: np.ndarray) -> np.ndarray:
+    """The MLE over Sec. 3's class {Ber(p): p in (0, 1/2)} (closure [0, 1/2]): min(k/n, 1/2).
+
+    The log-likelihood k log p + (n-k) log(1-p) is unimodal with its peak at k/n, so the
+    constrained maximiser is k/n clipped to the class; k = 0 gives Ber(0) (the supremum).
+    """
+    return np.minimum(frequency, P_MAX)
+
+
+def restricted_law(p_star: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact law of :func:`restricted_mle` from n samples: (values, Binomial probabilities)."""
+    q, pmf = mle_law(p_star, n)
+    return restricted_mle(q), pmf
+
 
 def worst_case_quantile(
     n: int, p_grid: np.ndarray, ns: list[float], level: float
@@ -28,7 +45,7 @@ def worst_case_quantile(
     """max over p* in ``p_grid`` of the exact ``level``-quantile of Cov_N(MLE): shape (len(ns),)."""
     best = np.zeros(len(ns))
     for p in p_grid:
-        q, pmf = mle_law(float(p), n)
+        q, pmf = restricted_law(float(p), n)
         cov = bernoulli_coverage(p, q, ns)  # (n + 1, len(ns))
         quant = [upper_quantile(cov[:, j], pmf, level) for j in range(len(ns))]
         best = np.maximum(best, quant)
@@ -55,25 +72,30 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     for fi, fam in enumerate(families):
         rows: dict[str, list[Any]] = {k: [] for k in (
             "p_star", "frac_inf", "frac_inf_lo", "frac_inf_hi", "exact_frac_inf", "mean_kl",
-            "median_kl", "quantile_kl", "mean_cov", "quantile_cov", "exact_quantile_cov")}
+            "median_kl", "quantile_kl", "mean_cov", "quantile_cov", "exact_quantile_cov",
+            "frac_cov2_zero", "case1")}
         for ni, (n, p) in enumerate(zip(sizes, _family(fam, config), strict=True)):
             rng = make_rng(ctx.seeds, fi, ni)
-            p_hat = sample_mle(p, n, int(config["reps"]), rng)
+            p_hat = restricted_mle(sample_mle(p, n, int(config["reps"]), rng))
             kl = bernoulli_kl(p, p_hat)
             cov = bernoulli_coverage(p, p_hat, ns)  # (reps, len(ns))
             frac = float(np.mean(np.isinf(kl)))
             lo, hi = binomial_interval(frac, float(config["reps"]), confidence=0.999)
-            q_law, pmf = mle_law(p, n)
+            q_law, pmf = restricted_law(p, n)
             cov_law = bernoulli_coverage(p, q_law, ns)
             rows["p_star"].append(p)
             rows["frac_inf"].append(frac)
             rows["frac_inf_lo"].append(float(lo))
             rows["frac_inf_hi"].append(float(hi))
-            rows["exact_frac_inf"].append((1 - p) ** n + p**n)
+            rows["exact_frac_inf"].append((1 - p) ** n)  # k = 0; k/n = 1 is outside the class
             rows["mean_kl"].append(float(np.mean(kl)))
             rows["median_kl"].append(float(np.quantile(kl, 0.5, method="inverted_cdf")))
             rows["quantile_kl"].append(float(np.quantile(kl, level, method="inverted_cdf")))
             rows["mean_cov"].append(cov.mean(axis=0).tolist())
+            # case 1 of Sec. 3: n >= factor log(1/delta) / p* should give Cov_2 = 0 w.p. 1 - delta
+            rows["frac_cov2_zero"].append(
+                float(np.mean(bernoulli_coverage(p, p_hat, [2.0])[:, 0] == 0.0)))
+            rows["case1"].append(bool(n * p >= config["case1_factor"] * np.log(1.0 / delta)))
             rows["quantile_cov"].append(
                 np.quantile(cov, level, axis=0, method="inverted_cdf").tolist())
             rows["exact_quantile_cov"].append(
@@ -88,7 +110,13 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         for j in range(len(ns))
     ]
 
-    checks = effect_checks(mc, families, sizes, ns, c_hat, slopes, delta)
+    # the log(1/delta) dependence: worst-case quantiles at the largest n for several deltas
+    big = sizes[-1]
+    deltas = [float(d) for d in config["rate_deltas"]]
+    by_delta = np.array([worst_case_quantile(big, p_grid, ns, 1.0 - d) for d in deltas])
+    c_delta = by_delta * big / np.log(1.0 / np.array(deltas))[:, None]  # (deltas, ns)
+
+    checks = effect_checks(mc, families, sizes, ns, c_hat, slopes, delta, c_delta)
     results: dict[str, Any] = {
         "sample_sizes": sizes,
         "coverage_ns": ns,
@@ -98,6 +126,8 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         "worst_case_quantile_cov": worst.tolist(),
         "C_hat": c_hat.tolist(),
         "loglog_slope_worst_quantile": slopes,
+        "rate_deltas": deltas,
+        "C_hat_by_delta": c_delta.tolist(),
         "checks": checks_to_json(checks),
     }
     return finish_run(out_dir, results, checks, config, plot_figures, write_html)

@@ -90,7 +90,8 @@ def write_html(
         check_section(checks, "the Sec. 3 case study (E[KL] = inf, Cov_N = O(log(1/delta)/n))"),
         Section(
             "Set-up",
-            "pi_D = Ber(p*); the estimator is the MLE p_hat = k/n from n samples. KL and Cov_N "
+            "pi_D = Ber(p*); the estimator is the MLE over Sec. 3's class {Ber(p): p < 1/2}, "
+            "p_hat = min(k/n, 1/2), from n samples. KL and Cov_N "
             "of Ber(p_hat) are exact (two outcomes). For each p* family and n, "
             f"{config['reps']} independent estimates are drawn; the exact Binomial law of "
             "p_hat gives the reference values. The worst case over "
