@@ -115,7 +115,7 @@ def test_compare_report_numbers_match_the_metrics(tmp_path: Path) -> None:
         rho = next(r for r in results["correlations"]
                    if r["n"] == n and r["metric"] == "cov_half_n")
         if np.all(cov == cov[0]):  # Cov_1 = 1 for every candidate: no ranking to correlate
-            assert n == 2 and rho["rho"] == "nan"
+            assert n == 2 and rho["rho"] is None and "undefined" in rho["rho_reason"]
         else:
             assert rho["rho"] == pytest.approx(stats.spearmanr(pass_n, cov).statistic)
             assert rho["lo"] <= rho["hi"]
