@@ -152,3 +152,90 @@ def test_bad_arguments_are_refused_before_training(reference: Path, tmp_path: Pa
     write_jsonl(bad, [{"prompt": "1 2 / 1 2 =", "response": "1 2"}])
     with pytest.raises(InputError, match="logp_data"):
         CoverageCallback(bad)
+
+
+class _SeenLogs:
+    """A stand-in reporting integration: records what ``on_log`` receives."""
+
+    def __init__(self) -> None:
+        from transformers import TrainerCallback
+
+        self.keys: set[str] = set()
+        outer = self
+
+        class Recorder(TrainerCallback):  # type: ignore[misc]
+            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
+                       **kwargs: Any) -> None:
+                outer.keys.update(logs or {})
+
+        self.callback = Recorder()
+
+
+def test_sft_trainer_bf16_default_scores_like_the_cli(reference: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """TRL's SFTTrainer defaults to bf16=True: the callback still scores in float32 (equal to
+    ``lmcoverage score`` of the checkpoint); dtype="auto" follows the autocast and says so."""
+    pytest.importorskip("trl", reason="pip install 'lmcoverage[train]'")
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from lmcoverage.integrations import CoverageCallback
+
+    task = get_task(TASK)
+
+    def rows(problems: list[Any]) -> Dataset:
+        return Dataset.from_list([{
+            "input_ids": list(p.prompt_ids) + list(p.response_ids),
+            "completion_mask": [0] * len(p.prompt_ids) + [1] * len(p.response_ids)}
+            for p in problems])
+
+    args = SFTConfig(output_dir=str(tmp_path / "run"), max_steps=4,
+                     per_device_train_batch_size=8, learning_rate=3e-3, eval_strategy="steps",
+                     eval_steps=4, save_steps=4, logging_steps=2, report_to=[], use_cpu=True,
+                     disable_tqdm=True, seed=0)
+    assert args.bf16  # TRL's default
+    exact = CoverageCallback(reference, ns=(2, 4))
+    trainer = SFTTrainer(model=tiny_llama(task.vocab_size, task.max_length, seed=0, pad=0),
+                         args=args, train_dataset=rows(task.sample(64, seed=1)),
+                         eval_dataset=rows(task.sample(8, seed=2)),
+                         processing_class=task.tokenizer(), callbacks=[exact])
+    auto = CoverageCallback(reference, ns=(2, 4), dtype="auto", trainer=trainer)
+    trainer.add_callback(auto)
+    seen = _SeenLogs()
+    trainer.add_callback(seen.callback)
+    with caplog.at_level("WARNING", logger="lmcoverage.integrations.trainer"):
+        trainer.train()
+    assert "dtype='auto': scoring as the Trainer computes (the Trainer's bf16" in caplog.text
+    scores = tmp_path / "s.parquet"
+    assert main(["score", "--model", str(tmp_path / "run" / "checkpoint-4"), "--data",
+                 str(reference), "--out", str(scores), "--no-progress", "--device", "cpu"]) == 0
+    cli = ScoreTable.read_parquet(scores).matrix("loglik")[0]
+    np.testing.assert_allclose(exact.tables[4].matrix("loglik")[0], cli, atol=1e-4, rtol=0)
+    assert exact.tables[4].provenance["dtype"] == "float32"
+    under_autocast = auto.tables[4].matrix("loglik")[0]
+    assert np.abs(under_autocast - cli).max() > 1e-4  # what the default avoids
+    assert auto.tables[4].provenance["dtype"] == "float32 with bf16 autocast"
+    assert "coverage/kl" in seen.keys  # trainer=... reaches every on_log (report_to)
+
+
+def test_scoring_precision_scores_low_precision_weights_in_float32() -> None:
+    """Weights stored in bfloat16 are scored through float32 copies and put back bit for bit."""
+    from lmcoverage.engine import score_responses
+    from lmcoverage.integrations.trainer import scoring_precision
+
+    model = tiny_llama(16, 32, seed=0).to(torch.bfloat16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    prompts, responses = [[1, 2, 3]], [[[4, 5], [6]]]
+    with scoring_precision(model, "float32"):
+        assert next(model.parameters()).dtype == torch.float32
+        got = score_responses(model, prompts, responses, progress=False)[0]
+    upcast = tiny_llama(16, 32, seed=0).to(torch.bfloat16).float()
+    want = score_responses(upcast, prompts, responses, progress=False)[0]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert all(torch.equal(before[k], v) and v.dtype == torch.bfloat16
+               for k, v in model.state_dict().items())
+    from lmcoverage.errors import InputError
+    from lmcoverage.integrations import CoverageCallback
+
+    with pytest.raises(InputError, match="dtype"):
+        CoverageCallback(Path("unused.jsonl"), dtype="float8")

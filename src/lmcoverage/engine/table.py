@@ -21,11 +21,7 @@ import numpy as np
 
 from lmcoverage.decoding.spec import DecodingSpec
 from lmcoverage.engine.candidates import model_names
-from lmcoverage.engine.scoring import (
-    DEFAULT_BATCH_SIZE,
-    held_out_then_correct,
-    loglik_and_mass,
-)
+from lmcoverage.engine.scoring import held_out_then_correct, loglik_and_mass
 from lmcoverage.errors import InputError
 from lmcoverage.models.hf import dtype_name, load_causal_lm, load_tokenizer
 
@@ -41,6 +37,8 @@ class Examples:
     row used as they are) or texts (``prompt_text``, ``response_text``, ``correct_text``;
     tokenized per model directory). ``loglik_data``, ``correct_*`` are None when unknown.
     ``lines`` are the JSONL line numbers; ``where`` each row's place for error messages.
+    ``ref_correct``, ``ref_samples`` (int64) and ``reference``: c(x), K and the description
+    of a reference made of good responses (rows of ``lmcoverage reference``), else None.
     """
 
     group: list[str]
@@ -56,6 +54,9 @@ class Examples:
     lines: list[int] | None = None
     rows: list[dict[str, Any]] | None = None
     where: list[str] | None = None
+    ref_correct: np.ndarray | None = None
+    ref_samples: np.ndarray | None = None
+    reference: str | None = None
 
     def __len__(self) -> int:
         return len(self.group)
@@ -125,9 +126,11 @@ def _optional_number(row: dict[str, Any], key: str, where: str, upper: float) ->
 def data_examples(path: str | os.PathLike[str]) -> Examples:
     """Examples from a JSONL or Parquet file of rows with a prompt (``prompt``, ``messages`` or
     ``prompt_ids``), a response (``response`` or ``response_ids``) and optional ``logp_data``,
-    ``group``, ``weight``, ``valid_paths`` (correct responses as texts, for ``mass_correct``).
-    Optional numeric fields must be present on all rows or none. Rows are encoded per model
-    tokenizer by :func:`encode_examples` (see :mod:`lmcoverage.engine.rows`).
+    ``group``, ``weight``, ``valid_paths`` (correct responses as texts, for ``mass_correct``),
+    ``n_correct`` and ``n_samples`` (c(x) and K of ``lmcoverage reference`` rows, with their
+    ``reference`` description). Optional numeric fields must be present on all rows or none.
+    Rows are encoded per model tokenizer by :func:`encode_examples` (see
+    :mod:`lmcoverage.engine.rows`).
 
     Raises:
         InputError: naming the file and line of a malformed row.
@@ -165,6 +168,7 @@ def data_examples(path: str | os.PathLike[str]) -> Examples:
         if missing and len(missing) != len(values):
             raise InputError(f"{missing[0]}: {key} is missing here but given on other rows; "
                              "give it on every row or on none")
+    ref_correct, ref_samples, reference = _reference_counts(numbered)
     return Examples(
         group=groups,
         weight=np.array(weights, dtype=np.float64),
@@ -173,7 +177,33 @@ def data_examples(path: str | os.PathLike[str]) -> Examples:
         source=str(p),
         rows=[row for _, row in numbered],
         where=places,
+        ref_correct=ref_correct,
+        ref_samples=ref_samples,
+        reference=reference,
     )
+
+
+def _reference_counts(numbered: Sequence[tuple[str, dict[str, Any]]]
+                      ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """``(c(x), K, description)`` from ``n_correct``, ``n_samples`` and ``reference`` fields
+    (on every row or on none; ``0 <= n_correct <= n_samples``), or Nones."""
+    given = ["n_correct" in row or "n_samples" in row for _, row in numbered]
+    if not any(given):
+        return None, None, None
+    counts = []
+    for where, row in numbered:
+        pair = [row.get("n_correct"), row.get("n_samples")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+            raise InputError(f"{where}: n_correct and n_samples must be integers on every row "
+                             f"(or absent from all), got {pair[0]!r} and {pair[1]!r}")
+        if not 0 <= pair[0] <= pair[1] or pair[1] < 1:
+            raise InputError(f"{where}: need 0 <= n_correct <= n_samples and n_samples >= 1, "
+                             f"got {pair[0]} and {pair[1]}")
+        counts.append(pair)
+    labels = {row.get("reference") for _, row in numbered}
+    label = labels.pop() if len(labels) == 1 else None
+    matrix = np.array(counts, dtype=np.int64)
+    return matrix[:, 0], matrix[:, 1], label if isinstance(label, str) else None
 
 
 def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
@@ -190,18 +220,23 @@ def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def encode_examples(
-    examples: Examples, model_dir: Path, trust_remote_code: bool = False, tokenizer: Any = None
+    examples: Examples, model_dir: Path | None, trust_remote_code: bool = False,
+    tokenizer: Any = None
 ) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
     """``(prompts, responses, correct sets or None)`` as token ids for one model: token-id
     examples as they are, rows and texts encoded with ``tokenizer`` (default: the one saved
-    with ``model_dir``) under the EOS convention of :mod:`lmcoverage.engine.rows`."""
+    with ``model_dir``; ``model_dir`` None: an in-memory model's ``tokenizer``) under the EOS
+    convention of :mod:`lmcoverage.engine.rows`."""
     from lmcoverage.engine.rows import complete, encode_prompt, encode_response, encode_text
 
     if examples.prompt_ids is not None and examples.response_ids is not None:
         return examples.prompt_ids, examples.response_ids, examples.correct_ids
     rows, places = _input_rows(examples)
-    tok = tokenizer if tokenizer is not None else load_tokenizer(
-        model_dir, trust_remote_code=trust_remote_code)
+    tok = tokenizer
+    if tok is None:
+        if model_dir is None:
+            raise InputError("encode_examples: give model_dir or tokenizer")
+        tok = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
     try:
         prompts = [encode_prompt(tok, row, w) for row, w in zip(rows, places, strict=True)]
         responses = [encode_response(tok, row, w) for row, w in zip(rows, places, strict=True)]
@@ -210,6 +245,8 @@ def encode_examples(
         correct = [[complete(tok, encode_text(tok, y, False, w)) for y in ys]
                    for ys, w in zip(examples.correct_text, places, strict=True)]
     except InputError as exc:
+        if model_dir is None:
+            raise
         raise InputError(f"{exc} (tokenizer of {model_dir})") from None
     return prompts, responses, correct
 
@@ -241,7 +278,7 @@ def score_models(
     model_dirs: Sequence[Path],
     examples: Examples,
     names: Sequence[str] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     device: str = "cpu",
     trust_remote_code: bool = False,
     progress: bool = True,
@@ -337,6 +374,8 @@ def score_models(
             weight=examples.weight,
             group=examples.group,
             mass_correct=columns[k][1],
+            ref_correct=examples.ref_correct,
+            ref_samples=examples.ref_samples,
         )
         for k in range(len(model_dirs))
     ])
@@ -386,6 +425,8 @@ def score_provenance(
         prov["eos"] = "task responses (token ids, no EOS appended)"
     if reference is not None:
         prov["reference"] = candidate_label(*reference)
+    elif examples.loglik_data is not None and examples.reference is not None:
+        prov["reference"] = f"{examples.reference}; logp_data from {prov['data']['path']}"
     elif examples.loglik_data is not None:
         prov["reference"] = (f"logp_data from {prov['data']['path']}" if "path" in prov["data"]
                              else f"task {examples.source} (exact log pi_D)")
