@@ -161,3 +161,23 @@ def test_test_preset_shows_the_separation_and_resumes(tmp_path):
 def test_cpu_presets(tmp_path, preset):
     out = tmp_path / preset
     _check_results(out, run_experiment("sgd", preset, out, [0], progress=False))
+
+
+def test_step_size_is_tuned_on_replicates_separate_from_the_reported_ones():
+    from lmcoverage.experiments.sgd import summarize_sweep
+    from lmcoverage.tasks.linear import CountEnumeration, sgd_instance
+
+    inst = sgd_instance("two-prompt")
+    enum = CountEnumeration(inst, 4)
+    good, bad = inst.theta_star, inst.theta0
+    # config 0 looks best on its 2 tuning replicates, config 1 is best on the 3 reported ones
+    rows = [good, good, bad, bad, bad, bad, bad, good, good, good]
+    traj = torch.stack(rows)[None]  # (1 checkpoint, 2 configs * 5 replicates, d)
+    res = summarize_sweep(inst, enum, traj, 2, 8.0, tune=2)
+    cov_bad = float(enum.coverage(bad[None], [8.0])[0, 0])
+    assert cov_bad > 0.0
+    assert int(res["best"]) == 0  # chosen on the tuning replicates ...
+    assert res["final_cov"][0] == pytest.approx(cov_bad)  # ... reported on the others
+    assert res["tune_cov"][0] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="tune"):
+        summarize_sweep(inst, enum, traj, 2, 8.0, tune=5)

@@ -39,8 +39,9 @@ def log_grid(lo: float, hi: float, per_decade: int) -> list[float]:
 
 def check_sweep(config: dict[str, Any], grids: Sequence[str]) -> None:
     """ValueError naming the key unless a step-size sweep's sizes (``T``, ``replicates``,
-    ``checkpoints``, ``horizons``) are >= 1 and each grid in ``grids`` is non-empty and > 0."""
-    for key in ("T", "replicates", "checkpoints"):
+    ``tune_replicates``, ``checkpoints``, ``horizons``) are >= 1 and each grid in ``grids`` is
+    non-empty and > 0."""
+    for key in ("T", "replicates", "tune_replicates", "checkpoints"):
         if int(config[key]) < 1:
             raise InputError(f"{key}: must be >= 1, got {config[key]}")
     if not config["horizons"] or min(config["horizons"]) < 1:
@@ -185,6 +186,7 @@ def tuned_results(
         "horizons": horizons,
         "methods": list(methods),
         "replicates": config["replicates"],
+        "tune_replicates": config["tune_replicates"],
         "best_final_cov": best.final_cov,
         "best_final_cov_se": best.final_cov_se,
         choice_key: best.choice,

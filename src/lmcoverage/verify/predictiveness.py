@@ -265,7 +265,7 @@ def predictiveness(
             raise InputError(f"--n {n}: N must lie in [2, {k_max}] (the fewest samples of a "
                              "prompt)")
     grid = np.asarray(profile_ns if profile_ns is not None else 2.0 ** np.arange(11))
-    ks = powers_of_two(k_max)
+    ks = sorted({*powers_of_two(k_max), *ns})  # every N of the report has its Pass@N
     candidates = []
     for j, name in enumerate(data.names):
         log_ratio = data.loglik_data - data.loglik[j]

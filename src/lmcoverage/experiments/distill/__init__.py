@@ -13,8 +13,9 @@ prompt and teacher response y and moves theta <- Proj(theta + eta * g) with
 
 Tokens are i.i.d. given x here, so eps_h = KL(pi_D(.|x) || pi_theta(.|x)) is the same at every
 position and the weights are alpha = (1, .., 1, frac, 0, .., 0) with floor(A / eps) ones. For each
-H, eta is tuned per method over a grid at the fixed budget T (best mean final Cov_N over the
-replicates, exact by token-count enumeration). All runs of one H are one batched computation on
+H, eta is tuned per method over a grid at the fixed budget T (best mean final Cov_N over
+``tune_replicates`` runs; the reported value is its mean over the other ``replicates`` runs,
+exact by token-count enumeration). All runs of one H are one batched computation on
 shared samples; one unit per H is cached.
 """
 

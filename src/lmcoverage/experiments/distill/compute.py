@@ -97,7 +97,8 @@ def run_method(
 def run_horizon(config: dict[str, Any], horizon: int, seeds: list[int]) -> dict[str, np.ndarray]:
     """Both methods at one H (each re-reads the same teacher samples)."""
     inst = sgd_instance(config["instance"])
-    steps, reps = int(config["T"]), int(config["replicates"])
+    tune = int(config["tune_replicates"])
+    steps, reps = int(config["T"]), tune + int(config["replicates"])
     n_cov = float(config["N"])
     enum = CountEnumeration(inst, horizon)
     record_at = checkpoint_steps(steps, int(config["checkpoints"]))
@@ -106,7 +107,7 @@ def run_horizon(config: dict[str, Any], horizon: int, seeds: list[int]) -> dict[
         stream = TokenStream(inst, horizon, steps, reps, make_rng(seeds, horizon))
         lrs = config[f"{method}_lr"]
         traj = run_method(inst, stream, method, lrs, float(np.log(n_cov)), record_at, steps)
-        res = summarize_sweep(inst, enum, traj, len(lrs), n_cov)
+        res = summarize_sweep(inst, enum, traj, len(lrs), n_cov, tune)
         out.update({f"{method}.{k}": v for k, v in res.items()})
     return out
 

@@ -59,7 +59,8 @@ def write_html(
             f"{describe_instance(config['instance'])} Projected SGD with a "
             "constant step eta on the plain or truncated (A = log N, Eq. 24-26) distillation "
             f"gradient, T = {results['T']} fresh teacher samples, eta tuned per method and H; "
-            f"value = best over the grid of the mean over {results['replicates']} replicates of "
+            f"eta chosen on {results['tune_replicates']} tuning replicates; value = its mean "
+            f"over {results['replicates']} other replicates of "
             f"the final Cov_{results['N']} (exact by token-count enumeration). The plain "
             "gradient is the sequence-level SGD gradient (Eq. 14).",
             figures=figures,

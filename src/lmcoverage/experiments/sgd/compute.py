@@ -117,28 +117,39 @@ def checkpoint_steps(steps: int, count: int) -> list[int]:
 
 
 def summarize_sweep(
-    inst: IIDInstance, enum: CountEnumeration, traj: Tensor, num_configs: int, n_cov: float
+    inst: IIDInstance, enum: CountEnumeration, traj: Tensor, num_configs: int, n_cov: float,
+    tune: int,
 ) -> dict[str, np.ndarray]:
-    """Pick the config with the smallest mean final Cov_N from a sweep's trajectory.
+    """Pick the config on the tuning replicates, report it on the others.
+
+    The first ``tune`` replicates of every config choose the config with the smallest mean
+    final Cov_N; the numbers reported come from the remaining replicates only, so the choice
+    does not pick the reported replicates' luck (no winner's curse).
 
     Args:
-        traj: (checkpoints, configs * replicates, d), rows config-major.
+        traj: (checkpoints, configs * replicates, d), rows config-major; replicates =
+            ``tune`` tuning ones, then the reported ones.
 
-    Returns arrays: ``final_cov`` (configs,) replicate means, ``best`` (), ``best_se`` () the
-    standard error of the best config's mean, and its ``curve`` and ``curve_kl``
-    (checkpoints,) replicate means of Cov_N and KL along training.
+    Returns arrays: ``final_cov`` (configs,) means over the reported replicates, ``tune_cov``
+    (configs,) means over the tuning ones, ``best`` (), ``best_se`` () the standard error of
+    the best config's reported mean, and its ``curve`` and ``curve_kl`` (checkpoints,)
+    reported-replicate means of Cov_N and KL along training.
     """
     reps = traj.shape[1] // num_configs
+    if not 1 <= tune < reps:
+        raise InputError(f"tune: need 1 <= tune < replicates per config ({reps}), got {tune}")
     final = enum.coverage(traj[-1], [n_cov])[:, 0].reshape(num_configs, reps)
-    mean = final.mean(1)
-    best = int(np.argmin(mean))
-    best_traj = traj[:, best * reps:(best + 1) * reps]  # (checkpoints, reps, d)
+    best = int(np.argmin(final[:, :tune].mean(1)))
+    report = final[:, tune:]
+    best_traj = traj[:, best * reps + tune:(best + 1) * reps]  # (checkpoints, reported, d)
     curve = enum.coverage(best_traj.reshape(-1, inst.dim), [n_cov])[:, 0]
+    shown = report.shape[1]
     return {
-        "final_cov": mean,
+        "final_cov": report.mean(1),
+        "tune_cov": final[:, :tune].mean(1),
         "best": np.array(best),
-        "best_se": np.array(final[best].std(ddof=1) / np.sqrt(reps) if reps > 1 else 0.0),
-        "curve": curve.reshape(traj.shape[0], reps).mean(1),
+        "best_se": np.array(report[best].std(ddof=1) / np.sqrt(shown) if shown > 1 else 0.0),
+        "curve": curve.reshape(traj.shape[0], shown).mean(1),
         "curve_kl": inst.kl(best_traj, enum.horizon).mean(1).numpy(),
     }
 
@@ -148,14 +159,15 @@ def run_horizon(
 ) -> dict[str, np.ndarray]:
     """Every method at one H; keys ``<method>.<array>`` as in :func:`summarize_sweep`."""
     ks = sorted({1, *[int(k) for k in config["nsgd_K"]]})
-    batches = Batches(inst, horizon, int(config["T"]), int(config["replicates"]), ks, rng)
+    tune = int(config["tune_replicates"])
+    batches = Batches(inst, horizon, int(config["T"]), tune + int(config["replicates"]), ks, rng)
     enum = CountEnumeration(inst, horizon)
     record_at = checkpoint_steps(int(config["T"]), int(config["checkpoints"]))
     out: dict[str, np.ndarray] = {"dropped_mass": np.array(enum.dropped_mass)}
     for method in METHODS:
         configs = method_configs(config, method)
         traj = run_sweep(inst, batches, method, configs, record_at)
-        res = summarize_sweep(inst, enum, traj, len(configs), float(config["N"]))
+        res = summarize_sweep(inst, enum, traj, len(configs), float(config["N"]), tune)
         out.update({f"{method}.{k}": v for k, v in res.items()})
     return out
 

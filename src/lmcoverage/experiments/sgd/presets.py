@@ -13,11 +13,12 @@ TITLE = "SGD vs normalized SGD across horizons (Prop 5.1, Thm 5.1)"
 METHODS = ("sgd", "normalized_sgd", "sign_sgd", "adam")
 
 
-#: sizes shared by the step-size sweeps (sgd, distill): cpu and test
+#: sizes shared by the step-size sweeps (sgd, distill): cpu and test. ``tune_replicates``
+#: choose each method's step size; the other ``replicates`` are the reported ones.
 SWEEP_CPU: dict[str, Any] = {"instance": "two-prompt", "horizons": [4, 16, 64, 256], "T": 1000,
-                             "N": 8, "replicates": 64}
+                             "N": 8, "replicates": 64, "tune_replicates": 32}
 SWEEP_TEST: dict[str, Any] = {"instance": "two-prompt", "horizons": [4, 64], "T": 250, "N": 8,
-                              "replicates": 16}
+                              "replicates": 16, "tune_replicates": 8}
 
 _CPU_PRESET: dict[str, Any] = {
     **SWEEP_CPU,

@@ -94,9 +94,10 @@ def write_html(
             "Set-up",
             f"{describe_instance(config['instance'])} "
             f"Budget T = {results['T']} steps of fresh samples; every method's step size "
-            "(and lambda, K for normalized SGD) is tuned per H over the preset's grid; the "
-            f"value is the best, over the grid, of the mean over {results['replicates']} "
-            f"replicates of the final Cov_{results['N']}, computed exactly by enumerating token "
+            "(and lambda, K for normalized SGD) is tuned per H over the preset's grid on "
+            f"{results['tune_replicates']} tuning replicates; the value is the chosen config's "
+            f"mean over {results['replicates']} other replicates of the final "
+            f"Cov_{results['N']}, computed exactly by enumerating token "
             f"counts (pi_D-mass left out of the enumeration: at most {dropped:.1e}).",
             figures=figures,
             tables=[Table(rows, caption="Best configuration per method and H")],
