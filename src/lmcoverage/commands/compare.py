@@ -79,6 +79,11 @@ def compare(
             html = out.with_name(f"{out.stem}.{tag}{out.suffix}")
             js = json_path.with_name(f"{json_path.stem}.{tag}{json_path.suffix}")
         reports.append((group, part, numbers, config, html, js))
+    from lmcoverage.commands._notes import provenance_lines
+
+    if reports[0][2]["provenance"]:
+        typer.echo("provenance:\n" + "\n".join(provenance_lines(reports[0][2]["provenance"])),
+                   err=True)
     for line in reports[0][2]["warnings"]:
         typer.echo(line, err=True)
     for group, part, numbers, config, html, js in reports:

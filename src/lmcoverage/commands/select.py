@@ -137,6 +137,22 @@ def offset_theorem_note(n: float, a: float) -> str | None:
             "tournament ran as a heuristic, without the theorem's guarantee")
 
 
+def _normaliser_note(table: Any, selection: Selection, n: float) -> None:
+    """For a table from ``lmcoverage reference``: one stderr line with Cov_N of the pick and
+    the runner-up at both ends of p(x)'s interval (how much is normaliser noise)."""
+    from lmcoverage.metrics.normaliser import table_normaliser_range
+
+    ranges = table_normaliser_range(table, [n])
+    if ranges is None:
+        return
+    shown = [selection.index] + ([selection.runner_up] if selection.runner_up is not None
+                                 else [])
+    parts = [f"{selection.names[j]} {ranges[0][table.models.index(selection.names[j]), 0]:.3f}"
+             f"..{ranges[1][table.models.index(selection.names[j]), 0]:.3f}" for j in shown]
+    typer.echo(f"Cov_{n:g} with p(x) at both ends of its 95% interval (normaliser noise): "
+               + ", ".join(parts), err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``select`` to ``app``."""
 
@@ -174,6 +190,7 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 20,
     ) -> None:
         """Choose a checkpoint by coverage and print the ranking that justifies the pick."""
+        from lmcoverage.commands._notes import table_notes
         from lmcoverage.scoretable import ScoreTable
 
         if json_out is not None:
@@ -200,3 +217,5 @@ def register(app: typer.Typer) -> None:
         if note:
             typer.echo(note, err=True)
         print_selection(selection, method, top, fmt, out)
+        table_notes(table, [n] if table.has("loglik_data") else None, show_provenance=False)
+        _normaliser_note(table, selection, n)

@@ -108,12 +108,16 @@ def reference_counts(table: ScoreTable) -> tuple[NDArray[np.float64], NDArray[np
             first.column("ref_samples").to_numpy().astype(np.float64)[order])
 
 
-def table_normaliser_range(table: ScoreTable, ns: ArrayLike, confidence: float = 0.95
+def table_normaliser_range(table: ScoreTable, ns: ArrayLike, confidence: float = 0.95,
+                           examples: NDArray[np.bool_] | None = None
                            ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """:func:`coverage_normaliser_range` of every model of ``table`` (rows: ``table.models``),
-    or None when the table has no reference counts or no ``loglik_data``."""
+    """:func:`coverage_normaliser_range` of every model of ``table`` (rows: ``table.models``)
+    on the ``examples`` mask (default all), or None when the table has no reference counts or
+    no ``loglik_data``."""
     counts = reference_counts(table)
     if counts is None or not table.has("loglik_data"):
         return None
-    return coverage_normaliser_range(table.matrix("loglik"), table.example_column("loglik_data"),
-                                     *counts, ns, table.example_column("weight"), confidence)
+    keep = np.ones(table.num_examples, dtype=bool) if examples is None else examples
+    return coverage_normaliser_range(
+        table.matrix("loglik")[:, keep], table.example_column("loglik_data")[keep],
+        counts[0][keep], counts[1][keep], ns, table.example_column("weight")[keep], confidence)

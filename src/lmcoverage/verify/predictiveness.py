@@ -336,7 +336,7 @@ def annotate(results: dict[str, Any], table: ScoreTable, group: str | None = Non
     ``ref_correct``/``ref_samples``), each ``cov_half_n`` entry's ``normaliser_lo`` and
     ``normaliser_hi``: Cov_(N/2) with p(x) at both ends of its per-prompt interval
     (:mod:`lmcoverage.metrics.normaliser`). Returns ``results``."""
-    from lmcoverage.metrics.normaliser import coverage_normaliser_range, reference_counts
+    from lmcoverage.metrics.normaliser import table_normaliser_range
     from lmcoverage.metrics.warnings import degenerate_warnings
 
     names = [c["name"] for c in results["candidates"]]
@@ -345,16 +345,11 @@ def annotate(results: dict[str, Any], table: ScoreTable, group: str | None = Non
     sub = table.select_models(names) if names != table.models else table
     results["warnings"] = degenerate_warnings(sub, half, cov)
     results["provenance"] = sub.provenance
-    counts = reference_counts(sub)
-    if counts is None or not sub.has("loglik_data"):
+    mask = None if group is None else sub.example_column("group") == group
+    ranges = table_normaliser_range(sub, half, results["confidence"], mask)
+    if ranges is None:
         return results
-    mask = (np.ones(sub.num_examples, dtype=bool) if group is None
-            else sub.example_column("group") == group)
-    low, high = coverage_normaliser_range(
-        sub.matrix("loglik")[:, mask], sub.example_column("loglik_data")[mask],
-        counts[0][mask], counts[1][mask], half, sub.example_column("weight")[mask],
-        results["confidence"])
-    for c, lo_row, hi_row in zip(results["candidates"], low, high, strict=True):
+    for c, lo_row, hi_row in zip(results["candidates"], *ranges, strict=True):
         for p, lo, hi in zip(c["cov_half_n"], lo_row, hi_row, strict=True):
             p["normaliser_lo"], p["normaliser_hi"] = float(lo), float(hi)
     return results
