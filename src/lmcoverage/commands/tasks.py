@@ -94,7 +94,8 @@ def register(app: typer.Typer) -> None:
             "--model", help="Fine-tune this pretrained HF model directory (or .gguf) on "
                             "--data instead of training on a task.")] = None,
         data: Annotated[Path | None, typer.Option(
-            help="Pairs JSONL for --model: prompt/response texts or prompt_ids/response_ids."
+            help="Pairs JSONL for --model: prompt text, messages or prompt_ids; response "
+                 "text or response_ids (encoded as score encodes rows)."
         )] = None,
         preset: Annotated[str, typer.Option(help="Model and training preset: cpu, paper, "
                                             "tiny.")] = "cpu",

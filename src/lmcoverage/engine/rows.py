@@ -14,6 +14,9 @@ without special tokens and the tokenizer's EOS token is appended (unless the tex
 already is a stop token); a tokenizer without an EOS token (the tasks' word-level tokenizers,
 fixed-length responses) appends nothing. So a held-out text and an identical sample get the
 same ids, and both terms of the offset tournament (Eq. 32) score the same events.
+
+The encoders live in :mod:`lmcoverage.models.encoding` (re-exported here) so that
+``lmcoverage train --data`` encodes rows exactly as ``score`` and ``sample`` do.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from typing import Any
 from lmcoverage.decoding.spec import DecodingSpec
 from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
 from lmcoverage.errors import InputError
+from lmcoverage.models.encoding import (  # re-exported: the engine's row encoders
+    complete,  # noqa: F401
+    encode_prompt,
+    encode_response,  # noqa: F401
+    encode_text,  # noqa: F401
+    end_token_id,
+)
 
 #: End-of-turn tokens of common chat formats; a sample also stops at these when the tokenizer
 #: has them (ChatML, Llama 3, Gemma, Phi-3).
@@ -33,15 +43,20 @@ CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
-    """``(where, row)`` for every row of a ``.jsonl`` or ``.parquet`` file; ``where`` is
-    ``FILE:LINE`` (JSONL) or ``FILE:row N`` (Parquet, 1-based), for error messages.
+    """``(where, row)`` for every row of a ``.jsonl`` or ``.parquet`` file, a Hugging Face
+    ``datasets`` folder (``save_to_disk``) or an ``.arrow`` file
+    (:mod:`lmcoverage.engine.arrow_rows`); ``where`` is ``FILE:LINE`` (JSONL) or ``FILE:row N``
+    (1-based), for error messages.
 
     Raises:
         InputError: a missing, empty or malformed file.
     """
+    from lmcoverage.engine.arrow_rows import is_arrow_input, read_arrow_rows
     from lmcoverage.io import read_jsonl_numbered
 
     p = Path(path)
+    if is_arrow_input(p):
+        return read_arrow_rows(p)
     if p.suffix.lower() != ".parquet":
         return [(f"{p}:{line}", row) for line, row in read_jsonl_numbered(p)]
     if not p.is_file():
@@ -57,83 +72,6 @@ def read_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
         raise InputError(f"{p}: no rows")
     return [(f"{p}:row {i + 1}", {k: v for k, v in row.items() if v is not None})
             for i, row in enumerate(rows)]
-
-
-def _ids(value: Any, key: str, where: str) -> list[int]:
-    if (not isinstance(value, list | tuple) or not value
-            or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
-                       for t in value)):
-        raise InputError(f"{where}: {key} must be a non-empty list of token ids")
-    return list(value)
-
-
-def encode_text(tokenizer: Any, text: str, special: bool, where: str) -> list[int]:
-    """Token ids of ``text``; InputError if it encodes to nothing or to the unknown token."""
-    ids = list(tokenizer(text, add_special_tokens=special)["input_ids"])
-    unk = tokenizer.unk_token_id
-    if unk is not None and unk in ids and tokenizer.unk_token not in text:
-        raise InputError(f"{where}: the tokenizer cannot encode {text!r} (unknown token)")
-    if not ids:
-        raise InputError(f"{where}: {text!r} encodes to no tokens")
-    return ids
-
-
-def encode_prompt(tokenizer: Any, row: dict[str, Any], where: str) -> list[int]:
-    """The prompt of ``row`` as token ids (``prompt_ids``, else ``messages``, else ``prompt``).
-
-    Raises:
-        InputError: no prompt, malformed ids or messages, a chat row for a tokenizer without a
-            chat template.
-    """
-    if "prompt_ids" in row:
-        return _ids(row["prompt_ids"], "prompt_ids", where)
-    if "messages" in row:
-        messages = row["messages"]
-        if (not isinstance(messages, list) or not messages or not all(
-                isinstance(m, dict) and isinstance(m.get("role"), str)
-                and isinstance(m.get("content"), str) for m in messages)):
-            raise InputError(f"{where}: messages must be a non-empty list of "
-                             '{"role": ..., "content": ...} objects')
-        if not getattr(tokenizer, "chat_template", None):
-            raise InputError(f"{where}: a chat row (messages) needs a chat template, and the "
-                             "model's tokenizer has none; give prompt text or prompt_ids")
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                             tokenize=False)
-        return encode_text(tokenizer, text, False, where)
-    if isinstance(row.get("prompt"), str) and row["prompt"].strip():
-        return encode_text(tokenizer, row["prompt"], True, where)
-    raise InputError(f"{where}: needs a prompt: 'prompt' text, 'messages' or 'prompt_ids'")
-
-
-def end_token_id(tokenizer: Any) -> int | None:
-    """The token appended to a text response (the tokenizer's EOS), or None."""
-    eos = getattr(tokenizer, "eos_token_id", None)
-    return eos if isinstance(eos, int) else None
-
-
-def encode_response(tokenizer: Any, row: dict[str, Any], where: str,
-                    stops: Sequence[int] = ()) -> list[int]:
-    """The response of ``row`` as token ids: ``response_ids`` as given, else ``response`` text
-    plus EOS (the module's EOS convention; ``stops``: tokens that already end a response).
-
-    Raises:
-        InputError: no response, or malformed ids.
-    """
-    if "response_ids" in row:
-        return _ids(row["response_ids"], "response_ids", where)
-    text = row.get("response")
-    if not isinstance(text, str) or not text.strip():
-        raise InputError(f"{where}: 'response' must be a non-empty string (or give "
-                         f"response_ids), got {text!r}")
-    return complete(tokenizer, encode_text(tokenizer, text, False, where), stops)
-
-
-def complete(tokenizer: Any, ids: list[int], stops: Sequence[int] = ()) -> list[int]:
-    """``ids`` with the tokenizer's EOS appended, unless they end with EOS or a stop token."""
-    eos = end_token_id(tokenizer)
-    if eos is None or (ids and (ids[-1] == eos or ids[-1] in stops)):
-        return ids
-    return [*ids, eos]
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:

@@ -5,10 +5,11 @@ The pairs become a fixed dataset (:class:`PairsTask`) for the task training loop
 only), the seeded epoch order, ``checkpoint-STEP/`` directories and bit-exact ``--resume`` are
 those of the synthetic-task training.
 
-Rows of the pairs file: ``{"prompt": text, "response": text}`` encoded with the model's own
-tokenizer (the prompt with its special tokens such as BOS, the response without, then EOS
-appended so the model learns to stop), or ``{"prompt_ids": [...], "response_ids": [...]}``
-used as they are.
+Rows of the pairs file are encoded with the model's own tokenizer exactly as ``score`` and
+``sample`` encode rows (:mod:`lmcoverage.models.encoding`): the prompt as ``prompt_ids``,
+``messages`` (a chat, through the tokenizer's chat template) or ``prompt`` text (with its
+special tokens such as BOS); the response as ``response_ids`` or ``response`` text (without
+special tokens, then EOS appended so the model learns to stop).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lmcoverage.errors import InputError
+from lmcoverage.models.encoding import encode_prompt, encode_response
 from lmcoverage.tasks.base import Problem, Task, check_count
 from lmcoverage.train.loop import TrainConfig, train
 
@@ -74,39 +76,27 @@ class PairsTask(Task):
         return self._problems[int(rng.integers(len(self._problems)))]
 
 
-def _ids(row: dict[str, Any], key: str, where: str, vocab: int) -> tuple[int, ...]:
-    value = row[key]
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(t, int) and not isinstance(t, bool) for t in value)):
-        raise InputError(f"{where}: {key} must be a non-empty list of token ids")
-    bad = [t for t in value if not 0 <= t < vocab]
-    if bad:
-        raise InputError(f"{where}: {key} has token id {bad[0]} outside the vocabulary "
-                         f"[0, {vocab})")
-    return tuple(value)
-
-
 def encode_pairs(rows: Sequence[tuple[int, dict[str, Any]]], tokenizer: Any, source: str
                  ) -> list[Problem]:
-    """``(line, row)`` pairs as :class:`Problem` s (token ids), see the module docstring."""
+    """``(line, row)`` pairs as :class:`Problem` s (token ids), encoded as ``score`` encodes
+    rows (:mod:`lmcoverage.models.encoding`: ``prompt_ids``, ``messages`` or ``prompt``;
+    ``response_ids`` or ``response`` text plus EOS).
+
+    Raises:
+        InputError: a row without a prompt or response, malformed ids or messages, a token id
+            outside the tokenizer's vocabulary (file and line named).
+    """
     out = []
     vocab = len(tokenizer)
     for line, row in rows:
         where = f"{source}:{line}"
-        if "prompt_ids" in row or "response_ids" in row:
-            prompt = _ids(row, "prompt_ids", where, vocab)
-            response = _ids(row, "response_ids", where, vocab)
-        else:
-            for key in ("prompt", "response"):
-                if not isinstance(row.get(key), str) or not row[key]:
-                    raise InputError(f"{where}: {key!r} must be a non-empty string (or give "
-                                     "prompt_ids and response_ids)")
-            prompt = tuple(tokenizer(row["prompt"], add_special_tokens=True)["input_ids"])
-            response = tuple(tokenizer(row["response"], add_special_tokens=False)["input_ids"])
-            if tokenizer.eos_token_id is not None:
-                response += (int(tokenizer.eos_token_id),)
-            if not prompt or not response:
-                raise InputError(f"{where}: prompt or response encodes to no tokens")
+        prompt = tuple(encode_prompt(tokenizer, row, where))
+        response = tuple(encode_response(tokenizer, row, where))
+        for key, ids in (("prompt_ids", prompt), ("response_ids", response)):
+            bad = [t for t in ids if t >= vocab]
+            if bad:
+                raise InputError(f"{where}: {key} has token id {bad[0]} outside the "
+                                 f"vocabulary [0, {vocab})")
         out.append(Problem(prompt, response, 0, float("nan"), (), ()))
     return out
 
