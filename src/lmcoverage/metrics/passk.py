@@ -57,11 +57,40 @@ def pass_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
     if out.size == 0:
         return out
     top = int(n_a.max())
+    if top > _CUMSUM_LIMIT:
+        return _pass_at_k_large(n_a, c_a, k_a)
     for kv in np.unique(k_a):
         rows = (k_a == kv) & (n_a - c_a >= kv)  # else some draw of k is always correct: 1
         i = np.arange(kv + 1, top + 1, dtype=np.float64)
         cum = np.concatenate([np.zeros(kv + 1), np.cumsum(np.log1p(-kv / i))])  # S(0..top)
         out[rows] = 0.0 - np.expm1(cum[n_a[rows]] - cum[n_a[rows] - c_a[rows]])  # no -0.0
+    return out
+
+
+#: Largest n for the cumulative-sum form of :func:`pass_at_k` (its arrays have max n entries);
+#: above it each problem is computed alone, from at most ``_TERM_LIMIT`` terms.
+_CUMSUM_LIMIT = 10**7
+_TERM_LIMIT = 10**7
+
+
+def _pass_at_k_large(n: NDArray[np.int64], c: NDArray[np.int64], k: NDArray[np.int64]
+                     ) -> NDArray[np.float64]:
+    """:func:`pass_at_k` problem by problem, without arrays of length max n: log C(n-c, k) /
+    C(n, k) is sum_{j<k} log(1 - c/(n-j)) (k terms) or sum_{i=n-c+1}^{n} log(1 - k/i) (c
+    terms), whichever is shorter; more than ``_TERM_LIMIT`` terms is an InputError."""
+    out = np.ones(n.shape, dtype=np.float64)
+    for idx in np.ndindex(n.shape):
+        nv, cv, kv = int(n[idx]), int(c[idx]), int(k[idx])
+        if nv - cv < kv:
+            continue  # every draw of k holds a correct sample
+        if min(kv, cv) > _TERM_LIMIT:
+            raise InputError(f"pass@k: n={nv}, c={cv}, k={kv} needs more than "
+                             f"{_TERM_LIMIT:,} terms; use a smaller k")
+        if kv <= cv:
+            terms = np.log1p(-cv / (nv - np.arange(kv, dtype=np.float64)))
+        else:
+            terms = np.log1p(-kv / np.arange(nv - cv + 1, nv + 1, dtype=np.float64))
+        out[idx] = 0.0 - np.expm1(terms.sum())
     return out
 
 

@@ -40,9 +40,9 @@ def read_pass_counts(path: str | os.PathLike[str]) -> tuple[list[str], NDArray[n
             for key in ("n", "c"):
                 if key not in row:
                     raise InputError(f"{where}: missing field {key!r}")
-                if not _is_whole(row[key]) or row[key] < 0:
-                    raise InputError(f"{where}: field {key!r} must be an integer >= 0, "
-                                     f"got {row[key]!r}")
+                if not _is_whole(row[key]) or not 0 <= row[key] < 2**63:
+                    raise InputError(f"{where}: field {key!r} must be an integer from 0 to "
+                                     f"2**63 - 1, got {row[key]!r}")
             if row["c"] > row["n"]:
                 raise InputError(f"{where}: c={row['c']} exceeds n={row['n']}")
             if problem in n:
