@@ -54,8 +54,15 @@ def encode_prompt(tokenizer: Any, row: dict[str, Any], where: str) -> list[int]:
         if not getattr(tokenizer, "chat_template", None):
             raise InputError(f"{where}: a chat row (messages) needs a chat template, and the "
                              "model's tokenizer has none; give prompt text or prompt_ids")
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                             tokenize=False)
+        from jinja2 import TemplateError
+
+        try:
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                 tokenize=False)
+        except TemplateError as exc:  # also the sandbox's SecurityError
+            raise InputError(f"{where}: the chat template of model directory "
+                             f"{tokenizer.name_or_path} failed ({type(exc).__name__}: "
+                             f"{exc})") from None
         return encode_text(tokenizer, text, False, where)
     if isinstance(row.get("prompt"), str) and row["prompt"].strip():
         return encode_text(tokenizer, row["prompt"], True, where)

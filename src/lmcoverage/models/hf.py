@@ -88,6 +88,7 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
             path without the GGUF header.
     """
     p = Path(path)
+    _no_symlink_loop(p, "model path")
     if not p.exists():
         raise InputError(f"model directory not found: {p}")
     if is_gguf(p):
@@ -108,6 +109,83 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
             "refusing to unpickle them: convert to safetensors first"
         )
     raise InputError(f"model directory has no weights (*.safetensors): {p}")
+
+
+def _no_symlink_loop(p: Path, what: str) -> None:
+    """InputError when ``p`` is a symlink that resolves to itself (``ELOOP``)."""
+    import errno
+
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{what} {p}: is a symlink loop") from None
+
+
+def check_model_files(path: str | os.PathLike[str], trust_remote_code: bool = False) -> Path:
+    """:func:`check_model_dir`, then what would otherwise fail deep inside ``transformers``:
+    ``config.json`` that is not a JSON object, code shipped in the directory (``auto_map``)
+    without ``trust_remote_code``, a ``model_type`` transformers does not know, a
+    ``vocab_size`` below 1, and safetensors files that are symlink loops or truncated (the
+    header's tensors must end exactly at the end of the file).
+
+    Raises:
+        InputError: naming the directory and what is wrong (one line).
+    """
+    import json
+
+    p = check_model_dir(path)
+    if is_gguf(p):
+        return p
+    try:
+        config = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"model directory {p}: config.json is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"model directory {p}: config.json is not a JSON object")
+    if config.get("auto_map") and not trust_remote_code:
+        raise InputError(f"model directory {p}: config.json maps the model to code shipped in "
+                         "the directory (auto_map); pass --trust-remote-code to run it, only "
+                         "if you trust that code")
+    if not config.get("auto_map"):
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+        kind = config.get("model_type")
+        if kind not in CONFIG_MAPPING_NAMES:
+            raise InputError(f"model directory {p}: unknown model_type {kind!r} in "
+                             "config.json (not an architecture this transformers knows)")
+    vocab = config.get("vocab_size", 1)
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1:
+        raise InputError(f"model directory {p}: vocab_size in config.json must be a positive "
+                         f"integer, got {vocab!r}")
+    for weights in sorted(p.glob("*.safetensors")):
+        _check_safetensors(weights)
+    return p
+
+
+def _check_safetensors(f: Path) -> None:
+    """InputError for a safetensors file that is a symlink loop, has a malformed header, or
+    is shorter or longer than its header says."""
+    import json
+    import struct
+
+    _no_symlink_loop(f, "weights file")
+    size = f.stat().st_size
+    with open(f, "rb") as fh:
+        head = fh.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        try:
+            if not 0 < length <= size - 8:
+                raise ValueError("no header")
+            header = json.loads(fh.read(length))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items()
+                       if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise InputError(f"weights file {f}: not a safetensors file (malformed header); "
+                             "the file is truncated or damaged") from None
+    if 8 + length + end != size:
+        raise InputError(f"weights file {f}: truncated or damaged ({size:,} bytes, the "
+                         f"header describes {8 + length + end:,})")
 
 
 #: Names accepted by ``--dtype`` (``auto``: the checkpoint's own dtype).
@@ -212,7 +290,7 @@ def load_causal_lm(
             GGUF file without the ``gguf`` package installed.
         InputError: an unknown ``dtype`` or one the device cannot compute in.
     """
-    p = check_model_dir(path)
+    p = check_model_files(path, trust_remote_code)
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -238,6 +316,11 @@ def load_causal_lm(
                 )
     except (OSError, KeyError) as exc:
         raise InputError(f"cannot load a causal LM from {p}: {exc}") from exc
+    except RuntimeError as exc:
+        if "mismatched_sizes" not in str(exc) and "size mismatch" not in str(exc):
+            raise
+        raise InputError(f"model directory {p}: weight shapes do not match config.json "
+                         "(shape mismatch)") from None
     if is_gguf(p):  # dequantised float32 weights: a plain model (save_pretrained works)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -264,14 +347,32 @@ def load_tokenizer(path: str | os.PathLike[str], trust_remote_code: bool = False
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"no usable tokenizer in GGUF file {p}: {exc}") from exc
+    _no_symlink_loop(p, "model path")
     if not any((p / name).is_file() for name in TOKENIZER_FILES):
         raise InputError(f"no usable tokenizer in model directory {p}: no tokenizer files")
     try:
-        return AutoTokenizer.from_pretrained(
+        tokenizer = AutoTokenizer.from_pretrained(
             p, local_files_only=True, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"no usable tokenizer in model directory {p}: {exc}") from exc
+    _check_chat_template(tokenizer, p)
+    return tokenizer
+
+
+def _check_chat_template(tokenizer: Any, p: Path) -> None:
+    """InputError when the tokenizer's chat template does not compile (Jinja syntax)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str):
+        return
+    from jinja2 import TemplateError
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    try:
+        _compile_jinja_template(template)
+    except TemplateError as exc:
+        raise InputError(f"model directory {p}: the chat template does not parse "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Path:

@@ -23,7 +23,7 @@ def effect_checks(
     cond = [c[0] for h, c in zip(horizons, prop["cond_cov_seen"], strict=True) if h >= 8]
     big = [h for h in horizons if h >= horizons[-1] / 4]
     cov_growth = cov_first[-1] / max(cov_first[horizons.index(big[0])], 1e-300)
-    kl_growth = prop["mean_kl"][-1] / prop["mean_kl"][horizons.index(big[0])]
+    kl_growth = prop["mean_kl"][-1] / max(prop["mean_kl"][horizons.index(big[0])], 1e-300)
     piv = [c[0] for c in rich["pivotal"]["mean_cov"]]
     dense = [c[0] for c in rich["dense"]["mean_cov"]]
     sig_p, sig_d = rich["pivotal"]["sigma2"], rich["dense"]["sigma2"]
