@@ -106,3 +106,14 @@ def test_vectorised_picks_match_the_selectors() -> None:
             want = _pickers()[sel](loglik, data, w, 8.0, names).index
             got = rank_candidates(stats[sel][0], stats["cross-entropy"][0], names)[0]
             assert got == want, (trial, sel)
+
+
+def test_a_point_mass_at_the_estimate_is_flagged_not_read_as_an_interval() -> None:
+    from lmcoverage.verify.paired import bca_interval
+
+    draws = np.r_[np.full(990, -0.3), np.linspace(-0.5, 0.2, 10)]
+    lo, hi, reason = bca_interval(-0.3, draws, [np.zeros(3)], 0.95)
+    assert lo == hi == -0.3 and reason is not None and "not informative" in reason
+    lo, hi, reason = bca_interval(0.0, np.random.default_rng(0).normal(0, 1, 2000),
+                                  [np.random.default_rng(1).normal(0, 1, 20)], 0.95)
+    assert lo < 0 < hi and reason is None

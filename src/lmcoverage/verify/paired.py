@@ -13,7 +13,8 @@ replacement (a prompt's held-out examples and its verdicts move together) and ca
 replacement, and recomputes both correlations on that same resample; the interval is BCa
 (bias-corrected and accelerated; the acceleration from the jackknife over prompts and over
 candidates, pooled as in Efron's multi-sample BCa), so the point estimate is not an end point
-unless the bootstrap distribution is a single value. Candidates with infinite cross-entropy
+unless the bootstrap distribution puts a point mass on it (few candidates, tied metrics:
+then ``reason`` says the interval is not informative). Candidates with infinite cross-entropy
 (a held-out response of probability zero) rank last on CE, as Spearman ranks +inf.
 
 :func:`selector_regret` gives each selector's regret, max_j Pass@N_j - Pass@N_pick, with a
@@ -203,6 +204,10 @@ def bca_interval(point: float, draws: NDArray[np.float64],
     z = norm.ppf([(1 - confidence) / 2, (1 + confidence) / 2])
     levels = norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
     lo, hi = np.quantile(draws, levels)
+    if point in (lo, hi):
+        return float(lo), float(hi), ("the point estimate is an end of the interval: the "
+                                      "bootstrap puts mass on it (few candidates or tied "
+                                      "metrics), so the interval is not informative")
     return float(lo), float(hi), None
 
 

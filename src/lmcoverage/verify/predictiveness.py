@@ -370,6 +370,8 @@ def _paired_line(row: dict[str, Any]) -> str:
     if not (_finite(lo) and _finite(hi)):
         return f"{head} (no interval: {row.get('reason')})."
     interval = f"{head} [{lo:+.2f}, {hi:+.2f}]"
+    if row.get("reason"):
+        return f"{interval}: no conclusion ({row['reason']})."
     if hi < 0:
         return f"{interval}: coverage ranks the candidates more like Pass@{n} than CE does."
     if lo > 0:
