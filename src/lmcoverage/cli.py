@@ -31,6 +31,7 @@ from lmcoverage.commands import (
     imports,
     metrics,
     models,
+    reference,
     sample,
     select,
     tasks,
@@ -46,8 +47,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (metrics, tasks, models, sample, convert, select, experiments, verify, compare,
-               imports):
+for module in (metrics, tasks, models, sample, reference, convert, select, experiments, verify,
+               compare, imports):
     module.register(app)
 
 

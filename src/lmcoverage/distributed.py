@@ -330,7 +330,7 @@ def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
             full[..., rows] = get(table)
         return full
 
-    has = {c: first.has(c) for c in ("loglik_data", "mass_correct")}
+    has = {c: first.has(c) for c in ("loglik_data", "mass_correct", "ref_correct")}
     return ScoreTable.from_matrix(
         gather(lambda t: t.matrix("loglik"), (len(models), n)), models,
         loglik_data=gather(lambda t: t.example_column("loglik_data"), (n,))
@@ -339,6 +339,10 @@ def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
         group=[str(g) for g in gather(lambda t: t.example_column("group"), (n,), object)],
         mass_correct=gather(lambda t: t.matrix("mass_correct"), (len(models), n))
         if has["mass_correct"] else None,
+        ref_correct=gather(lambda t: t.example_column("ref_correct"), (n,), np.int64)
+        if has["ref_correct"] else None,
+        ref_samples=gather(lambda t: t.example_column("ref_samples"), (n,), np.int64)
+        if has["ref_correct"] else None,
     )
 
 

@@ -10,9 +10,13 @@ loglik_data float64 log pi_D(y|x) when known (synthetic tasks), else null
 weight     float64 example weight >= 0 (class mixtures), default 1
 group      string  class / slice label, default "all"
 mass_correct float64 pi_hat(G_x|x), the model's mass on the correct set, in [0, 1], or null
+ref_correct int64  c(x): correct samples of the example's prompt among the reference's K, or
+                   null (a reference made of good responses, ``lmcoverage reference``)
+ref_samples int64  K: the reference's samples of that prompt (>= ref_correct), or null
 ========== ======= =========================================================================
 
-Per-example columns (``loglik_data``, ``weight``, ``group``) must agree across models.
+Per-example columns (``loglik_data``, ``weight``, ``group``, ``ref_correct``,
+``ref_samples``) must agree across models.
 
 Provenance (:attr:`ScoreTable.provenance`): a JSON dict stored in the Parquet schema metadata
 key :data:`PROVENANCE_KEY`: how the table was made (``reference``, ``candidates``, ``data``,
@@ -47,6 +51,8 @@ SCHEMA = pa.schema(
         ("weight", pa.float64()),
         ("group", pa.string()),
         ("mass_correct", pa.float64()),
+        ("ref_correct", pa.int64()),
+        ("ref_samples", pa.int64()),
     ]
 )
 REQUIRED = ("model", "example_id", "loglik")
@@ -55,8 +61,10 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "weight": 1.0,
     "group": "all",
     "mass_correct": None,
+    "ref_correct": None,
+    "ref_samples": None,
 }
-PER_EXAMPLE = ("loglik_data", "weight", "group")
+PER_EXAMPLE = ("loglik_data", "weight", "group", "ref_correct", "ref_samples")
 PROVENANCE_KEY = b"lmcoverage.provenance"
 
 
@@ -150,6 +158,8 @@ class ScoreTable:
         weight: ArrayLike | None = None,
         group: Sequence[str] | None = None,
         mass_correct: ArrayLike | None = None,
+        ref_correct: ArrayLike | None = None,
+        ref_samples: ArrayLike | None = None,
     ) -> ScoreTable:
         """Build from equal-length columns (one entry per row)."""
         data: dict[str, Any] = {
@@ -161,6 +171,9 @@ class ScoreTable:
                             ("mass_correct", mass_correct)):
             if value is not None:
                 data[name] = np.asarray(value, dtype=np.float64)
+        for name, value in (("ref_correct", ref_correct), ("ref_samples", ref_samples)):
+            if value is not None:
+                data[name] = np.asarray(value, dtype=np.int64)
         if group is not None:
             data["group"] = [str(g) for g in group]
         lengths = {k: len(v) for k, v in data.items()}
@@ -178,11 +191,13 @@ class ScoreTable:
         group: Sequence[str] | None = None,
         mass_correct: ArrayLike | None = None,
         example_ids: ArrayLike | None = None,
+        ref_correct: ArrayLike | None = None,
+        ref_samples: ArrayLike | None = None,
     ) -> ScoreTable:
         """Build from a (models, examples) ``loglik`` matrix and per-example columns.
 
-        ``mass_correct`` is (models, examples); ``loglik_data``, ``weight``, ``group`` and
-        ``example_ids`` are (examples,).
+        ``mass_correct`` is (models, examples); ``loglik_data``, ``weight``, ``group``,
+        ``example_ids``, ``ref_correct`` and ``ref_samples`` are (examples,).
         """
         ll = np.asarray(loglik, dtype=np.float64)
         if ll.ndim != 2:
@@ -206,6 +221,8 @@ class ScoreTable:
             weight=per_example(weight),
             group=None if group is None else [str(g) for g in group] * n_models,
             mass_correct=mc,
+            ref_correct=per_example(ref_correct),
+            ref_samples=per_example(ref_samples),
         )
 
     # ---------------------------------------------------------------- validation
@@ -239,8 +256,29 @@ class ScoreTable:
             if name == "mass_correct" and ((values[present] < 0) | (values[present] > 1)).any():
                 raise _bad_row(name, present & ((values < 0) | (values > 1)), values,
                                "probability outside [0, 1]")
+        self._validate_reference_counts()
         if not np.any(t.column("weight").to_numpy() > 0):
             raise InputError("column 'weight': total weight must be > 0")
+
+    def _validate_reference_counts(self) -> None:
+        """``ref_correct`` and ``ref_samples``: both filled on every row or both empty, with
+        ``0 <= ref_correct <= ref_samples`` and ``ref_samples >= 1``."""
+        t = self._table
+        present = {n: ~np.asarray(t.column(n).is_null()) for n in ("ref_correct", "ref_samples")}
+        if not present["ref_correct"].any() and not present["ref_samples"].any():
+            return
+        for name, mask in present.items():
+            if not mask.all():
+                values = t.column(name).to_numpy(zero_copy_only=False)
+                raise _bad_row(name, ~mask, values, "missing value (fill ref_correct and "
+                               "ref_samples on all rows or on none)")
+        c = t.column("ref_correct").to_numpy()
+        k = t.column("ref_samples").to_numpy()
+        if ((c < 0) | (c > k)).any():
+            raise _bad_row("ref_correct", (c < 0) | (c > k), c,
+                           "must lie in [0, ref_samples]")
+        if (k < 1).any():
+            raise _bad_row("ref_samples", k < 1, k, "must be >= 1")
 
     def _index(self) -> None:
         """Sort rows by (model, example_id) so every column reshapes to (models, examples)."""
@@ -321,11 +359,17 @@ class ScoreTable:
         return np.asarray(self._column_matrix(column), dtype=np.float64)
 
     def example_column(self, column: str) -> NDArray[Any]:
-        """(examples,) values of a per-example column (``loglik_data``, ``weight``, ``group``)."""
+        """(examples,) values of a per-example column (``loglik_data``, ``weight``, ``group``,
+        and the int64 ``ref_correct``, ``ref_samples``)."""
         if column not in PER_EXAMPLE:
             raise InputError(f"column: {column!r} is not per-example; choose {PER_EXAMPLE}")
         if column == "loglik_data" and not self.has(column):
             raise InputError("column 'loglik_data' is not filled (pi_D unknown for this data)")
+        if column in ("ref_correct", "ref_samples"):
+            if not self.has(column):
+                raise InputError(f"column {column!r} is not filled (the data did not come "
+                                 "from `lmcoverage reference`)")
+            return self._column_matrix(column)[0].astype(np.int64)
         first = self._column_matrix(column)[0]
         return self._group_names()[first] if column == "group" else first
 

@@ -192,14 +192,15 @@ def _reference_counts(numbered: Sequence[tuple[str, dict[str, Any]]]
         return None, None, None
     counts = []
     for where, row in numbered:
-        pair = [row.get("n_correct"), row.get("n_samples")]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        c, k = row.get("n_correct"), row.get("n_samples")
+        if not (isinstance(c, int) and isinstance(k, int)) or isinstance(c, bool) or isinstance(
+                k, bool):
             raise InputError(f"{where}: n_correct and n_samples must be integers on every row "
-                             f"(or absent from all), got {pair[0]!r} and {pair[1]!r}")
-        if not 0 <= pair[0] <= pair[1] or pair[1] < 1:
+                             f"(or absent from all), got {c!r} and {k!r}")
+        if not 0 <= c <= k or k < 1:
             raise InputError(f"{where}: need 0 <= n_correct <= n_samples and n_samples >= 1, "
-                             f"got {pair[0]} and {pair[1]}")
-        counts.append(pair)
+                             f"got {c} and {k}")
+        counts.append((c, k))
     labels = {row.get("reference") for _, row in numbered}
     label = labels.pop() if len(labels) == 1 else None
     matrix = np.array(counts, dtype=np.int64)
