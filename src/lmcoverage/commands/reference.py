@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
     ) -> None:
         from lmcoverage.commands._decoding import model_and_decoding
+        from lmcoverage.commands._options import check_sampling
         from lmcoverage.commands._output import resolve_device
         from lmcoverage.engine.rows import encode_prompt, read_rows
         from lmcoverage.errors import InputError
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
 
         candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
         check_k(n)
+        check_sampling(n, seed, "--n")
         for flag, value in (("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
             if value < 1:
                 raise InputError(f"{flag}: must be a positive integer, got {value}")

@@ -57,24 +57,16 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
         shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
     ) -> None:
+        from lmcoverage.commands._decoding import model_and_decoding
         from lmcoverage.commands._options import check_sampling
         from lmcoverage.commands._output import resolve_device
-        from lmcoverage.decoding.spec import DecodingSpec
-        from lmcoverage.engine.candidates import parse_one_candidate
         from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
         from lmcoverage.errors import InputError
         from lmcoverage.io import check_output_path, write_jsonl
         from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
         from lmcoverage.verify.verdicts import check_problem_ids, problem_id
 
-        flags = DecodingSpec(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p)
-        candidate = parse_one_candidate(model, "--model")
-        if candidate.spec is not None and not flags.is_plain:
-            raise InputError(f"--model {model!r} gives decoding settings; drop --temperature, "
-                             "--top-p, --top-k and --min-p or the @ settings")
-        spec = candidate.spec if candidate.spec is not None else flags
-        name = candidate.name if candidate.spec is not None or flags.is_plain else (
-            f"{candidate.name}@{flags.name()}")
+        candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
         for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
                             ("--batch-size", batch_size)):
             if value < 1:
