@@ -46,6 +46,9 @@ FormatOption = Annotated[Format | None, typer.Option(
 OutOption = Annotated[Path | None, typer.Option(
     "--out", help="Also write the numbers to FILE; the suffix picks the format "
                   "(.csv, .tsv, .json).")]
+WideOption = Annotated[bool, typer.Option(
+    "--wide", help="Print the table in one piece however wide (default: split to fit the "
+                   "terminal, names and numbers whole).")]
 DeviceOption = Annotated[str, typer.Option(
     "--device", help="Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1.")]
 BatchSizeOption = Annotated[str, typer.Option(
@@ -87,7 +90,7 @@ def check_output(out: Path | None, inputs: dict[str, Path | None] | None = None)
 
 
 def render(rows: list[dict[str, Any]], fmt: Format, payload: Any = None,
-           title: str | None = None, width: int | None = None) -> str:
+           title: str | None = None, width: int | None = None, wide: bool = False) -> str:
     """``rows`` (one dict per row, same keys) as text in ``fmt``.
 
     ``payload`` is the JSON form (default: ``rows``); numbers in csv/tsv keep full precision.
@@ -104,7 +107,7 @@ def render(rows: list[dict[str, Any]], fmt: Format, payload: Any = None,
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    return rich_table_text(rows, title, width)
+    return rich_table_text(rows, title, width, wide)
 
 
 def cell(value: Any) -> str:
@@ -114,72 +117,82 @@ def cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: Columns repeated in every part of a table split to fit the width (after the first column).
+KEY_COLUMNS = ("model", "group", "k", "N", "n", "selector", "method", "metric")
+
+
 def rich_table_text(rows: list[dict[str, Any]], title: str | None = None,
-                    width: int | None = None) -> str:
+                    width: int | None = None, wide: bool = False) -> str:
     """A rich table of ``rows`` that fits ``width`` columns (default: the terminal).
 
-    Cells are never cut: names (the first column) and text wrap, and when the numbers do not
-    fit side by side the table is transposed (one column per row of ``rows``, one line per
-    field); when even that does not fit, each row becomes its own two-column block.
+    Cells are never cut or wrapped: a candidate's full name stays on one line and every
+    number (an interval too) stays whole. When the columns do not fit side by side, the table
+    is split into parts, each with the first column (and the :data:`KEY_COLUMNS` present)
+    followed by as many other columns as fit; when even one column does not fit beside them,
+    each row becomes its own two-column block. ``wide``: one table however wide.
     """
     from rich.console import Console
 
-    console = Console(width=width, file=io.StringIO())
+    limit = Console(width=width, file=io.StringIO()).width
     columns = list(dict.fromkeys(key for row in rows for key in row))
     body = [[cell(row.get(c)) for c in columns] for row in rows]
-    layouts = [(columns, body)]
-    if body:
-        layouts.append(([columns[0], *(r[0] for r in body)],
-                        [[columns[j], *(r[j] for r in body)] for j in range(1, len(columns))]))
-    blocks = [(["field", "value"], [[k, cell(v)] for k, v in row.items()]) for row in rows]
-    fitting = [lay for lay in layouts if _min_width(*lay) <= console.width]
-    for header, cells in fitting[:1] or blocks:
-        console.print(_build(header, cells, title))
+    keys = [0] + [j for j, c in enumerate(columns) if j > 0 and c in KEY_COLUMNS]
+    parts: list[list[int]] = [[]]
+    for j in (j for j in range(len(columns)) if j not in keys):
+        if parts[-1] and _needed(columns, body, [*keys, *parts[-1], j]) > limit:
+            parts.append([])
+        parts[-1].append(j)
+    tables = [(columns, body)] if wide or len(parts) == 1 else [
+        ([columns[j] for j in [*keys, *part]], [[r[j] for j in [*keys, *part]] for r in body])
+        for part in parts]
+    unit = "part"
+    if not wide and any(_needed(h, b, list(range(len(h)))) > limit for h, b in tables):
+        tables = [(["field", "value"], [[k, cell(v)] for k, v in row.items()]) for row in rows]
+        unit = "row"
+    needed = max(_needed(h, b, list(range(len(h)))) for h, b in tables)
+    console = Console(width=max(limit, needed) if wide else limit, file=io.StringIO())
+    for k, (header, cells) in enumerate(tables):
+        label = f" [{unit} {k + 1}/{len(tables)}]" if len(tables) > 1 and title else ""
+        console.print(_build(header, cells, f"{title}{label}" if title else None,
+                             wrap=unit == "row"))
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
-#: Width a wrapped name column gets at least.
-NAME_MIN_WIDTH = 12
+def _needed(header: list[str], body: list[list[str]], columns: list[int]) -> int:
+    """Characters a table of ``columns`` needs with every header and cell on one line."""
+    widths = [max([len(header[j]), *(len(r[j]) for r in body)]) for j in columns]
+    return sum(widths) + 3 * len(columns) + 1
 
 
-def _min_width(header: list[str], body: list[list[str]]) -> int:
-    """Characters a table needs with every number whole, text wrapped at spaces and the names
-    (first column, headers) wrapped to at least :data:`NAME_MIN_WIDTH`."""
-    first = min(NAME_MIN_WIDTH, max(len(x) for x in [header[0], *(r[0] for r in body)]))
-    others = 0
-    for j in range(1, len(header)):
-        cells = [max((len(w) for w in r[j].split()), default=0) for r in body]
-        whole = [len(r[j]) for r in body if is_number(r[j])]
-        others += max([min(NAME_MIN_WIDTH, len(w)) for w in header[j].split()] + cells + whole)
-    return first + others + 3 * len(header) + 1
-
-
-def _build(header: list[str], body: list[list[str]], title: str | None) -> Any:
+def _build(header: list[str], body: list[list[str]], title: str | None,
+           wrap: bool = False) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
-    table.add_column(header[0], overflow="fold", min_width=min(NAME_MIN_WIDTH, len(header[0])))
-    for j, name in enumerate(header[1:], start=1):
-        numeric = all(is_number(r[j]) or not r[j] for r in body)
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in body:
-        table.add_row(*row)
+    table = Table(title=None if title is None else Text(title), title_justify="left")
+    for j, name in enumerate(header):
+        numeric = j > 0 and all(is_number(r[j]) or not r[j] for r in body)
+        table.add_column(Text(name), justify="right" if numeric else "left",
+                         no_wrap=not (wrap and j > 0), overflow="fold")
+    for row in body:  # Text: a name with [brackets] is not rich markup
+        table.add_row(*(Text(c) for c in row))
     return table
 
 
 def emit(rows: list[dict[str, Any]], fmt: Format | None, out: Path | None,
          title: str | None = None, payload: Any = None,
-         display: list[dict[str, Any]] | None = None) -> None:
+         display: list[dict[str, Any]] | None = None, wide: bool = False) -> None:
     """Print ``rows`` in ``fmt`` (default table) and write them to ``out`` if given.
 
     ``payload`` is the JSON form (default ``rows``); ``display`` the rows of the printed table
-    (default ``rows``), e.g. with an interval folded into one cell.
+    (default ``rows``), e.g. with an interval folded into one cell; ``wide``: the table in one
+    piece however wide (see :func:`rich_table_text`).
     """
     from lmcoverage.io import atomic_write_text
 
     fmt = fmt or Format.table
     shown = display if fmt is Format.table and display is not None else rows
-    sys.stdout.write(render(shown, fmt, payload, title))
+    sys.stdout.write(render(shown, fmt, payload, title, wide=wide))
     if out is not None:
         atomic_write_text(out, render(rows, file_format(out), payload, title))
         print(f"wrote {out}", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from lmcoverage.commands._notes import table_notes
-from lmcoverage.commands._output import FormatOption, OutOption, check_output, emit
+from lmcoverage.commands._output import FormatOption, OutOption, WideOption, check_output, emit
 from lmcoverage.errors import InputError
 
 
@@ -65,6 +65,7 @@ def profile(
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     fmt: FormatOption = None,
     out: OutOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Coverage profile Cov_N (with Wilson intervals), KL and cross-entropy per model.
 
@@ -89,7 +90,7 @@ def profile(
                f"Cov_N [{confidence:.0%} interval])",
          payload={"scores": str(scores), "ns": ns, "confidence": confidence, "models": rows,
                   **notes},
-         display=[_shown_profile_row(r, by_group) for r in rows])
+         display=[_shown_profile_row(r, by_group) for r in rows], wide=wide)
     if "kl" not in rows[0]:
         typer.echo("Cov_N and KL need pi_D (column loglik_data); to compare checkpoints "
                    "without it use `lmcoverage select`.", err=True)
@@ -106,6 +107,7 @@ def passk(
     = False,
     fmt: FormatOption = None,
     out: OutOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Unbiased pass@k (1 - C(n-c, k) / C(n, k)) averaged over problems, with intervals."""
     from lmcoverage.metrics.passk_data import pass_at_k_with_ci, read_pass_counts
@@ -125,7 +127,7 @@ def passk(
         rows, n_problems = verdict_rows, verdict_rows[0]["problems"]
     emit(rows, fmt, out, title=f"pass@k: {file.name} ({n_problems} problems; "
                                f"{confidence:.0%} interval lo..hi)",
-         payload={"file": str(file), "confidence": confidence, "pass_at_k": rows})
+         payload={"file": str(file), "confidence": confidence, "pass_at_k": rows}, wide=wide)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from lmcoverage.commands._output import (
     Format,
     FormatOption,
     OutOption,
+    WideOption,
     check_output,
     emit,
     resolve_device,
@@ -87,13 +88,14 @@ def selection_rows(selection: Selection, method: Method, top: int) -> list[dict[
 
 
 def print_selection(selection: Selection, method: Method, top: int,
-                    fmt: Format | None = None, out: Path | None = None) -> None:
+                    fmt: Format | None = None, out: Path | None = None,
+                    wide: bool = False) -> None:
     """Print the ranking (``fmt``), the pick and the runner-up margin; write ``out``."""
     params = ", ".join(f"{k}={v:g}" for k, v in selection.params.items()
                        if isinstance(v, int | float))
     title = f"lmcoverage select: {method.value}" + (f" ({params})" if params else "")
     emit(selection_rows(selection, method, top), fmt, out, title=title,
-         payload=selection.to_dict())
+         payload=selection.to_dict(), wide=wide)
     # The verdict goes with the table on stdout, or to stderr when stdout is data.
     err = fmt not in (None, Format.table)
     if len(selection.ranking) > top:
@@ -188,6 +190,7 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Path | None, typer.Option(
             "--json", hidden=True, help="Deprecated: use --out FILE.json.")] = None,
         top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 20,
+        wide: WideOption = False,
     ) -> None:
         """Choose a checkpoint by coverage and print the ranking that justifies the pick."""
         from lmcoverage.commands._notes import table_notes
@@ -216,6 +219,6 @@ def register(app: typer.Typer) -> None:
         note = offset_theorem_note(n, a) if method is Method.offset else None
         if note:
             typer.echo(note, err=True)
-        print_selection(selection, method, top, fmt, out)
+        print_selection(selection, method, top, fmt, out, wide)
         table_notes(table, [n] if table.has("loglik_data") else None, show_provenance=False)
         _normaliser_note(table, selection, n)

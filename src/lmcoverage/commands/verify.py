@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lmcoverage.commands._output import DeviceOption, DtypeOption
+from lmcoverage.commands._output import DeviceOption, DtypeOption, WideOption
 from lmcoverage.distributed import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -18,6 +18,7 @@ from lmcoverage.distributed import (
     verify_texts_sharded,
 )
 from lmcoverage.errors import InputError
+from lmcoverage.verify.verifiers import DEFAULT_TIMEOUT
 
 VERIFY_HELP = """Sample --n K responses per prompt from every candidate (--model DIR,
 DIR@temperature=T or a quoted glob, named as `score` names them) and check each against the
@@ -49,6 +50,7 @@ def verify_candidates(
     shards: int | None = None,
     out: Path | None = None,
     dtype: str = "float32",
+    verifier_timeout: float = DEFAULT_TIMEOUT,
 ) -> list[dict[str, Any]]:
     """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first).
 
@@ -69,7 +71,7 @@ def verify_candidates(
     if max_new_tokens < 1:
         raise InputError(f"--max-new-tokens: must be >= 1, got {max_new_tokens}")
     check_sampling(samples, seed, "--samples")
-    check = get_verifier(verifier)
+    check = get_verifier(verifier, verifier_timeout)
     rows = [row for _, row in read_rows(data)]
     check.check_rows(rows, str(data))
     check_problem_ids(rows, str(data))
@@ -119,6 +121,10 @@ def verify(
     ray_address: Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)]
     = None,
     shards: Annotated[int | None, typer.Option("--shards", help=SHARDS_HELP)] = None,
+    verifier_timeout: Annotated[float, typer.Option(
+        help="Seconds one verdict may take; a sample that takes longer is an error naming "
+             "its row.")] = DEFAULT_TIMEOUT,
+    wide: WideOption = False,
 ) -> None:
     """Sample, verify and print pass@k (see ``lmcoverage verify --help``)."""
     from lmcoverage.commands._output import emit, resolve_device
@@ -137,7 +143,7 @@ def verify(
         if model:
             raise InputError("--samples FILE verifies samples already drawn; drop --model "
                              "(the samples name their models)")
-        verdicts = verify_sample_files(files, verifier, data)
+        verdicts = verify_sample_files(files, verifier, data, verifier_timeout)
         counts = counts_by_model(verdicts, str(files[0]))
         k = int(min(int(c.n.min()) for c in counts.values()))
     else:
@@ -146,7 +152,8 @@ def verify(
         dev = resolve_device(device, announce=not no_progress)
         resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
         verdicts = verify_candidates(model, data, k, verifier, max_new_tokens, seed, dev,
-                                     not no_progress, executor, ray_address, shards, out, dtype)
+                                     not no_progress, executor, ray_address, shards, out, dtype,
+                                     verifier_timeout)
         counts = counts_by_model(verdicts)
     rows = passk_rows(counts, powers_of_two(k), confidence)
     write_jsonl(out, verdicts)
@@ -154,7 +161,7 @@ def verify(
     display = [{"model": r["model"], "k": r["k"], "pass@k": r["pass_at_k"],
                 f"{confidence:.0%} interval": f"[{r['lo']:.4f}, {r['hi']:.4f}]"} for r in rows]
     emit(rows, None, None, title=f"pass@k ({verifier}, {k} samples per prompt)",
-         display=display)
+         display=display, wide=wide)
     typer.echo(f"wrote {out}: {len(verdicts)} verdicts")
 
 
@@ -177,15 +184,15 @@ def _samples_option(n: int | None, samples: list[str] | None) -> tuple[int, list
     return n, []
 
 
-def verify_sample_files(files: list[str], verifier: str, data: Path | None
-                        ) -> list[dict[str, Any]]:
+def verify_sample_files(files: list[str], verifier: str, data: Path | None,
+                        verifier_timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
     """Verdict rows of the samples in ``files`` (see :mod:`lmcoverage.verify.existing`)."""
     from lmcoverage.engine.rows import read_rows
     from lmcoverage.verify.existing import judge_samples, read_samples
     from lmcoverage.verify.verdicts import check_problem_ids
     from lmcoverage.verify.verifiers import get_verifier
 
-    check = get_verifier(verifier)
+    check = get_verifier(verifier, verifier_timeout)
     prompts = None
     if data is not None:
         prompts = [row for _, row in read_rows(data)]
