@@ -341,7 +341,7 @@ def test_train_summary_resume_step_and_changed_option(tmp_path: Path) -> None:
     summary = first.stdout.strip().splitlines()[-1]
     assert summary.startswith("trained 2 steps; final loss ") and " s; weights: " in summary
     assert summary.endswith(str(out / "final" / "model.safetensors"))
-    shutil.rmtree(out / "final")  # as if the run had stopped after checkpoint-2
+    (out / "final").unlink()  # (a link to checkpoint-2) as if stopped after checkpoint-2
     changed = run(*args, "--steps", "2", "--lr", "0.5", "--resume")
     one_line_error(changed, 2, "--lr", "differs")
     again = run(*args, "--steps", "2", "--resume")

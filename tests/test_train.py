@@ -138,13 +138,16 @@ def test_checkpoints_layout_and_tokenizer(tmp_path: Path) -> None:
         assert json.loads((path / "trainer_state.json").read_text())["step"] == step
         load_causal_lm(path)
     assert_same_weights(final, out / "checkpoint-12")
-    assert not (final / "optimizer.safetensors").exists()
+    assert final.is_symlink() and final.resolve() == (out / "checkpoint-12").resolve()
+    assert os.readlink(final) == "checkpoint-12"  # relative: the run directory can move
     tok = load_tokenizer(final)
     p = task.sample(1, seed=9)[0]
     assert tok(task.prompt_text(p))["input_ids"] == list(p.prompt_ids)
     meta = json.loads((out / "run.json").read_text())
     assert meta["task"] == {"name": "figure1-finetune", "options": TASK_OPTIONS}
     assert meta["config"]["steps"] == 12
+    assert meta["model"]["from"] == "lmcoverage GPT preset 'tiny'"
+    assert meta["model"]["model_type"] == "gpt2" and meta["model"]["dtype"] == "float32"
     # Finished run + resume: returns final without training again.
     mtime = (final / "model.safetensors").stat().st_mtime_ns
     assert train(task, tiny_config(save_initial=True), out, resume=True, progress=False) == final
@@ -161,7 +164,10 @@ def test_fine_tuning_from_a_model_directory(tmp_path: Path) -> None:
     assert_same_weights(out / "checkpoint-0", pre)
     assert not torch.equal(weights(out / "final")["transformer.wte.weight"],
                            weights(pre)["transformer.wte.weight"])
-    assert json.loads((out / "run.json").read_text())["init_from"] == str(pre.resolve())
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["init_from"] == str(pre.resolve())
+    assert meta["model"]["from"] == str(pre.resolve())  # the real model, not a GPT preset
+    assert "model_preset" not in meta["config"]
     bigger = get_task("figure1-finetune", layers=2, nodes_per_layer=2, node_range=40)
     with pytest.raises(ValueError, match="vocabulary"):
         train(bigger, tiny_config(steps=2), tmp_path / "ft2", init_from=pre, progress=False)
@@ -221,7 +227,8 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path: Path) -> None:
     assert hist[0] == hist[1]
 
 
-def test_bad_run_directories_and_configs(tmp_path: Path) -> None:
+def test_bad_run_directories_and_configs(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     task = small_task()
     other = tmp_path / "notes"
     other.mkdir()
@@ -233,8 +240,16 @@ def test_bad_run_directories_and_configs(tmp_path: Path) -> None:
     train(task, tiny_config(steps=2), run, progress=False)
     with pytest.raises(ValueError, match="pass --resume"):
         train(task, tiny_config(steps=2), run, progress=False)
-    with pytest.raises(ValueError, match=r"--steps differs .*\(started with 2, now 3\)"):
-        train(task, tiny_config(steps=3), run, resume=True, progress=False)
+    with pytest.raises(ValueError, match="has already trained 2 steps; give --steps >= that"):
+        train(task, tiny_config(steps=1), run, resume=True, progress=False)
+    import lmcoverage.train.loop as loop
+
+    spanning = tmp_path / "spanning"
+    monkeypatch.setattr(loop, "schedule_of", lambda c: {"lr": "cosine", "total_steps": c.steps})
+    train(task, tiny_config(steps=2), spanning, progress=False)
+    with pytest.raises(ValueError, match="schedule of the run .* spans its 2 steps"):
+        train(task, tiny_config(steps=3), spanning, resume=True, progress=False)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         config_from_preset("huge")
     with pytest.raises(ValueError, match="unknown training option 'epochs'"):
@@ -269,3 +284,35 @@ def test_train_cli(tmp_path: Path, capsys) -> None:
         assert main(bad) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_with_more_steps_extends_a_finished_run(tmp_path: Path) -> None:
+    """A finished 4-step run resumed with --steps 8 reaches the weights of an 8-step run."""
+    task = small_task()
+    out = tmp_path / "run"
+    train(task, tiny_config(steps=4, checkpoint_every=2), out, progress=False)
+    final = train(task, tiny_config(steps=8, checkpoint_every=2), out, resume=True,
+                  progress=False)
+    assert os.readlink(final) == "checkpoint-8"
+    whole = train(task, tiny_config(steps=8, checkpoint_every=2), tmp_path / "whole",
+                  progress=False)
+    assert_same_weights(final, whole)
+    assert json.loads((out / "run.json").read_text())["config"]["steps"] == 8
+    hist = [json.loads((f / "trainer_state.json").read_text())["history"] for f in (final, whole)]
+    assert hist[0] == hist[1]
+    assert [s for s, _ in list_checkpoints(out)] == [2, 4, 6, 8]
+
+
+def test_bfloat16_training_saves_bfloat16(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from lmcoverage.models.hf import checkpoint_dtype
+
+    out = tmp_path / "run"
+    final = train(small_task(), tiny_config(steps=2, dtype="bfloat16"), out, progress=False)
+    with safe_open(str(final / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    assert checkpoint_dtype(final) == "bfloat16"
+    assert json.loads((out / "run.json").read_text())["model"]["dtype"] == "bfloat16"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        tiny_config(dtype="float8")

@@ -1,7 +1,8 @@
 """Training checkpoints: HF model directories plus the state needed to resume bit-exactly.
 
 A run directory holds ``run.json`` (what is being trained), ``checkpoint-STEP/`` directories and,
-at the end, ``final/``. Each checkpoint is an ordinary HF model directory (``config.json``,
+at the end, ``final``: a relative symbolic link to the last checkpoint (its weights are not
+copied). Each checkpoint is an ordinary HF model directory (``config.json``,
 ``model.safetensors``, tokenizer files) plus
 
 - ``trainer_state.json``: step, loss history, the optimizer's non-tensor state (param groups);
@@ -175,7 +176,7 @@ def remove_partial(run_dir: Path) -> None:
     for p in run_dir.iterdir():
         if p.name.startswith(PARTIAL_PREFIX) or (p.name.startswith(".") and
                                                  p.name.endswith((".tmp", ".old"))):
-            if p.is_dir():
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)

@@ -4,7 +4,13 @@
 by ``init_from``) and writes ``checkpoint-STEP/`` model directories and ``final/`` into
 ``out_dir``. The batch of step s depends only on ``(config.seed, s)``, and the optimizer and RNG
 states are checkpointed, so a run killed at any moment and resumed (``resume=True``) reaches
-bit-identical weights to an uninterrupted run.
+bit-identical weights to an uninterrupted run. The learning rate is constant, so a finished run
+resumed with more ``steps`` is extended to them, and its weights are those of a run started
+with the larger count (``run.json``'s ``schedule`` records what the rate depends on; a
+schedule spanning the total would refuse the extension).
+
+``final/`` is a relative symbolic link to the last ``checkpoint-STEP/`` (no second copy of
+the weights): loading, scoring or fine-tuning from ``final/`` reads that checkpoint.
 
 Batches are left-aligned: each row is prompt then response, padded at the end, so absolute
 positions never shift and no attention mask is needed (causal attention never looks right).
@@ -58,6 +64,9 @@ class TrainConfig:
         checkpoint_every: write ``checkpoint-STEP/`` every K steps (0: only the last step).
         save_initial: also write ``checkpoint-0/`` (the model before training).
         log_every: record the mean loss of every K steps in the history.
+        dtype: the weights' dtype while training and in every checkpoint: ``float32``,
+            ``bfloat16``, ``float16`` or ``auto`` (``init_from``'s own dtype, else float32);
+            the loss is computed in float32.
     """
 
     steps: int
@@ -72,9 +81,14 @@ class TrainConfig:
     checkpoint_every: int = 0
     save_initial: bool = False
     log_every: int = 10
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         from lmcoverage.models.gpt import GPT_PRESETS
+        from lmcoverage.models.hf import DTYPES
+
+        if self.dtype not in DTYPES:
+            raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
         for name, low in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 0),
                           ("log_every", 1), ("seed", 0)):
@@ -97,9 +111,12 @@ class TrainConfig:
                              f"{', '.join(GPT_PRESETS)}")
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form (``betas`` as a list)."""
+        """JSON-able form (``betas`` as a list; ``dtype`` only when not float32, so runs
+        recorded before the field existed still resume)."""
         out = asdict(self)
         out["betas"] = list(self.betas)
+        if out["dtype"] == "float32":
+            del out["dtype"]
         return out
 
 
@@ -268,9 +285,57 @@ def _progress_bar(total: int, start: int, enabled: bool, label: str) -> Iterator
 
 
 def _run_meta(task: Task, config: TrainConfig, init_from: Path | None) -> dict[str, Any]:
+    """What ``run.json`` records of a run (its ``model`` entry is added by :func:`train`);
+    with ``init_from`` the GPT preset fields, which do not apply, are left out."""
+    cfg = config.to_json()
+    if init_from is not None:
+        cfg.pop("model_preset")
+        cfg.pop("model_overrides")
     return {"format": RUN_FORMAT, "task": {"name": task.name, "options": task.options},
-            "config": config.to_json(),
+            "config": cfg, "schedule": schedule_of(config),
             "init_from": str(init_from.resolve()) if init_from is not None else None}
+
+
+def schedule_of(config: TrainConfig) -> dict[str, Any]:
+    """What the learning rate depends on, for ``run.json``: today nothing (a constant rate).
+    A schedule spanning the run records ``"total_steps"``; ``--resume`` with other ``steps``
+    then refuses (:func:`_check_steps`)."""
+    return {"lr": "constant"}
+
+#: ``run.json`` entries describing the run rather than fixing it (not compared on resume).
+_DESCRIPTIVE = ("model",)
+
+
+def _comparable(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` without its descriptive entries, its ``steps`` and, with ``init_from``, the GPT
+    preset fields (recorded by runs written before they were left out)."""
+    out = {k: v for k, v in meta.items() if k not in _DESCRIPTIVE}
+    cfg = {k: v for k, v in dict(out.get("config") or {}).items() if k != "steps"}
+    if out.get("init_from") is not None:
+        cfg.pop("model_preset", None)
+        cfg.pop("model_overrides", None)
+    out["config"] = cfg
+    schedule = dict(out.get("schedule") or {"lr": "constant"})  # runs recorded before it
+    schedule.pop("total_steps", None)
+    out["schedule"] = schedule
+    return out
+
+
+def _check_steps(out: Path, before: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Accept ``--steps`` other than the run's when resuming: refused (one line) when the
+    schedule depends on the total or the count is below the steps already trained."""
+    old, new = before["config"]["steps"], meta["config"]["steps"]
+    if old == new:
+        return
+    if (before.get("schedule") or {}).get("total_steps") is not None:
+        raise InputError(f"--resume --steps {new}: the learning-rate schedule of the run in "
+                         f"{out} spans its {old} steps and would change; resume with --steps "
+                         f"{old} or start a new run")
+    latest = latest_resumable(out)
+    done = read_state(latest).step if latest is not None else 0
+    if new < done:
+        raise InputError(f"--resume --steps {new}: the run in {out} has already trained {done} "
+                         "steps; give --steps >= that")
 
 
 def _first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:
@@ -321,12 +386,16 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
             if not resume:
                 raise InputError(f"--out {out} already holds a training run; pass --resume "
                                  "to continue it or choose another directory")
-            diff = _first_difference(json.loads(run_json.read_text()), meta)
+            recorded = json.loads(run_json.read_text())
+            diff = _first_difference(_comparable(recorded), _comparable(meta))
             if diff:
                 path, before, now = diff
                 raise InputError(f"--resume: {_option_name(path)} differs from the run in {out} "
                                  f"(started with {before!r}, now {now!r}); resume with the same "
                                  "options or choose another --out")
+            _check_steps(out, recorded, meta)
+            if recorded["config"]["steps"] != meta["config"]["steps"]:
+                atomic_write_json(run_json, {**recorded, "config": meta["config"]})
             return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_JSON, meta)
@@ -342,7 +411,7 @@ def _clear_run(out: Path) -> None:
 
     for path in out.iterdir():
         if path.name == FINAL or path.name == RUN_JSON or path.name.startswith("checkpoint-"):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def _stop_if_diverged(out: Path, model: Any, loss: float, step: int, latest: Path | None,
@@ -369,15 +438,16 @@ def _stop_if_diverged(out: Path, model: Any, loss: float, step: int, latest: Pat
                      "without --resume starts afresh)")
 
 
-def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, device: str) -> Any:
+def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, device: str,
+                   dtype: Any) -> Any:
     from lmcoverage.models.gpt import build_gpt
     from lmcoverage.models.hf import load_causal_lm
 
     if init_from is None:
         return build_gpt(config.model_preset, task.vocab_size, task.max_length,
                          seed=derive_seed(config.seed, _MODEL), **config.model_overrides
-                         ).to(device)
-    model = load_causal_lm(init_from, device=device)
+                         ).to(device=device, dtype=dtype)
+    model = load_causal_lm(init_from, device=device, dtype=dtype)
     vocab = model.get_input_embeddings().weight.shape[0]
     if vocab < task.vocab_size:
         raise InputError(f"init_from {init_from}: model vocabulary {vocab} is smaller than the "
@@ -388,6 +458,42 @@ def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, devi
         raise InputError(f"init_from {init_from}: context {ctx} is shorter than the task's "
                          f"max_length {task.max_length}")
     return model
+
+
+def _model_record(model: Any, config: TrainConfig, init_from: Path | None) -> dict[str, Any]:
+    """``run.json``'s ``model``: what is trained (the directory fine-tuned, else the GPT
+    preset), its architecture, parameter count and dtype."""
+    first = next(model.parameters())
+    return {"from": str(init_from.resolve()) if init_from is not None
+            else f"lmcoverage GPT preset {config.model_preset!r}",
+            "model_type": getattr(model.config, "model_type", type(model).__name__),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "dtype": str(first.dtype).removeprefix("torch.")}
+
+
+def link_final(out: Path, step: int) -> Path:
+    """Point ``out/final`` at ``checkpoint-STEP`` (a relative symbolic link, replaced
+    atomically; a ``final/`` directory of an older run is removed first)."""
+    import os
+    import shutil
+
+    final = out / FINAL
+    tmp = out / f".{FINAL}.link.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(checkpoint_path(out, step).name, tmp, target_is_directory=True)
+    if final.is_dir() and not final.is_symlink():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _finished_step(final: Path) -> int | None:
+    """The step ``final/`` holds (None: no final yet)."""
+    import json
+
+    if not (final / STATE_JSON).is_file():
+        return None
+    return int(json.loads((final / STATE_JSON).read_text())["step"])
 
 
 def train(
@@ -425,22 +531,25 @@ def train(
         torch.device(device)
     except RuntimeError:
         raise InputError(f"device must be a torch device string, got {device!r}") from None
+    from lmcoverage.models.hf import checkpoint_dtype, load_causal_lm, resolve_dtype
+
+    dtype = resolve_dtype(config.dtype, device,
+                          checkpoint_dtype(init) if init is not None else None)
     _prepare_run_dir(out, _run_meta(task, config, init), resume)
     final = out / FINAL
-    if (final / STATE_JSON).is_file():
-        return final  # finished earlier
+    if _finished_step(final) == config.steps:
+        return final  # finished earlier (a larger --steps extends it below)
 
     tokenizer = task.tokenizer()
     latest = latest_resumable(out)
     if latest is not None:
-        from lmcoverage.models.hf import load_causal_lm
-
         state = read_state(latest)
-        model = load_causal_lm(latest, device=device)
+        model = load_causal_lm(latest, device=device, dtype=dtype)
         start, history = state.step, state.history
     else:
-        model = _initial_model(task, config, init, device)
+        model = _initial_model(task, config, init, device, dtype)
         start, history = 0, []
+    _record_model(out, _model_record(model, config, init))
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
@@ -482,5 +591,18 @@ def train(
                 if latest is not None and latest != path:
                     drop_optimizer_state(latest)
                 latest = path
-    write_checkpoint(final, model, tokenizer, config.steps, history)
-    return final
+    if latest != checkpoint_path(out, config.steps):
+        write_checkpoint(checkpoint_path(out, config.steps), model, tokenizer, config.steps,
+                         history, optimizer.state_dict())
+    return link_final(out, config.steps)
+
+
+def _record_model(out: Path, record: dict[str, Any]) -> None:
+    import json
+
+    from lmcoverage.io import atomic_write_json
+
+    run_json = out / RUN_JSON
+    meta = json.loads(run_json.read_text())
+    if meta.get("model") != record:
+        atomic_write_json(run_json, {**meta, "model": record})
