@@ -110,3 +110,26 @@ def test_nothing_written_when_a_file_cannot_be(tmp_path: Path,
     monkeypatch.setattr(report, "atomic_write_text", fail)
     assert main(argv) == 1
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "results.json").exists()
+
+
+def test_reference_table_reports_the_normaliser_range(tmp_path: Path) -> None:
+    from lmcoverage.metrics.normaliser import coverage_normaliser_range
+
+    rng = np.random.default_rng(4)
+    loglik = _five(rng)
+    data = np.full(30, -0.2)
+    correct, samples = rng.integers(1, 17, 30), np.full(30, 16)
+    table = ScoreTable.from_matrix(np.minimum(loglik, data), list("abcde"), loglik_data=data,
+                                   ref_correct=correct, ref_samples=samples)
+    argv = _inputs(tmp_path, np.minimum(loglik, data), list("abcde"),
+                   [0.8, 0.7, 0.5, 0.4, 0.2], data)
+    table.write_parquet(tmp_path / "scores.parquet")  # the same scores, with the counts
+    assert main(argv) == 0
+    results = _strict((tmp_path / "results.json").read_text())
+    low, high = coverage_normaliser_range(table.matrix("loglik"), data, correct, samples,
+                                          [1.0, 2.0, 4.0])
+    assert (high > low).any()  # the normaliser moves Cov here
+    for i, cand in enumerate(results["candidates"]):
+        assert [p["normaliser_lo"] for p in cand["cov_half_n"]] == pytest.approx(low[i])
+        assert [p["normaliser_hi"] for p in cand["cov_half_n"]] == pytest.approx(high[i])
+    assert "p(x) at its interval" in (tmp_path / "r.html").read_text()

@@ -10,8 +10,12 @@ import typer
 
 COMPARE_HELP = """Predictiveness report: per candidate the coverage profile, KL, cross-entropy
 and Pass@k; across candidates the Spearman correlation (bootstrap interval over prompts) of
-Pass@N with Cov_(N/2), KL and cross-entropy; the picks of tournament, cross-entropy, kl and
-oracle with their Pass@N. Writes a self-contained HTML report and results.json.
+Pass@N with Cov_(N/2), KL and cross-entropy, and the paired difference D_N = rho(Cov_(N/2)) -
+rho(CE) with a BCa interval from a bootstrap over prompts and candidates; the picks of
+tournament, cross-entropy, kl and oracle with their Pass@N and regret (with intervals); warnings
+when a candidate is the reference or coverage is saturated. Writes a self-contained HTML report
+and results.json (strict JSON). Fewer than 3 candidates: no correlation (one line), the rest is
+still written.
 
 SCORES holds pi_D's held-out responses scored under every candidate (loglik_data filled);
 --verdicts is `lmcoverage verify`'s output for the same candidates. Examples are linked to
