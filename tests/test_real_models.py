@@ -259,7 +259,7 @@ def test_convert_smollm2_gguf_to_a_directory_that_scores_the_same(
     out = tmp_path / "smollm2"
     assert main(["convert", str(gguf), "--out", str(out), "--no-progress"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == "" and captured.out == f"wrote {out}\n"  # no bar, no chatter
+    assert captured.err == "" and captured.out == f"wrote {out} (float32)\n"  # no chatter
     prompts = _write(tmp_path / "p.jsonl",
                      [{"messages": [{"role": "user", "content": "What is 2 + 3?"}]}])
     samples = tmp_path / "s.jsonl"

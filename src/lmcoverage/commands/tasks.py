@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from lmcoverage.commands._options import parse_key_values
-from lmcoverage.commands._output import DeviceOption, resolve_device
+from lmcoverage.commands._output import DeviceOption, DtypeOption, resolve_device
 
 _OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-option layers=4 "
                 "--task-option edge_order=shuffled. Repeatable.")
@@ -118,13 +118,14 @@ def register(app: typer.Typer) -> None:
                                              "checkpoint in --out.")] = False,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
         device: DeviceOption = "auto",
+        dtype: DtypeOption = "float32",
     ) -> None:
         """Train a GPT on TASK, or fine-tune --model on --data pairs, with AdamW (loss on
-        response tokens) and write checkpoints."""
+        response tokens) and write checkpoints (in the dtype trained in)."""
         import time
 
         tuning = {"steps": steps, "checkpoint_every": checkpoint_every, "batch_size": batch_size,
-                  "lr": lr, "weight_decay": weight_decay}
+                  "lr": lr, "weight_decay": weight_decay, "dtype": dtype.lower()}
         from lmcoverage.errors import InputError
 
         if task is None:
