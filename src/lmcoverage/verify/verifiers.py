@@ -11,10 +11,19 @@ dict, usually with an ``answer`` field). :func:`get_verifier` builds one from a 
   Values compare exactly (``3.0`` equals ``3``). The answer is a number, or a string whose
   last number is taken the same way.
 - ``regex:PATTERN``: the last match of PATTERN in the response (its first group if it has
-  one, else the whole match), stripped, equals ``str(answer)`` stripped.
-- ``module:function``: a Python callable ``(row, response_text) -> bool`` imported from an
-  importable module (the current directory is searched too). It decides on its own whether
-  it needs ``answer``.
+  one, else the whole match), stripped, equals ``str(answer)`` stripped. Matching uses the
+  ``regex`` package under the verifier time limit (a pattern with nested repetition can take
+  exponential time on some responses).
+- ``module:function``: a Python function ``(row, response_text) -> bool`` imported from an
+  importable module (the current directory is searched last, after the installed packages and
+  the standard library). It decides on its own whether it needs ``answer``. It is arbitrary
+  code run with the user's rights; it runs in a worker process, which is stopped when one call
+  exceeds the time limit. The spec and the function's signature are checked before any work.
+
+Every verdict runs under a time limit (``timeout`` seconds, ``--verifier-timeout``, default
+:data:`DEFAULT_TIMEOUT`): a sample that exceeds it is an :class:`InputError` naming the row,
+not a silent ``False``; so is a verifier that raises anything (``SystemExit`` and
+``KeyboardInterrupt`` included) or returns a non-bool.
 """
 
 from __future__ import annotations
@@ -31,6 +40,9 @@ from typing import Any
 from lmcoverage.errors import InputError
 
 VerifierFn = Callable[[dict[str, Any], str], Any]
+
+#: Seconds one verdict may take (``--verifier-timeout``).
+DEFAULT_TIMEOUT = 5.0
 
 BUILTINS = ("exact", "number", "regex:PATTERN", "module:function")
 
@@ -77,6 +89,7 @@ class Verifier:
     spec: str
     fn: VerifierFn
     needs_answer: bool
+    timeout: float = DEFAULT_TIMEOUT
 
     def check_rows(self, rows: Sequence[dict[str, Any]], source: str) -> None:
         """InputError naming the first row without a usable ``answer`` (before any work)."""
@@ -96,18 +109,31 @@ class Verifier:
         raises or returns something other than a bool."""
         try:
             verdict = self.fn(row, response)
-        except Exception as exc:  # a user verifier may raise anything
-            raise InputError(f"{where}verifier {self.spec!r} raised {type(exc).__name__}: "
-                             f"{exc} on row {_short(row)} with response {response!r}") from exc
+        except VerifierTimeout:
+            raise InputError(f"{where}verifier {self.spec!r} timed out after {self.timeout:g} s "
+                             f"(--verifier-timeout) on row {_short(row)} with response "
+                             f"{_short(response)}") from None
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # user code raises anything
+            what = str(exc) if isinstance(exc, WorkerError) else f"{type(exc).__name__}: {exc}"
+            raise InputError(f"{where}verifier {self.spec!r} raised {what} on row "
+                             f"{_short(row)} with response {response!r}") from None
         if type(verdict).__name__ in ("bool", "bool_"):  # bool or numpy.bool_
             return bool(verdict)
         raise InputError(f"{where}verifier {self.spec!r} returned {verdict!r} "
                          f"({type(verdict).__name__}), not a bool, on row {_short(row)}")
 
 
-def _short(row: dict[str, Any], limit: int = 200) -> str:
-    text = repr(row)
-    return text if len(text) <= limit else text[:limit] + "...}"
+class VerifierTimeout(Exception):
+    """One verdict took longer than the verifier's time limit."""
+
+
+class WorkerError(Exception):
+    """What the verifier raised in its worker process (``"Type: message"``)."""
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _exact(row: dict[str, Any], response: str) -> bool:
@@ -119,14 +145,19 @@ def _number(row: dict[str, Any], response: str) -> bool:
     return got is not None and got == answer_number(row["answer"])
 
 
-def _regex(pattern: str) -> VerifierFn:
+def _regex(pattern: str, timeout: float) -> VerifierFn:
+    import regex
+
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
+        compiled = regex.compile(pattern)
+    except regex.error as exc:
         raise InputError(f"--verifier regex:{pattern}: invalid pattern ({exc})") from None
 
     def check(row: dict[str, Any], response: str) -> bool:
-        matches = list(compiled.finditer(response))
+        try:
+            matches = list(compiled.finditer(response, timeout=timeout))
+        except TimeoutError:
+            raise VerifierTimeout from None
         if not matches:
             return False
         last = matches[-1]
@@ -136,13 +167,22 @@ def _regex(pattern: str) -> VerifierFn:
     return check
 
 
-def _import_callable(spec: str) -> VerifierFn:
+def import_verifier(spec: str) -> Callable[..., Any]:
+    """The function named by ``module:function``, checked before any work: importable (the
+    current directory searched last), a Python function or callable object (not a builtin,
+    not a class), and callable as ``fn(row, response_text)``.
+
+    Raises:
+        InputError: naming the spec and what is wrong.
+    """
+    import inspect
+
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise InputError(f"--verifier {spec!r}: expected module:function")
     added = os.getcwd() not in sys.path
     if added:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())  # last: the current directory shadows nothing
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the module itself failing at import
@@ -154,17 +194,111 @@ def _import_callable(spec: str) -> VerifierFn:
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise InputError(f"--verifier {spec}: module {module_name!r} has no callable {attr!r}")
+    if inspect.isclass(fn) or inspect.isbuiltin(fn) or inspect.ismethoddescriptor(fn):
+        raise InputError(f"--verifier {spec}: {attr!r} is a {type(fn).__name__}, not a Python "
+                         "function (row, response_text) -> bool")
+    try:
+        inspect.signature(fn).bind({}, "")
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--verifier {spec}: {attr!r} cannot be called as "
+                         f"{attr}(row, response_text) ({exc})") from None
     return fn
 
 
-def get_verifier(spec: str) -> Verifier:
-    """The verifier named by ``spec`` (see the module docstring); InputError if unusable."""
+class _WorkerVerifier:
+    """``module:function`` run in a spawned worker process, one call at a time; a call that
+    takes longer than ``timeout`` stops the worker (a new one starts for the next call)."""
+
+    def __init__(self, spec: str, timeout: float) -> None:
+        self.spec, self.timeout = spec, timeout
+        self._conn: Any = None
+        self._proc: Any = None
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self.spec, os.getcwd()),
+                                 daemon=True, name="lmcoverage-verifier")
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(max(self.timeout, 60.0)):  # the import itself
+            self.stop()
+            raise InputError(f"--verifier {self.spec}: the worker did not start")
+        kind, value = self._conn.recv()
+        if kind != "ready":
+            self.stop()
+            raise InputError(f"--verifier {self.spec}: {value}")
+
+    def __call__(self, row: dict[str, Any], response: str) -> Any:
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        self._conn.send((row, response))
+        if not self._conn.poll(self.timeout):
+            self.stop()
+            raise VerifierTimeout
+        try:
+            kind, value = self._conn.recv()
+        except EOFError:
+            self.stop()
+            raise WorkerError("nothing: its worker process died") from None
+        if kind == "raised":
+            raise WorkerError(value)
+        return value
+
+    def stop(self) -> None:
+        """Stop the worker process (kill it if it does not end at once)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(5)
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def __del__(self) -> None:
+        self.stop()
+
+
+def _serve(conn: Any, spec: str, cwd: str) -> None:
+    """The worker's loop: import the verifier, then answer ``(row, text)`` with ``("ok",
+    verdict)`` or ``("raised", "Type: message")``."""
+    os.chdir(cwd)
+    try:
+        fn = import_verifier(spec)
+    except InputError as exc:
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            row, text = conn.recv()
+        except EOFError:
+            return
+        try:
+            verdict = fn(row, text)
+            conn.send(("ok", bool(verdict) if type(verdict).__name__ == "bool_" else verdict))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+            conn.send(("raised", f"{type(exc).__name__}: {exc}"))
+
+
+def check_timeout(timeout: float) -> float:
+    """``timeout`` if it is a number of seconds > 0, else InputError naming the option."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise InputError(f"--verifier-timeout: must be a number of seconds > 0, got {timeout!r}")
+    return float(timeout)
+
+
+def get_verifier(spec: str, timeout: float = DEFAULT_TIMEOUT) -> Verifier:
+    """The verifier named by ``spec`` (see the module docstring), each verdict limited to
+    ``timeout`` seconds; InputError if unusable (checked here, before any work)."""
+    timeout = check_timeout(timeout)
     if spec == "exact":
-        return Verifier(spec, _exact, True)
+        return Verifier(spec, _exact, True, timeout)
     if spec == "number":
-        return Verifier(spec, _number, True)
+        return Verifier(spec, _number, True, timeout)
     if spec.startswith("regex:"):
-        return Verifier(spec, _regex(spec[len("regex:"):]), True)
+        return Verifier(spec, _regex(spec[len("regex:"):], timeout), True, timeout)
     if ":" in spec:
-        return Verifier(spec, _import_callable(spec), False)
+        import_verifier(spec)  # the spec and the signature, before any work
+        return Verifier(spec, _WorkerVerifier(spec, timeout), False, timeout)
     raise InputError(f"--verifier {spec!r}: unknown verifier; use one of {', '.join(BUILTINS)}")
