@@ -88,7 +88,7 @@ def test_a_file_under_proc_is_one_line_exit_1(tmp_path: Path) -> None:
 def test_non_utf8_input_names_the_file_and_the_reason(tmp_path: Path) -> None:
     bad = tmp_path / "latin1.jsonl"
     bad.write_bytes(b'{"problem": "caf\xe9", "n": 2, "c": 1}\n')
-    one_line_error(run("passk", str(bad)), 1, str(bad), "not UTF-8", "line 1")
+    one_line_error(run("passk", str(bad)), 2, str(bad), "not UTF-8", "line 1")  # bad input
 
 
 def _tmpfs(tmp_path: Path, options: str) -> Path:

@@ -419,9 +419,12 @@ class ScoreTable:
     @classmethod
     def read_parquet(cls, path: str | os.PathLike[str]) -> ScoreTable:
         """Read and validate a Parquet score table; ValueError on a missing or bad file."""
+        from lmcoverage.io import check_input_file
+
         p = Path(path)
-        if not p.is_file():
+        if not p.exists() and not p.is_symlink():
             raise InputError(f"score table not found: {p}")
+        check_input_file(p)  # a directory or FIFO: exit 2; unreadable: OSError, exit 1
         try:
             table = pq.read_table(p)
         except (pa.ArrowInvalid, OSError) as exc:

@@ -52,15 +52,14 @@ def read_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
         InputError: a missing, empty or malformed file.
     """
     from lmcoverage.engine.arrow_rows import is_arrow_input, read_arrow_rows
-    from lmcoverage.io import read_jsonl_numbered
+    from lmcoverage.io import check_input_file, read_jsonl_numbered
 
     p = Path(path)
     if is_arrow_input(p):
         return read_arrow_rows(p)
     if p.suffix.lower() != ".parquet":
         return [(f"{p}:{line}", row) for line, row in read_jsonl_numbered(p)]
-    if not p.is_file():
-        raise InputError(f"file not found: {p}")
+    check_input_file(p)
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -61,10 +61,12 @@ def is_gguf(path: str | os.PathLike[str]) -> bool:
 
 
 def _require_gguf() -> None:
-    """ValueError with the install hint when the ``gguf`` package is missing."""
+    """EnvError (exit 1) with the install hint when the ``gguf`` package is missing."""
+    from lmcoverage.errors import EnvError
+
     if importlib.util.find_spec("gguf") is None:
-        raise InputError("loading a .gguf model needs the gguf package: "
-                         "pip install 'lmcoverage[gguf]'")
+        raise EnvError("loading a .gguf model needs the gguf package: "
+                       "pip install 'lmcoverage[gguf]'")
 
 
 def _check_gguf_file(p: Path) -> Path:
