@@ -147,7 +147,9 @@ def offset_tournament(
     Args:
         loglik: (candidates, examples) held-out log-likelihoods, or a ScoreTable.
         n: the threshold N >= 1.
-        a: the exponent a >= 0 of Thm 6.4 (the offset weight is 2 N^a).
+        a: the exponent a >= 0 of Thm 6.4 (the offset weight is 2 N^a). The theorem needs
+            a > 0 and N^(1-2a) >= 8 (e.g. a = 0.1 with N >= 14); outside it (a = 0.5 at any
+            N) the offset is a heuristic.
         onpolicy: (candidates, candidates), ``onpolicy[j, k]`` = hatCov^{pi_j}_N(pi_k || pi_j),
             the chance over the held-out prompts and y ~ pi_j(.|x) that pi_k(y|x) >= N pi_j(y|x)
             (see :func:`onpolicy_from_samples`, :func:`onpolicy_exact`); diagonal ignored.
