@@ -4,7 +4,7 @@ Per candidate: the coverage profile N -> Cov_N (Eq. 1) with Wilson intervals, KL
 cross-entropy from a ScoreTable, and the unbiased Pass@k from a verdicts file. Across
 candidates: Spearman's rank correlation of Pass@N with Cov_{N/2} (the pairing of the paper's
 Figure 1 and of Prop D.7, which lower-bounds BoN regret by Cov_{2N}), with KL and with
-cross-entropy, with a percentile bootstrap interval over prompts (prompts are resampled with
+cross-entropy, with a BCa bootstrap interval over prompts (prompts are resampled with
 replacement; a prompt's held-out examples and its verdicts move together). The question
 "does coverage predict better than cross-entropy?" is answered by the paired difference
 D_N = rho_cov - rho_ce with a two-way BCa interval (:mod:`lmcoverage.verify.paired`). And the
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from lmcoverage.errors import InputError
 from lmcoverage.scoretable import ScoreTable
-from lmcoverage.verify.paired import paired_rho_difference, selector_regret
+from lmcoverage.verify.paired import bca_interval, paired_rho_difference, selector_regret
 from lmcoverage.verify.verdicts import Counts, powers_of_two
 
 METRICS = ("cov_half_n", "kl", "cross_entropy")
@@ -313,16 +313,27 @@ def predictiveness(
                              minlength=len(data.problems)).astype(np.float64)
         if (data.weight * counts[data.example_prompt]).sum() > 0:
             draws[b] = _correlations(data, per_prompt, counts)
-    tail = (1 - confidence) / 2 * 100
+    jackknife = np.full((len(data.problems), len(ns), len(METRICS)), np.nan)
+    if bootstrap:
+        for p in range(len(data.problems)):  # leave one prompt out: BCa's acceleration
+            counts = np.ones(len(data.problems))
+            counts[p] = 0.0
+            if (data.weight * counts[data.example_prompt]).sum() > 0:
+                jackknife[p] = _correlations(data, per_prompt, counts)
     correlations = []
     for i, n in enumerate(ns):
         for m, metric in enumerate(METRICS):
-            finite = draws[:, i, m][np.isfinite(draws[:, i, m])]
-            bounds = (np.percentile(finite, [tail, 100 - tail]) if finite.size
-                      else np.array([np.nan, np.nan]))
-            correlations.append({"n": n, "metric": metric, "rho": float(point[i, m]),
-                                 "lo": float(bounds[0]), "hi": float(bounds[1]),
-                                 "resamples": int(finite.size)})
+            row: dict[str, Any] = {"n": n, "metric": metric, "rho": float(point[i, m]),
+                                   "lo": float("nan"), "hi": float("nan"),
+                                   "resamples": int(np.isfinite(draws[:, i, m]).sum())}
+            if np.isfinite(point[i, m]) and bootstrap:
+                low, high, reason = bca_interval(float(point[i, m]), draws[:, i, m],
+                                                 [jackknife[:, i, m]], confidence)
+                row.update(lo=float("nan") if low is None else low,
+                           hi=float("nan") if high is None else high)
+                if reason:
+                    row["reason"] = reason
+            correlations.append(row)
     out["correlations"] = correlations
     return out
 
@@ -398,6 +409,8 @@ def reading(results: dict[str, Any]) -> str:
                 verdict = "undefined (a constant ranking)"
             elif not (_finite(lo) and _finite(hi)):
                 verdict = f"rho {rho:+.2f} (no interval)"
+            elif row.get("reason"):
+                verdict = f"rho {rho:+.2f} [{lo:+.2f}, {hi:+.2f}]: no conclusion (point mass)"
             elif hi < 0:
                 verdict = f"rho {rho:+.2f} [{lo:+.2f}, {hi:+.2f}]: predictive (interval below 0)"
             elif lo > 0:
@@ -412,6 +425,6 @@ def reading(results: dict[str, Any]) -> str:
                  "KL and cross-entropy differ by pi_D's entropy, which is the same for every "
                  "candidate, so their correlations coincide. Intervals: D by a "
                  f"{results['confidence']:.0%} BCa bootstrap resampling prompts and candidates; "
-                 f"each rho by a percentile bootstrap over {results['problems']} prompts "
+                 f"each rho by a BCa bootstrap over {results['problems']} prompts "
                  f"({results['bootstrap']} resamples).")
     return "\n\n".join(lines)

@@ -145,7 +145,7 @@ def _tables(results: dict[str, Any]) -> list[Table]:
     return [Table(cand_rows, caption=f"Per candidate ({conf} intervals: Wilson for Cov, normal "
                                      "over prompts for Pass@k)"),
             Table(corr_rows, caption=f"Spearman rank correlation with Pass@N across candidates "
-                                     f"({conf} percentile bootstrap interval over prompts)"),
+                                     f"({conf} BCa bootstrap interval over prompts)"),
             Table(pick_rows, caption=f"Selector picks (tournament and oracle at N/2); regret = "
                                      f"best Pass@N - the pick's ({conf} percentile interval over "
                                      "prompt resamples, the pick recomputed on each)"),
