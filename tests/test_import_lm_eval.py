@@ -116,6 +116,8 @@ def test_different_documents_are_named(tmp_path: Path,
                    "request 1)")
     _fails(["import", "lm-eval", str(samples(0)), "--reference", str(short), "--out", str(out)],
            capsys, "has 2 the reference")
+    _fails(["import", "lm-eval", str(samples(0)), "--reference", str(samples(1)), "--out",
+            str(tmp_path / "scores.csv")], capsys, "give a .parquet file path")
     changed = _rows(0)
     changed[0]["arguments"]["gen_args_0"]["arg_1"] = " red red"
     other = _write(tmp_path / "c" / "samples_tiny_mc_2026-01-01T00-00-00.0.jsonl", changed)

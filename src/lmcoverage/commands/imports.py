@@ -30,11 +30,10 @@ def lm_eval(
 ) -> None:
     """Write the ScoreTable of lm-eval samples files (see ``lmcoverage import lm-eval
     --help``)."""
-    from lmcoverage.errors import InputError
     from lmcoverage.integrations.lm_eval import import_scores
+    from lmcoverage.io import check_output_path
 
-    if out.suffix.lower() != ".parquet" or out.is_dir():
-        raise InputError(f"--out {out}: give a .parquet file path")
+    check_output_path(out, (".parquet",))
     table = import_scores(samples, reference)
     table.write_parquet(out)
     typer.echo(f"wrote {out}: {len(table.models)} candidate(s) x {table.num_examples} "
