@@ -67,3 +67,12 @@ def test_train_dtype_bfloat16_checkpoints(tmp_path: Path) -> None:
     assert _dtypes(out / "final") == {torch.bfloat16}
     meta = json.loads((out / "run.json").read_text())
     assert meta["config"]["dtype"] == "bfloat16" and meta["model"]["dtype"] == "bfloat16"
+
+
+def test_train_refuses_an_unknown_dtype(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "figure1-finetune", "--preset", "tiny", "--out", str(out), "--steps",
+                 "2", "--dtype", "float8", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--dtype 'float8'" in err
+    assert not out.exists()

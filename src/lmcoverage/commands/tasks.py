@@ -127,6 +127,9 @@ def register(app: typer.Typer) -> None:
         tuning = {"steps": steps, "checkpoint_every": checkpoint_every, "batch_size": batch_size,
                   "lr": lr, "weight_decay": weight_decay, "dtype": dtype.lower()}
         from lmcoverage.errors import InputError
+        from lmcoverage.models.hf import resolve_dtype
+
+        resolve_dtype(dtype, resolve_device(device, announce=False))  # before any work
 
         if task is None:
             from lmcoverage.train.finetune import finetune
