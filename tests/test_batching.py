@@ -111,3 +111,26 @@ def test_batch_size_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and f"--batch-size {bad!r}" in err, err
         assert not out.exists()
+
+
+def test_a_huge_prompt_line_is_refused_before_it_is_tokenized_whole(tmp_path: Path) -> None:
+    from lmcoverage.models.encoding import MAX_CHARS_PER_TOKEN, encode_prompt
+
+    task = get_task("figure2-h4")
+    tok = task.tokenizer()
+    tok.model_max_length = 20
+    word = tok.convert_ids_to_tokens(task.sample(1, seed=0)[0].prompt_ids[0])
+    text = " ".join([word] * (10 * 20 * MAX_CHARS_PER_TOKEN))
+    calls: list[int] = []
+    real = type(tok).__call__
+
+    def counting(self, text, *args, **kwargs):
+        calls.append(len(text))
+        return real(self, text, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(tok), "__call__", counting)
+        with pytest.raises(InputError, match="longer than the tokenizer's maximum of 20 tokens"):
+            encode_prompt(tok, {"prompt": text}, "d.jsonl:1")
+    assert calls and max(calls) <= 20 * MAX_CHARS_PER_TOKEN < len(text)
+    assert encode_prompt(tok, {"prompt": " ".join([word] * 5)}, "d.jsonl:2")  # short: fine

@@ -24,8 +24,31 @@ def _ids(value: Any, key: str, where: str) -> list[int]:
     return list(value)
 
 
+#: Characters one token spans at most in practice: a text longer than this times the
+#: tokenizer's maximum length is measured on a prefix before it is tokenized whole.
+MAX_CHARS_PER_TOKEN = 64
+#: A ``model_max_length`` above this is transformers' "no limit" placeholder.
+_NO_LIMIT = 10**8
+
+
+def check_text_length(tokenizer: Any, text: str, special: bool, where: str) -> None:
+    """InputError when ``text`` is clearly longer than the tokenizer's ``model_max_length``,
+    found from its first ``model_max_length * MAX_CHARS_PER_TOKEN`` characters, so a huge
+    line (a 10 MB prompt) is refused without being tokenized whole."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if (not isinstance(limit, int) or limit > _NO_LIMIT
+            or len(text) <= limit * MAX_CHARS_PER_TOKEN):
+        return
+    head = tokenizer(text[: limit * MAX_CHARS_PER_TOKEN], add_special_tokens=special)
+    if len(head["input_ids"]) > limit + 1:  # + 1: the cut may split one token in two
+        raise InputError(f"{where}: a text of {len(text):,} characters, longer than the "
+                         f"tokenizer's maximum of {limit:,} tokens")
+
+
 def encode_text(tokenizer: Any, text: str, special: bool, where: str) -> list[int]:
-    """Token ids of ``text``; InputError if it encodes to nothing or to the unknown token."""
+    """Token ids of ``text``; InputError if it encodes to nothing or to the unknown token, or
+    if it is longer than the tokenizer's maximum length (:func:`check_text_length`)."""
+    check_text_length(tokenizer, text, special, where)
     ids = list(tokenizer(text, add_special_tokens=special)["input_ids"])
     unk = tokenizer.unk_token_id
     if unk is not None and unk in ids and tokenizer.unk_token not in text:
