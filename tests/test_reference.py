@@ -156,7 +156,7 @@ def test_reference_rows_keeps_the_correct_samples_with_their_normaliser() -> Non
 
     inputs = [{"answer": 1, "weight": 2.0}, {"answer": 2}, {"answer": 3, "problem": "p"}]
     texts = [["1", "0", "1", "1"], ["0", "0", "0", "0"], ["3", "9", "9", "9"]]
-    logps = [[-0.5, -1.0, -1.5, -2.0], [-1.0] * 4, [-0.25, -3.0, -3.0, -3.0]]
+    logps = [[-1.5, -1.0, -1.6, -2.0], [-1.0] * 4, [-2.5, -3.0, -3.0, -3.0]]
     samples = [{"response": t, "logp": lp, "sample_index": j}
                for ts, ls in zip(texts, logps, strict=True)
                for j, (t, lp) in enumerate(zip(ts, ls, strict=True))]
@@ -164,8 +164,8 @@ def test_reference_rows_keeps_the_correct_samples_with_their_normaliser() -> Non
     assert [(r["problem"], r["sample_index"]) for r in ref.rows] == [
         ("0", 0), ("0", 2), ("0", 3), ("p", 0)]
     assert [r["logp_data"] for r in ref.rows] == [
-        -0.5 - math.log(3 / 4), -1.5 - math.log(3 / 4), -2.0 - math.log(3 / 4),
-        -0.25 - math.log(1 / 4)]
+        -1.5 - math.log(3 / 4), -1.6 - math.log(3 / 4), -2.0 - math.log(3 / 4),
+        -2.5 - math.log(1 / 4)]
     assert [r["weight"] for r in ref.rows] == [2.0 / 3] * 3 + [1.0]
     assert ref.skipped == [{"answer": 2, "problem": "1", "n_correct": 0, "n_samples": 4}]
     assert ref.prompts_kept == 2 and ref.k == 4 and ref.verifier == "number"
@@ -173,3 +173,22 @@ def test_reference_rows_keeps_the_correct_samples_with_their_normaliser() -> Non
         reference_rows(inputs, samples[:-1], 4, get_verifier("number"))
     with pytest.raises(InputError, match="at least 2 samples"):
         reference_rows(inputs, samples, 1, get_verifier("number"))
+
+
+def test_normaliser_is_at_least_the_mass_of_the_distinct_correct_responses() -> None:
+    """c(x)/K below pi_ref's mass on the correct responses drawn would give pi_D(y|x) > 1:
+    p_hat(x) is then that mass (a response drawn twice counts once)."""
+    from lmcoverage.verify.reference import reference_rows
+    from lmcoverage.verify.verifiers import get_verifier
+
+    samples = [{"response": t, "logp": lp, "response_ids": ids} for t, lp, ids in (
+        ("1", math.log(0.6), [1]), ("0", math.log(0.1), [0]), ("0", math.log(0.1), [0]),
+        ("0", math.log(0.1), [0]),  # prompt 1: c/K = 1/4 < 0.6
+        ("2", math.log(0.3), [2]), ("2", math.log(0.3), [2]), ("5", math.log(0.2), [5]),
+        ("5", math.log(0.2), [5]))]  # prompt 2: c/K = 2/4 > 0.3 (one distinct response)
+    ref = reference_rows([{"answer": 1}, {"answer": 2}], samples, 4, get_verifier("number"))
+    first, *second = ref.rows
+    assert first["p_correct"] == pytest.approx(0.6) and first["logp_data"] == 0.0
+    assert [r["p_correct"] for r in second] == [0.5, 0.5]
+    assert [r["logp_data"] for r in second] == [math.log(0.3) - math.log(2 / 4)] * 2
+    assert all(r["logp_data"] <= 0 for r in ref.rows)

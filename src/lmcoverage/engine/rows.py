@@ -121,19 +121,42 @@ def sample_rows(
         iff ``stopped``), ``sample_index`` (0..n-1), ``logp`` (float64 log-prob of
         ``response_ids`` under the decoding distribution) and ``stopped``.
     """
-    from lmcoverage.engine.sampling import sample_with_logp
+    return sample_rows_variants(model, tokenizer, rows, n, [spec], seed=seed,
+                                max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                progress=progress, where=where, first_index=first_index)[0]
+
+
+def sample_rows_variants(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    n: int,
+    specs: Sequence[DecodingSpec],
+    seed: int = 0,
+    max_new_tokens: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+    where: Sequence[str] | None = None,
+    first_index: int = 0,
+) -> list[list[dict[str, Any]]]:
+    """:func:`sample_rows` under each of ``specs``, every prompt run once for all of them
+    (:func:`lmcoverage.engine.sampling.sample_variants`): ``out[m]`` is
+    ``sample_rows(..., specs[m], ...)``."""
+    from lmcoverage.engine.sampling import sample_variants
 
     places = list(where) if where is not None else [f"row {i + 1}" for i in range(len(rows))]
     prompts = [encode_prompt(tokenizer, row, w) for row, w in zip(rows, places, strict=True)]
     stops = stop_token_ids(tokenizer, model)
-    drawn = sample_with_logp(model, prompts, n, max_new_tokens, spec, seed=seed,
-                             stop_token_ids=stops, batch_size=batch_size, progress=progress,
-                             first_index=first_index)
-    out = []
-    for row, prompt, samples in zip(rows, prompts, drawn, strict=True):
-        for k, s in enumerate(samples):
-            text_ids = s.ids[:-1] if s.stopped else s.ids
-            out.append({**row, "response": tokenizer.decode(text_ids),
-                        "prompt_ids": prompt, "response_ids": s.ids, "sample_index": k,
-                        "logp": s.logp, "stopped": s.stopped})
+    drawn = sample_variants(model, prompts, n, max_new_tokens, specs, seed=seed,
+                            stop_token_ids=stops, batch_size=batch_size, progress=progress,
+                            first_index=first_index)
+    out: list[list[dict[str, Any]]] = []
+    for per_spec in drawn:
+        out.append([])
+        for row, prompt, samples in zip(rows, prompts, per_spec, strict=True):
+            for k, s in enumerate(samples):
+                text_ids = s.ids[:-1] if s.stopped else s.ids
+                out[-1].append({**row, "response": tokenizer.decode(text_ids),
+                                "prompt_ids": prompt, "response_ids": s.ids,
+                                "sample_index": k, "logp": s.logp, "stopped": s.stopped})
     return out

@@ -121,11 +121,39 @@ def sample_with_logp(
     Returns:
         ``out[i][k]``: the k-th :class:`Sample` for prompt i.
     """
+    return sample_variants(model, prompts, n, max_new_tokens, [spec], seed=seed,
+                           stop_token_ids=stop_token_ids, batch_size=batch_size,
+                           progress=progress, first_index=first_index)[0]
+
+
+def sample_variants(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    n: int,
+    max_new_tokens: int,
+    specs: Sequence[DecodingSpec | None],
+    seed: int = 0,
+    stop_token_ids: Collection[int] = (),
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+    first_index: int = 0,
+) -> list[list[list[Sample]]]:
+    """``n`` samples per prompt under each of several decoding settings of one model, each
+    prompt run once for all of them (its cache is shared by every variant's samples).
+
+    Args: as for :func:`sample_with_logp`, with ``specs`` (M >= 1 settings) for ``spec``.
+
+    Returns:
+        ``out[m][i][k]``: the k-th :class:`Sample` for prompt i under ``specs[m]``, the same
+        as :func:`sample_with_logp` with ``specs[m]`` and the same seed draws.
+    """
     _check_batch_size(batch_size, auto=False)
     if not isinstance(n, int) or n < 1:
         raise InputError(f"n must be a positive integer, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if not specs:
+        raise InputError("specs: give at least one decoding setting")
     vocab, ctx = vocab_size(model), context_length(model)
     stops = sorted(set(as_ids(list(stop_token_ids), vocab, "stop_token_ids")))
     prompt_ids = [as_ids(p, vocab, f"prompt {i}") for i, p in enumerate(prompts)]
@@ -134,15 +162,12 @@ def sample_with_logp(
             raise InputError(f"prompt {i} is empty; every prompt needs at least one token")
         check_fits(len(p), max_new_tokens, ctx, f"prompt {i}")
 
-    device = model_device(model)
-    stop_tensor = torch.tensor(stops, dtype=torch.long, device=device)
     per_pass = max(1, batch_size // n)
-    out: list[list[Sample]] = []
+    out: list[list[list[Sample]]] = [[] for _ in specs]
     with inference(model), progress_bar(len(prompts), "prompts sampled", progress) as advance:
         for start in range(0, len(prompt_ids), per_pass):
             chunk = list(range(start, min(start + per_pass, len(prompt_ids))))
             batch = run_prompts(model, [prompt_ids[i] for i in chunk])
-            rows = torch.arange(len(chunk), device=device).repeat_interleave(n)
             uniforms = torch.from_numpy(
                 np.concatenate(
                     [1.0 - np.random.default_rng([seed, first_index + i])
@@ -150,37 +175,49 @@ def sample_with_logp(
                      for i in chunk]
                 )
             )
-            cache = preallocate(select_rows(batch.cache, rows), max_new_tokens)
-            mask = batch.mask[rows]
-            positions = batch.lengths[rows][:, None]
-            logits = batch.next_logits[rows]
-            tokens = torch.zeros((len(rows), max_new_tokens), dtype=torch.long, device=device)
-            token_logp = torch.zeros((len(rows), max_new_tokens), dtype=torch.float64,
-                                     device=device)
-            done = torch.zeros(len(rows), dtype=torch.bool, device=device)
-            steps = 0
-            for t in range(max_new_tokens):
-                if spec is None:
-                    token = logits.argmax(dim=-1)
-                else:
-                    logprobs = decoding_logprobs(logits, spec)
-                    token = _draw(logprobs, uniforms[:, t])
-                    token_logp[:, t] = logprobs.gather(1, token[:, None])[:, 0].double()
-                tokens[:, t] = token
-                steps = t + 1
-                if stops:
-                    done |= torch.isin(token, stop_tensor)
-                if steps == max_new_tokens or bool(done.all()):
-                    break
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-                step_logits, cache = forward(model, token[:, None], mask, positions + t, cache)
-                logits = step_logits[:, -1]
-            ids, lps = tokens[:, :steps].cpu().tolist(), token_logp[:, :steps].cpu().numpy()
-            for k in range(len(chunk)):
-                out.append([_finish(ids[r], lps[r], stops)
-                            for r in range(k * n, (k + 1) * n)])
+            for m, spec in enumerate(specs):
+                out[m] += _decode(model, batch, len(chunk), n, spec, uniforms, stops,
+                                  max_new_tokens)
             advance(len(chunk))
     return out
+
+
+def _decode(model: Any, batch: Any, prompts: int, n: int, spec: DecodingSpec | None,
+            uniforms: torch.Tensor, stops: list[int], max_new_tokens: int
+            ) -> list[list[Sample]]:
+    """``n`` samples for each of the ``prompts`` prompts of ``batch`` (its cache is left
+    intact), decoding one token per step from ``spec``'s distribution at ``uniforms``
+    ``(prompts * n, max_new_tokens)``."""
+    device = model_device(model)
+    stop_tensor = torch.tensor(stops, dtype=torch.long, device=device)
+    rows = torch.arange(prompts, device=device).repeat_interleave(n)
+    cache = preallocate(select_rows(batch.cache, rows), max_new_tokens)
+    mask = batch.mask[rows]
+    positions = batch.lengths[rows][:, None]
+    logits = batch.next_logits[rows]
+    tokens = torch.zeros((len(rows), max_new_tokens), dtype=torch.long, device=device)
+    token_logp = torch.zeros((len(rows), max_new_tokens), dtype=torch.float64, device=device)
+    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    steps = 0
+    for t in range(max_new_tokens):
+        if spec is None:
+            token = logits.argmax(dim=-1)
+        else:
+            logprobs = decoding_logprobs(logits, spec)
+            token = _draw(logprobs, uniforms[:, t])
+            token_logp[:, t] = logprobs.gather(1, token[:, None])[:, 0].double()
+        tokens[:, t] = token
+        steps = t + 1
+        if stops:
+            done |= torch.isin(token, stop_tensor)
+        if steps == max_new_tokens or bool(done.all()):
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        step_logits, cache = forward(model, token[:, None], mask, positions + t, cache)
+        logits = step_logits[:, -1]
+    ids, lps = tokens[:, :steps].cpu().tolist(), token_logp[:, :steps].cpu().numpy()
+    return [[_finish(ids[r], lps[r], stops) for r in range(k * n, (k + 1) * n)]
+            for k in range(prompts)]
 
 
 def _finish(tokens: list[int], logps: np.ndarray, stops: Sequence[int]) -> Sample:

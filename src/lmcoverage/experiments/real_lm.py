@@ -63,8 +63,12 @@ _COMMON: dict[str, Any] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # test: small operands (few distinct answers) so that the fine-tuned tiny model gets some
+    # right, and pi_D (b) from the last checkpoint (the random base model gets none right).
     "test": {**_COMMON, "model": "tiny-random", "eval": {"add": 4, "sub": 4, "mult": 8},
              "train": {"add": 14, "sub": 14, "mult": 4}, "max_new_tokens": 3,
+             "operands": {"add": [1, 2], "sub": [1, 3], "mult": [2, 3]},
+             "reference_model": "last-checkpoint",
              "finetune_steps": 8, "checkpoint_every": 1, "batch_size": 4, "lr": 0.01,
              "bootstrap": 50},
     "cpu": {**_COMMON, "model": "smollm2", "eval": {"add": 12, "sub": 12, "mult": 24},
@@ -78,6 +82,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 PI_D = ("gold", "reference")
+#: Decoding variants of one model sampled together (each prompt runs once for all of them).
+VARIANTS_PER_PASS = 5
 
 
 def smollm2_gguf() -> Path:
@@ -166,7 +172,8 @@ def candidates(config: dict[str, Any], base: Path, run: Path) -> list[Cand]:
 
 def _reference(base: Path, prompts: list[dict[str, Any]], config: dict[str, Any],
                units: Path, progress: bool) -> tuple[list[dict[str, Any]], int]:
-    """pi_D's samples from the base model (K = reference_k, plain sampling, its own seed)."""
+    """pi_D's samples from the model ``base`` (the base model; the last checkpoint in the
+    ``test`` preset): K = reference_k, plain sampling, its own seed."""
     from lmcoverage.experiments.real_lm_task import first_line
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
     from lmcoverage.verify.reference import build_reference
@@ -190,9 +197,10 @@ def _rows_or_empty(path: Path) -> list[dict[str, Any]]:
 
 def _verdicts(cands: list[Cand], prompts: list[dict[str, Any]], config: dict[str, Any],
               units: Path, progress: bool) -> list[dict[str, Any]]:
-    """Verdict rows of every candidate (one cached file per candidate; a model loads once for
-    all of its uncached variants)."""
-    from lmcoverage.engine.rows import sample_rows
+    """Verdict rows of every candidate (one cached file per candidate). A model loads once for
+    all of its uncached variants, sampled ``VARIANTS_PER_PASS`` at a time from one run of
+    each prompt (the same samples as one variant at a time)."""
+    from lmcoverage.engine.rows import sample_rows_variants
     from lmcoverage.experiments.real_lm_task import first_line
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
 
@@ -200,14 +208,19 @@ def _verdicts(cands: list[Cand], prompts: list[dict[str, Any]], config: dict[str
     todo = [(j, c) for j, c in enumerate(cands) if not (units / f"verdicts-{j}.jsonl").is_file()]
     for path in dict.fromkeys(c.path for _, c in todo):
         model, tok = load_causal_lm(path), load_tokenizer(path)
-        for j, c in ((j, c) for j, c in todo if c.path == path):
-            drawn = sample_rows(model, tok, prompts, k, c.spec, seed=config["seed"],
-                                max_new_tokens=config["max_new_tokens"], progress=progress)
-            write_jsonl(units / f"verdicts-{j}.jsonl", [
-                {"model": c.name, "problem": r["problem"], "group": r["group"],
-                 "sample_index": s["sample_index"], "response": s["response"],
-                 "correct": first_line(r, s["response"])}
-                for i, r in enumerate(prompts) for s in drawn[i * k:(i + 1) * k]])
+        mine = [(j, c) for j, c in todo if c.path == path]
+        for start in range(0, len(mine), VARIANTS_PER_PASS):
+            group = mine[start:start + VARIANTS_PER_PASS]
+            drawn = sample_rows_variants(model, tok, prompts, k, [c.spec for _, c in group],
+                                         seed=config["seed"],
+                                         max_new_tokens=config["max_new_tokens"],
+                                         progress=progress)
+            for (j, c), rows in zip(group, drawn, strict=True):
+                write_jsonl(units / f"verdicts-{j}.jsonl", [
+                    {"model": c.name, "problem": r["problem"], "group": r["group"],
+                     "sample_index": s["sample_index"], "response": s["response"],
+                     "correct": first_line(r, s["response"])}
+                    for i, r in enumerate(prompts) for s in rows[i * k:(i + 1) * k]])
     return [row for j in range(len(cands)) for row in read_jsonl(units / f"verdicts-{j}.jsonl")]
 
 
@@ -350,8 +363,10 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     clock = _Clock(units / "clock.json")
     load_start = list(os.getloadavg())
     seed = int(config["seed"])
-    prompts = make_problems(config["eval"], seed=seed, prefix="eval")
-    train_rows = make_problems(config["train"], seed=seed + 1, prefix="train", shots=False)
+    operands = config.get("operands")
+    prompts = make_problems(config["eval"], seed=seed, prefix="eval", operands=operands)
+    train_rows = make_problems(config["train"], seed=seed + 1, prefix="train", shots=False,
+                               operands=operands)
     write_jsonl(out_dir / "prompts.jsonl", prompts)
     base = clock.stage("base_model", lambda: _base_model(config, out_dir))
     if not (out_dir / "pairs.jsonl").is_file():
@@ -362,8 +377,10 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
         checkpoint_every=config["checkpoint_every"], batch_size=config["batch_size"],
         lr=config["lr"], seed=seed))
     cands = candidates(config, base, out_dir / "finetune")
+    ref_model = (cands[-1].path if config.get("reference_model") == "last-checkpoint"
+                 else base)
     reference, skipped = clock.stage("reference", lambda: _reference(
-        base, prompts, config, units, ctx.progress))
+        ref_model, prompts, config, units, ctx.progress))
     verdicts = clock.stage("sample_and_verify", lambda: _verdicts(
         cands, prompts, config, units, ctx.progress))
     write_jsonl(out_dir / "verdicts.jsonl", verdicts)

@@ -58,13 +58,15 @@ def messages(text: str, shots: bool = True) -> list[dict[str, str]]:
 
 
 def make_problems(counts: int | dict[str, int], seed: int, prefix: str = "p",
-                  shots: bool = True) -> list[dict[str, Any]]:
+                  shots: bool = True, operands: dict[str, Any] | None = None
+                  ) -> list[dict[str, Any]]:
     """Rows ``{"problem", "messages", "prompt", "answer", "response", "kind", "group"}``.
 
     ``counts``: per kind the number of questions (interleaved in a seeded order), or a total
     with kinds drawn uniformly. Same seed, same rows. ``messages`` is the chat
     (:func:`messages`), ``prompt`` the question alone (for plain-text prompts), ``response``
-    the gold reply (the digits); ``problem`` ids are ``{prefix}{i}``.
+    the gold reply (the digits); ``problem`` ids are ``{prefix}{i}``. ``operands``: per kind
+    ``(low, high)`` instead of the defaults (1..20; 2..9 for mult).
     """
     rng = np.random.default_rng(seed)
     if isinstance(counts, int):
@@ -74,7 +76,7 @@ def make_problems(counts: int | dict[str, int], seed: int, prefix: str = "p",
         kinds = [listed[int(k)] for k in rng.permutation(len(listed))]
     rows = []
     for i, kind in enumerate(kinds):
-        low, high = _OPERANDS[kind]
+        low, high = (operands or _OPERANDS).get(kind, _OPERANDS[kind])
         a, b = (int(v) for v in rng.integers(low, high + 1, size=2))
         if kind == "sub":
             a, b = max(a, b), min(a, b)

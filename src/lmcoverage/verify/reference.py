@@ -4,16 +4,20 @@
 reference distribution conditioned on the verifier's reward (the distribution Best-of-N with a
 perfect verifier converges to). K samples per prompt are drawn from ``pi_ref`` (the reference
 model under its decoding settings) and judged; the ``c(x)`` correct ones are samples from
-pi_D, and ``p(x)`` is estimated by ``c(x) / K``, so
+pi_D, and ``p(x)`` is estimated by ``p_hat(x) = c(x) / K``, so
 
     log pi_D(y|x) = logp_ref(y|x) - log(c(x) / K)
 
-is the ``logp_data`` that ``lmcoverage score --data`` reads (Cov_N, Eq. 1, and KL need it). A
-prompt with no correct sample has no pi_D estimate and is left out (listed as skipped).
+is the ``logp_data`` that ``lmcoverage score --data`` reads (Cov_N, Eq. 1, and KL need it).
+One correction: p(x) is at least the mass ``pi_ref`` puts on the distinct correct responses
+drawn, so when c(x)/K falls below that mass (a likely correct response drawn rarely), which
+would make pi_D(y|x) > 1, ``p_hat(x)`` is that mass instead. A prompt with no correct sample
+has no pi_D estimate and is left out (listed as skipped).
 
 Each kept row is a sample row of :func:`lmcoverage.engine.rows.sample_rows` (``prompt_ids``,
 ``response_ids``, ``response``, the input row's fields, ``problem``, ...) with ``logp`` renamed
-``logp_ref``, plus ``logp_data``, ``n_correct`` (c(x)), ``n_samples`` (K) and ``weight``
+``logp_ref``, plus ``logp_data``, ``p_correct`` (p_hat(x)), ``n_correct`` (c(x)),
+``n_samples`` (K) and ``weight``
 (the input row's weight, default 1, divided by c(x), so that every prompt weighs the same in a
 score table however many of its samples were kept).
 """
@@ -91,14 +95,23 @@ def reference_rows(
             skipped.append({**row, "problem": problem, "n_correct": 0, "n_samples": k})
             continue
         weight = float(row.get("weight", 1.0)) / c
-        for s, ok in zip(group, verdicts, strict=True):
-            if ok:
-                out = {key: value for key, value in s.items() if key != "logp"}
-                out.update(problem=s.get("problem", problem), logp_ref=s["logp"],
-                           logp_data=s["logp"] - math.log(c / k), n_correct=c, n_samples=k,
-                           weight=weight)
-                kept.append(out)
+        good = [s for s, ok in zip(group, verdicts, strict=True) if ok]
+        seen = {_response_key(s): s["logp"] for s in good}
+        mass = math.fsum(math.exp(lp) for lp in seen.values())
+        log_p = math.log(c / k) if c / k >= mass else math.log(mass)
+        for s in good:
+            out = {key: value for key, value in s.items() if key != "logp"}
+            out.update(problem=s.get("problem", problem), logp_ref=s["logp"],
+                       logp_data=min(s["logp"] - log_p, 0.0), p_correct=math.exp(log_p),
+                       n_correct=c, n_samples=k, weight=weight)
+            kept.append(out)
     return Reference(kept, skipped, k, verifier.spec)
+
+
+def _response_key(sample: dict[str, Any]) -> Any:
+    """What makes two samples the same response: their token ids, else their text."""
+    ids = sample.get("response_ids")
+    return tuple(ids) if ids is not None else sample["response"]
 
 
 def build_reference(
