@@ -56,6 +56,8 @@ _COMMON: dict[str, Any] = {
     "val_per_class": 256,
     "val_seed": 10_000,
     "score_batch_size": 512,
+    # The paper's KL and KL/Cov_16 axes are linear; "log" shows KL over decades.
+    "kl_axis": "linear",
 }
 
 # A fixed set of that many problems, or null for fresh samples every batch; node_range null:
@@ -250,8 +252,9 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
 # plot and report
 
 
-def plot(results: dict[str, Any], path: Path) -> Path:
-    """Three panels like the paper's Figure 2: KL, Cov_16 and KL/Cov_16 over training per H."""
+def plot(results: dict[str, Any], path: Path, kl_axis: str = "linear") -> Path:
+    """Three panels like the paper's Figure 2: KL, Cov_16 and KL/Cov_16 over training per H
+    (median over seeds, 1/16-15/16 band); ``kl_axis`` ``linear`` (the paper's) or ``log``."""
     from lmcoverage.report.figures import new_figure, save_figure
 
     fig, axes = new_figure(ncols=3)
@@ -268,8 +271,8 @@ def plot(results: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel("training iteration")
         ax.set_title(title)
         ax.legend(fontsize=8)
-    axes[0, 0].set_yscale("log")
-    axes[0, 2].set_yscale("log")
+    axes[0, 0].set_yscale(kl_axis)
+    axes[0, 2].set_yscale(kl_axis)
     return save_figure(fig, path)
 
 
@@ -309,7 +312,7 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
     from lmcoverage.report import Section, Table
     from lmcoverage.report import write_report as write_html
 
-    figure = plot(results, out_dir / "figure2.png")
+    figure = plot(results, out_dir / "figure2.png", gc.kl_axis(config))
     checks = effect_checks(results)
     table = Table(summary(results), caption="End of training, median over seeds")
     sections = [
@@ -327,6 +330,7 @@ def write_report(results: dict[str, Any], config: dict[str, Any], out_dir: Path)
 def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
     """Train every (H, seed), score, aggregate; write results.json, figure2.png, report."""
     out_dir = Path(out_dir)
+    gc.kl_axis(config)
     horizons = [int(h) for h in config["horizons"]]
     units = [Unit(h, s, config, str(out_dir / "units" / f"h{h}-seed{s}"),
                   ctx.progress and ctx.executor.name == "local", ctx.threads)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 #: The reports' pointer to where the presets' sizing is documented with every measurement.
 SIZING_NOTE = ("How the presets were sized, with every measurement: docs/experiments/presets.md "
                "in the project documentation.")
+#: Scales of the figures' KL axes: the paper's linear one, or log.
+KL_AXES = ("linear", "log")
 CorrectSet = Literal["support", "valid"]
 """Which responses count as correct for Pass@N: pi_D's support (Figure 1: the class's path)
 or every valid path of the graph."""
@@ -301,6 +303,14 @@ def quantile_band(values: np.ndarray, lo: float = 1 / 16, hi: float = 15 / 16
     if v.ndim != 2 or v.shape[0] == 0:
         raise InputError(f"values must be (seeds, checkpoints), got shape {v.shape}")
     return (np.median(v, axis=0), np.quantile(v, lo, axis=0), np.quantile(v, hi, axis=0))
+
+
+def kl_axis(config: Mapping[str, Any]) -> str:
+    """``config["kl_axis"]`` if it is one of :data:`KL_AXES`, else InputError naming it."""
+    value = config["kl_axis"]
+    if value not in KL_AXES:
+        raise InputError(f"--set kl_axis: choose from {', '.join(KL_AXES)}, got {value!r}")
+    return str(value)
 
 
 def effect_verdict(checks: Sequence[Mapping[str, Any]], success: str) -> str:
