@@ -9,7 +9,7 @@ leave no output file (``{d}/out*``) behind.
 from __future__ import annotations
 
 import csv
-import json
+import os
 import shlex
 from pathlib import Path
 
@@ -48,12 +48,14 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_jsonl(d / "huge_n.jsonl", [{"problem": "p", "n": 10**30, "c": 3}])
     write_jsonl(d / "held_out.jsonl", [{"prompt": "a b", "response": "a"}])
     (d / "link.jsonl").symlink_to(d / "prompts.jsonl")
+    os.mkfifo(d / "fifo.jsonl")  # never opened: refused as a FIFO before any read
+    os.mkfifo(d / "fifo.parquet")
+    (d / "dir.parquet").mkdir()
     write_jsonl(d / "counts.json", [{"problem": "p", "n": 2, "c": 1}])  # JSONL, .json name
     write_jsonl(d / "verdicts.json", [verdict])
     (d / "scores.parquet").write_bytes(b"not read: the output is refused first")
     (d / "held.parquet").write_bytes(b"an input the output must not overwrite")
-    (d / "latin1.jsonl").write_bytes(json.dumps({"prompt": "caf\u00e9"}).encode("latin-1")
-                                     + b"\n")
+    (d / "latin1.jsonl").write_bytes(b'{"prompt": "caf\xe9", "answer": "a"}\n')
     return d
 
 

@@ -101,6 +101,7 @@ def test_gguf_path_checks(tmp_path: Path) -> None:
 
 def test_gguf_without_package_names_the_extra(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmcoverage.errors import EnvError
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
 
     fake = tmp_path / "m.gguf"
@@ -108,12 +109,13 @@ def test_gguf_without_package_names_the_extra(tmp_path: Path,
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gguf" else real(name, *a))
-    with pytest.raises(ValueError, match=r"pip install 'lmcoverage\[gguf\]'"):
+    # a missing package is an environment error (exit 1), not bad input (#19 item 12)
+    with pytest.raises(EnvError, match=r"pip install 'lmcoverage\[gguf\]'"):
         load_causal_lm(fake)
-    with pytest.raises(ValueError, match=r"pip install 'lmcoverage\[gguf\]'"):
+    with pytest.raises(EnvError, match=r"pip install 'lmcoverage\[gguf\]'"):
         load_tokenizer(fake)
     data = tmp_path / "d.jsonl"
     write_jsonl(data, [{"prompt": "a", "response": "b"}])
     assert main(["score", "--model", str(fake), "--data", str(data),
-                 "--out", str(tmp_path / "s.parquet"), "--no-progress"]) == 2
+                 "--out", str(tmp_path / "s.parquet"), "--no-progress"]) == 1
     assert not (tmp_path / "s.parquet").exists()

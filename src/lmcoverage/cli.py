@@ -169,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except _click.exceptions.ClickException as exc:
         _say("error", exc.format_message())
         return exc.exit_code
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError as exc:  # bad input, as lmcoverage.errors.FileDecodeError
         _say("error", f"cannot read input as UTF-8 text: {exc.reason} at byte {exc.start}")
-        return 1
+        return 2
     except OSError as exc:
         _say("error", _os_error_line(exc))
         return 1

@@ -17,8 +17,9 @@ class EnvError(RuntimeError):
     """The machine cannot do what was asked (e.g. ``--device cuda`` without CUDA): exit 1."""
 
 
-class FileDecodeError(OSError):
-    """An input file that is not valid text in its encoding (an ``OSError`` with the path)."""
+class FileDecodeError(InputError):
+    """An input file that is not valid text in its encoding: bad input (exit 2), the message
+    names the file and the line."""
 
 
 class Interrupted(BaseException):

@@ -73,6 +73,36 @@ def check_output_path(
     return out
 
 
+def check_input_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a regular file this process can open for reading.
+
+    Raises:
+        InputError: the path is missing (``file not found``), a symlink loop, a directory, or
+            not a regular file (a FIFO, a device such as ``/dev/zero``): bad input, exit 2.
+        OSError: the file exists but cannot be opened (``Permission denied``): exit 1.
+    """
+    import stat
+
+    p = Path(path)
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{p}: is a symlink loop") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputError(f"file not found: {p}") from None
+        raise
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{p}: is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if (
+            stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "a special file"
+        raise InputError(f"{p}: is {kind}, not a regular file")
+    with open(p, "rb"):  # PermissionError names the path: an environment error
+        pass
+    return p
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file (after symlinks, or as hard links)."""
     try:
@@ -148,9 +178,7 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
     Lines are split on ``\\n`` only (JSON strings may hold other line separators). Raises
     InputError naming the file and line of a malformed row, or for a missing or empty file.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"file not found: {p}")
+    p = check_input_file(path)
     rows: list[tuple[int, dict[str, Any]]] = []
     with p.open("r", encoding="utf-8", newline="\n") as fh:
         for lineno, line in _decoded_lines(fh, p):
@@ -175,9 +203,8 @@ def _decoded_lines(fh: TextIO, path: Path) -> Iterator[tuple[int, str]]:
         for lineno, line in enumerate(fh, start=1):  # noqa: B007 - read after the loop
             yield lineno, line
     except UnicodeDecodeError as exc:
-        raise FileDecodeError(
-            errno.EILSEQ, f"line {lineno + 1} is not UTF-8 text ({exc.reason}, "
-            f"byte 0x{exc.object[exc.start]:02x})", str(path)) from None
+        raise FileDecodeError(f"{path}: line {lineno + 1} is not UTF-8 text ({exc.reason}, "
+                              f"byte 0x{exc.object[exc.start]:02x})") from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
