@@ -94,3 +94,26 @@ def test_results_serialise_plot_and_report(oracle_results: dict, tmp_path) -> No
     assert "Pass@8" in html and "tournament" in html
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
     assert math.isfinite(back["kl"][0])
+
+
+def test_non_integer_levels_use_the_inclusive_tie_rule() -> None:
+    """Cov_4.6 and the N = 5.7 tournament: a ratio within TIE_ATOL below N counts as reaching
+    it (Eq. 1's event X >= log N, inclusive), one 2e-9 nats below does not."""
+    from lmcoverage import select
+    from lmcoverage.metrics.threshold import TIE_ATOL
+
+    n = 4.6
+    gaps = [0.0, 0.5 * TIE_ATOL, 2 * TIE_ATOL, 1.0]  # log-ratio = log N - gap
+    table = ScoreTable.from_columns(
+        model=["a"] * 4, example_id=np.arange(4), loglik=[-(math.log(n) - g) for g in gaps],
+        loglik_data=np.zeros(4), weight=np.full(4, 0.25), group=["1"] * 4,
+        mass_correct=np.full(4, 0.5))
+    m = gc.curve_metrics(table, cov_ns=(n, 5.7), pass_ns=(1,))
+    assert set(m["cov"]) == {4.6, 5.7}
+    assert m["cov"][4.6] == [0.5]  # gaps 0 and TIE_ATOL / 2 count
+    assert m["cov"][5.7] == [0.0]
+    # Candidate 0 is 5.7 times as likely as candidate 1 on every example: at N = 5.7 it beats
+    # candidate 1 on all of them (the same inclusive rule), just above 5.7 on none.
+    loglik = np.array([[0.0] * 3, [-math.log(5.7)] * 3])
+    assert select.simple_tournament(loglik, 5.7).statistic.tolist() == [0.0, 1.0]
+    assert select.simple_tournament(loglik, 5.7 + 1e-6).statistic.tolist() == [0.0, 0.0]
