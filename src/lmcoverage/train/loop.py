@@ -349,8 +349,15 @@ def _first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] |
     return None if a == b else (where, a, b)
 
 
-def _option_name(path: str) -> str:
-    """The ``lmcoverage train`` option behind a ``run.json`` path (``config.lr`` -> ``--lr``)."""
+def _option_name(path: str, task_name: str = "") -> str:
+    """The ``lmcoverage train`` option behind a ``run.json`` path (``config.lr`` -> ``--lr``);
+    for a ``train --model --data`` run (task ``pairs``) the pairs file's digest, row count
+    and ``dataset_size`` come from ``--data``, and ``init_from`` is ``--model``."""
+    if task_name == "pairs":
+        if path.startswith("task.options.") or path == "config.dataset_size":
+            return "--data (the pairs file)"
+        if path == "init_from":
+            return "--model"
     head, _, key = path.partition(".")
     if head == "config" and key == "model_preset":
         return "--preset"
@@ -390,7 +397,8 @@ def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
             diff = _first_difference(_comparable(recorded), _comparable(meta))
             if diff:
                 path, before, now = diff
-                raise InputError(f"--resume: {_option_name(path)} differs from the run in {out} "
+                name = _option_name(path, str(meta["task"]["name"]))
+                raise InputError(f"--resume: {name} differs from the run in {out} "
                                  f"(started with {before!r}, now {now!r}); resume with the same "
                                  "options or choose another --out")
             _check_steps(out, recorded, meta)
