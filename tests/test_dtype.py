@@ -115,3 +115,19 @@ def test_unknown_dtype_exits_2_with_one_line_and_no_output(llama: Path, tmp_path
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--dtype 'int8'" in err, err
     assert not out.exists()
+
+
+def test_profile_notes_a_table_scored_below_float32(llama: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    data = llama.parent / "data.jsonl"
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / f"{dtype}.parquet"
+        assert main(["score", "--model", str(llama), "--data", str(data), "--out", str(out),
+                     "--dtype", dtype, "--no-progress"]) == 0
+        capsys.readouterr()
+        assert main(["profile", str(out), "--n", "2,4"]) == 0
+        err = capsys.readouterr().err
+        noted = [line for line in err.splitlines() if line.startswith("note: scored in")]
+        assert len(noted) == (dtype == "bfloat16"), err
+        if noted:
+            assert "bfloat16, not float32" in noted[0] and "--dtype float32" in noted[0]

@@ -55,15 +55,37 @@ def is_saturated(cov: ArrayLike, threshold: float = SATURATION) -> bool:
     return bool(values.size) and bool(np.all(values >= threshold))
 
 
+#: Weights' dtypes below float32 (``--dtype``) that :func:`precision_warning` reports.
+LOW_PRECISION = ("bfloat16", "float16")
+
+
+def precision_warning(table: ScoreTable) -> str | None:
+    """A line when the provenance says the table was scored below float32, with the accuracy
+    measured in ``benchmarks/precision.md``; None for float32 (or unrecorded) tables."""
+    dtype = table.provenance.get("dtype")
+    values = dtype.values() if isinstance(dtype, dict) else (
+        dtype if isinstance(dtype, list) else [dtype])
+    low = sorted({str(v) for v in values if str(v) in LOW_PRECISION})
+    if not low:
+        return None
+    return (f"note: scored in {' and '.join(low)}, not float32: on SmolLM2-135M, bfloat16 "
+            "moved per-response log-likelihoods by 0.18 nats on average (0.012 per token, "
+            "max 0.97 over 16 tokens) and flipped the Cov_N indicator of 0-1.3% of rows "
+            "(N = 2-16); rescore with --dtype float32 for exact numbers")
+
+
 def degenerate_warnings(table: ScoreTable, ns: Sequence[float] | None = None,
                         cov: ArrayLike | None = None) -> list[str]:
-    """One line per warning: each candidate that is the reference, and saturation of
+    """One line per warning: a table scored below float32 (:func:`precision_warning`), each
+    candidate that is the reference, and saturation of
     ``cov`` (models, len(ns)) when given (else computed from the table at ``ns``; skipped when
     the table has no ``loglik_data`` or ``ns`` is None)."""
     from lmcoverage.metrics.coverage import coverage_profile
 
     refs = reference_candidates(table)
-    lines = [f"warning: candidate {name!r} is the reference ({why}): its Cov_N (N > 1) and KL "
+    note = precision_warning(table)
+    lines = [] if note is None else [note]
+    lines += [f"warning: candidate {name!r} is the reference ({why}): its Cov_N (N > 1) and KL "
              "are 0 by construction, so coverage selectors pick it whatever its Best-of-N"
              for name, why in refs]
     if cov is None and ns is not None and table.has("loglik_data"):
