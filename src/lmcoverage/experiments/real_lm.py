@@ -69,7 +69,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "train": {"add": 14, "sub": 14, "mult": 4}, "max_new_tokens": 3,
              "operands": {"add": [1, 2], "sub": [1, 3], "mult": [2, 3]},
              "reference_model": "last-checkpoint",
-             "finetune_steps": 8, "checkpoint_every": 1, "batch_size": 4, "lr": 0.01,
+             "finetune_steps": 8, "checkpoint_every": 1, "batch_size": 4, "lr": 0.05,
              "bootstrap": 50},
     "cpu": {**_COMMON, "model": "smollm2", "eval": {"add": 12, "sub": 12, "mult": 24},
             "train": {"add": 144, "sub": 144, "mult": 32}, "max_new_tokens": 4,
