@@ -95,3 +95,15 @@ def test_verify_samples_bad_input_exit_2_one_line_no_file(
             "number", "--out", str(out)], capsys, "not both")
     _fails(["verify", "--verifier", "number", "--out", str(out)], capsys, "give --n K")
     assert not out.exists()
+
+
+def test_verify_expands_a_quoted_glob_and_names_as_score(tmp_path: Path) -> None:
+    for step in (20, 100):
+        tiny_llama(tmp_path / "ckpts" / f"checkpoint-{step}", seed=step)
+    write_jsonl(tmp_path / "p.jsonl", make_problems(2, seed=0))
+    out = tmp_path / "v.jsonl"
+    assert main(["verify", "--model", str(tmp_path / "ckpts" / "checkpoint-*"), "--data",
+                 str(tmp_path / "p.jsonl"), "--n", "1", "--max-new-tokens", "1",
+                 "--verifier", "number", "--out", str(out), "--no-progress"]) == 0
+    assert list(dict.fromkeys(v["model"] for v in read_jsonl(out))) == [
+        "checkpoint-20", "checkpoint-100"]  # natural order, directory names
