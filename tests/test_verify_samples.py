@@ -94,6 +94,9 @@ def test_verify_samples_bad_input_exit_2_one_line_no_file(
     _fails(["verify", "--model", str(llama), "--n", "2", "--samples", "2", "--verifier",
             "number", "--out", str(out)], capsys, "not both")
     _fails(["verify", "--verifier", "number", "--out", str(out)], capsys, "give --n K")
+    _fails(["verify", "--model", str(llama), "--model", f"{llama}/", "--n", "1", "--data",
+            str(llama.parent / "prompts.jsonl"), "--verifier", "number", "--out", str(out)],
+           capsys, "given twice")
     assert not out.exists()
 
 
