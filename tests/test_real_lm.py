@@ -30,8 +30,8 @@ def _check_run(out: Path, config: dict) -> dict:
         entry = results[pi_d]
         assert {(r["n"], r["metric"]) for r in entry["all"]["correlations"]} == {
             (n, m) for n in config["ns"] for m in ("cov_half_n", "kl", "cross_entropy")}
-        assert [d["n"] for d in entry["paired"]["delta"]] == config["ns"]
-        assert {(r["n"], r["selector"]) for r in entry["paired"]["regret"]} == {
+        assert [d["n"] for d in entry["all"]["paired"]] == config["ns"]
+        assert {(r["n"], r["selector"]) for r in entry["all"]["regret"]} == {
             (n, s) for n in config["ns"] for s in ("tournament", "cross-entropy", "kl",
                                                    "oracle")}
     # the truncated candidates give some gold reply probability zero: infinite CE

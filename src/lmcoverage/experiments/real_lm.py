@@ -19,10 +19,9 @@ the end-of-turn token, the verifier reads its first line):
    ``p(x) = c(x)/K``; prompts without a correct sample are left out);
 6. statistics (:func:`statistics`), recomputed from the cached samples and scores on every run:
    per candidate Cov_N, KL, cross-entropy and pass@k; across candidates Spearman's rho of
-   pass@N with Cov_{N/2} and with cross-entropy (:mod:`lmcoverage.verify.predictiveness`) and,
-   when :mod:`lmcoverage.verify.paired` is available, their paired difference D_N with its
-   interval and the selectors' regret; with and without the candidates of infinite
-   cross-entropy.
+   pass@N with Cov_{N/2} and with cross-entropy, their paired difference D_N with its
+   two-way BCa interval and the selectors' regret (:mod:`lmcoverage.verify.predictiveness`);
+   with and without the candidates of infinite cross-entropy.
 
 Every stage caches its output in the run directory (``base/``, ``finetune/``,
 ``units/reference.jsonl``, ``units/verdicts-K.jsonl``, ``units/scores-K.npz``), so an
@@ -278,9 +277,10 @@ def _tables(cands: list[Cand], prompts: list[dict[str, Any]], reference: list[di
 
 def statistics(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Every statistic of the study from the cached verdicts and score tables in ``out_dir``
-    (cheap: nothing is sampled or scored). Per pi_D: the predictiveness report (all
-    candidates) and, without the candidates of infinite cross-entropy, its correlations; the
-    paired statistics when :mod:`lmcoverage.verify.paired` is available."""
+    (cheap: nothing is sampled or scored). Per pi_D: the predictiveness report
+    (:func:`lmcoverage.verify.predictiveness.predictiveness`: correlations, the paired D_N,
+    picks and regret) on all candidates (``all``) and without those of infinite
+    cross-entropy (``finite_ce``)."""
     from lmcoverage.scoretable import ScoreTable
     from lmcoverage.verify.predictiveness import align, predictiveness
     from lmcoverage.verify.verdicts import counts_by_model, passk_rows
@@ -302,8 +302,7 @@ def statistics(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
                               confidence=config["confidence"], seed=config["seed"])
         ce = {c["name"]: c["cross_entropy"] for c in full["candidates"]}
         finite = [m for m in table.models if np.isfinite(ce[m])]
-        entry: dict[str, Any] = {"all": full, "infinite_ce": sorted(set(ce) - set(finite)),
-                                 "paired": _paired(data, config)}
+        entry: dict[str, Any] = {"all": full, "infinite_ce": sorted(set(ce) - set(finite))}
         if 3 <= len(finite) < len(table.models):
             sub = align(table.select_models(finite),
                         {m: counts[m] for m in finite}, problems[pi_d])
@@ -311,7 +310,6 @@ def statistics(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
                                                 bootstrap=config["bootstrap"],
                                                 confidence=config["confidence"],
                                                 seed=config["seed"])
-            entry["paired_finite_ce"] = _paired(sub, config)
         results[pi_d] = entry
     return results
 
@@ -326,30 +324,6 @@ def _passk_by_group(verdicts: list[dict[str, Any]], ks: list[int],
                           config["confidence"])
         out += [{"group": group, **r} for r in rows]
     return out
-
-
-def _paired(data: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """Per N: D_N = rho_cov - rho_ce with its paired two-way BCa interval, and the regret of
-    each selector's pick (:mod:`lmcoverage.verify.paired`), or why they are missing."""
-    from dataclasses import asdict
-
-    from lmcoverage.metrics import pass_at_k
-
-    try:
-        from lmcoverage.verify import paired
-    except ImportError:
-        return {"pending": "lmcoverage.verify.paired is not available; re-run the same "
-                           "command to compute D_N and the regret from the cache"}
-    delta, regret = [], []
-    for n in config["ns"]:
-        args = (pass_at_k(data.n, data.c, n), data.loglik, data.loglik_data,
-                data.example_prompt, n)
-        common = {"weight": data.weight, "resamples": config["bootstrap"],
-                  "confidence": config["confidence"], "seed": config["seed"]}
-        delta.append(asdict(paired.paired_rho_difference(*args, **common)))
-        regret += [asdict(r) for r in paired.selector_regret(*args, names=list(data.names),
-                                                             **common)]
-    return {"delta": delta, "regret": regret}
 
 
 def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any]:
