@@ -89,8 +89,9 @@ def test_regret_of_a_wrong_pick_is_its_gap_to_the_best() -> None:
 
 
 def test_vectorised_picks_match_the_selectors() -> None:
+    from lmcoverage.select.registry import get_selector
     from lmcoverage.select.result import rank_candidates
-    from lmcoverage.verify.paired import SELECTORS, _pickers, _selector_statistics
+    from lmcoverage.verify.paired import SELECTORS, _selector_statistics
 
     rng = np.random.default_rng(3)
     names = [f"c{i}" for i in range(7)]
@@ -103,7 +104,8 @@ def test_vectorised_picks_match_the_selectors() -> None:
         w = rng.integers(0, 3, 30).astype(float) + (np.arange(30) == 0)
         stats = _selector_statistics(loglik, data, w[None, :], 8, SELECTORS)
         for sel in SELECTORS:
-            want = _pickers()[sel](loglik, data, w, 8.0, names).index
+            want = get_selector(sel)(loglik, n=4.0, loglik_data=data, weights=w,
+                                     names=names).index  # N/2, as selector_regret
             got = rank_candidates(stats[sel][0], stats["cross-entropy"][0], names)[0]
             assert got == want, (trial, sel)
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmcoverage.errors import InputError
 from lmcoverage.metrics import TIE_ATOL
 from lmcoverage.scoretable import ScoreTable
 from lmcoverage.select import (
@@ -78,10 +79,10 @@ def test_simple_tournament_matches_brute_force(seed: int, weighted: bool) -> Non
 def test_real_valued_weights_and_equal_nonunit_weights() -> None:
     rng = np.random.default_rng(7)
     ll = _random_loglik(rng, 4, 200)
-    np.testing.assert_allclose(pairwise_coverage(ll, 3.0, np.full(200, 2.5)),
+    np.testing.assert_allclose(pairwise_coverage(ll, 3.0, weights=np.full(200, 2.5)),
                                pairwise_coverage(ll, 3.0), rtol=1e-15)
     w = rng.random(200)
-    np.testing.assert_allclose(pairwise_coverage(ll, 3.0, w), _ref_pairwise(ll, 3.0, w),
+    np.testing.assert_allclose(pairwise_coverage(ll, 3.0, weights=w), _ref_pairwise(ll, 3.0, w),
                                rtol=1e-12, atol=1e-15)
 
 
@@ -90,7 +91,7 @@ def test_weights_equal_duplication_and_zero_weight_equals_dropping() -> None:
     ll = _random_loglik(rng, 4, 30)
     w = rng.integers(0, 3, size=30)
     dup = np.repeat(ll, w, axis=1)
-    np.testing.assert_allclose(pairwise_coverage(ll, 2.0, w), pairwise_coverage(dup, 2.0),
+    np.testing.assert_allclose(pairwise_coverage(ll, 2.0, weights=w), pairwise_coverage(dup, 2.0),
                                rtol=1e-12)
 
 
@@ -136,8 +137,9 @@ def test_scoretable_input_matches_arrays() -> None:
     b = simple_tournament(ll, 4.0, weights=w, names=["x", "y", "z"])
     assert a.names == ("x", "y", "z")
     np.testing.assert_array_equal(a.statistic, b.statistic)
-    assert oracle_coverage(table, n=4.0).index == oracle_coverage(ll, ld, 4.0, w).index
-    np.testing.assert_allclose(min_kl(table).statistic, min_kl(ll, ld, w).statistic)
+    explicit = {"loglik_data": ld, "weights": w}
+    assert oracle_coverage(table, n=4.0).index == oracle_coverage(ll, 4.0, **explicit).index
+    np.testing.assert_allclose(min_kl(table).statistic, min_kl(ll, **explicit).statistic)
 
 
 def test_baselines_match_direct_formulas() -> None:
@@ -145,14 +147,14 @@ def test_baselines_match_direct_formulas() -> None:
     ll = _random_loglik(rng, 5, 50, p_inf=0.0)
     ld = np.log(rng.uniform(0.05, 1.0, size=50))
     w = rng.random(50)
-    ce = min_cross_entropy(ll, w)
+    ce = min_cross_entropy(ll, weights=w)
     np.testing.assert_allclose(ce.statistic, -(ll * w).sum(axis=1) / w.sum())
     assert ce.index == int(np.argmin(ce.statistic))
-    kl = min_kl(ll, ld, w)
+    kl = min_kl(ll, loglik_data=ld, weights=w)
     np.testing.assert_allclose(kl.statistic, ((ld - ll) * w).sum(axis=1) / w.sum())
     assert kl.index == ce.index  # KL = CE - entropy of pi_D: same pick
     for n in (1.0, 2.0, 5.0, 50.0):
-        orc = oracle_coverage(ll, ld, n, w)
+        orc = oracle_coverage(ll, n, loglik_data=ld, weights=w)
         ref = [(w * (ld - row >= math.log(n) - TIE_ATOL)).sum() / w.sum() for row in ll]
         np.testing.assert_allclose(orc.statistic, ref)
         assert orc.index == _ref_argmin([round(s, 12) for s in ref], ll, w)
@@ -177,11 +179,11 @@ def test_offset_tournament_matches_brute_force(seed: int) -> None:
     k, m = 4, 25
     ll = _random_loglik(rng, k, m)
     op = rng.random((k, k)) * 0.2
-    sel = offset_tournament(ll, 3.0, 0.5, op)
+    sel = offset_tournament(ll, 3.0, a=0.5, onpolicy=op)
     ref = _ref_offset(ll, 3.0, 0.5, op)
     np.testing.assert_allclose(sel.statistic, ref, rtol=1e-12)
     assert sel.index == _ref_argmin([round(s, 12) for s in ref], ll, np.ones(ll.shape[1]))
-    zero = offset_tournament(ll, 3.0, 0.5, np.zeros((k, k)))
+    zero = offset_tournament(ll, 3.0, a=0.5, onpolicy=np.zeros((k, k)))
     np.testing.assert_array_equal(zero.statistic, simple_tournament(ll, 3.0).statistic)
 
 
@@ -190,7 +192,7 @@ def test_onpolicy_from_samples_matches_brute_force() -> None:
     k, prompts, samples = 3, 4, 6
     s = -rng.exponential(1.5, size=(k, k, prompts, samples))
     w = rng.random(prompts)
-    out = onpolicy_from_samples(s, 2.0, w)
+    out = onpolicy_from_samples(s, 2.0, weights=w)
     for j in range(k):
         for o in range(k):
             if o == j:
@@ -241,19 +243,20 @@ def test_onpolicy_exact_matches_enumeration_and_sampling_converges() -> None:
         (lambda: simple_tournament(-np.ones((2, 3)), 2, weights=[1, -1, 1]), "weights"),
         (lambda: simple_tournament(-np.ones((2, 3)), 2, names=["a", "a"]), "duplicated"),
         (lambda: simple_tournament(-np.ones((2, 3)), 2, names=["a"]), "names"),
-        (lambda: offset_tournament(-np.ones((2, 3)), 2, 0.5, np.zeros((3, 3))), "onpolicy"),
-        (lambda: offset_tournament(-np.ones((2, 3)), 2, 0.5, np.full((2, 2), 2.0)), "onpolicy"),
-        (lambda: offset_tournament(-np.ones((2, 3)), 2, -1.0, np.zeros((2, 2))), "a:"),
-        (lambda: oracle_coverage(-np.ones((2, 3)), -np.ones(3)), "n: required"),
-        (lambda: oracle_coverage(-np.ones((2, 3)), None, 2), "loglik_data"),
-        (lambda: min_kl(-np.ones((2, 3)), -np.ones(4)), "loglik_data"),
-        (lambda: min_kl(-np.ones((2, 3)), [-1, -np.inf, -1]), "loglik_data"),
+        (lambda: offset_tournament(-np.ones((2, 3)), 2, onpolicy=np.zeros((3, 3))), "onpolicy"),
+        (lambda: offset_tournament(-np.ones((2, 3)), 2, onpolicy=np.full((2, 2), 2.0)), "onpolicy"),
+        (lambda: offset_tournament(-np.ones((2, 3)), 2, a=-1.0,
+                                   onpolicy=np.zeros((2, 2))), "a:"),
+        (lambda: oracle_coverage(-np.ones((2, 3)), loglik_data=-np.ones(3)), "n: required"),
+        (lambda: oracle_coverage(-np.ones((2, 3)), 2), "loglik_data"),
+        (lambda: min_kl(-np.ones((2, 3)), loglik_data=-np.ones(4)), "loglik_data"),
+        (lambda: min_kl(-np.ones((2, 3)), loglik_data=[-1, -np.inf, -1]), "loglik_data"),
         (lambda: onpolicy_exact(np.log(np.full((2, 1, 3), 0.2)), 2), "sum to"),
         (lambda: onpolicy_from_samples(-np.ones((2, 3, 1, 1)), 2), "same"),
     ],
 )
-def test_bad_input_raises_value_error_naming_the_problem(call, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_input_raises_input_error_naming_the_problem(call, message: str) -> None:
+    with pytest.raises(InputError, match=message):
         call()
 
 
@@ -272,9 +275,9 @@ def test_misspecification_example_matches_prop_e1() -> None:
             # Cov_N = p for 1 < N <= M: at N = M the ratio is a tie, which counts.
             np.testing.assert_allclose(cov[1, :3], alpha**2 / (8 * math.log(m)))
             assert cov[1, 3] == 0.0
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(InputError, match="alpha"):
         misspecification_example(0.7, 100)
-    with pytest.raises(ValueError, match="m:"):
+    with pytest.raises(InputError, match="m:"):
         misspecification_example(0.3, 2)
 
 
@@ -282,16 +285,17 @@ def test_tournament_picks_the_covering_model_where_likelihood_does_not() -> None
     fam = misspecification_example(0.4, 1000.0)
     rng = np.random.default_rng(0)
     held = fam.sample(20_000, rng)
-    assert min_kl(held.loglik, held.loglik_data).name == "1"  # index 1: "mle"
+    assert min_kl(held.loglik, loglik_data=held.loglik_data).name == "1"  # index 1: "mle"
     assert simple_tournament(held.loglik, 8.0, names=fam.names).name == "cover"
-    assert oracle_coverage(held.loglik, held.loglik_data, 8.0, names=fam.names).name == "cover"
+    oracle = oracle_coverage(held.loglik, 8.0, loglik_data=held.loglik_data, names=fam.names)
+    assert oracle.name == "cover"
 
 
 def test_family_sampling_and_exact_coverage_agree() -> None:
     fam = random_family(0)
     held = fam.sample(40_000, np.random.default_rng(1))
     for n in (2.0, 8.0):
-        est = oracle_coverage(held.loglik, held.loglik_data, n).statistic
+        est = oracle_coverage(held.loglik, n, loglik_data=held.loglik_data).statistic
         np.testing.assert_allclose(est, fam.coverage(n), atol=0.012)
 
 
@@ -299,7 +303,7 @@ def test_offset_beats_simple_on_the_offset_family() -> None:
     fam = offset_family(0)
     held = fam.sample(3000, np.random.default_rng(2))
     simple = simple_tournament(held.loglik, 2.0, names=fam.names)
-    offset = offset_tournament(held.loglik, 2.0, 0.5, fam.onpolicy(held.prompt, 2.0),
+    offset = offset_tournament(held.loglik, 2.0, a=0.5, onpolicy=fam.onpolicy(held.prompt, 2.0),
                                names=fam.names)
     cov = fam.coverage(2.0 ** 1.5)
     assert offset.name == "good" and cov[offset.index] == 0.0
@@ -325,7 +329,7 @@ def test_family_sampled_onpolicy_converges_to_exact() -> None:
     held = fam.sample(300, rng)
     s, counts = fam.sample_onpolicy(held.prompt, 3000, rng)
     assert s.shape == (fam.size, fam.size, np.unique(held.prompt).size, 3000)
-    np.testing.assert_allclose(onpolicy_from_samples(s, 2.0, counts),
+    np.testing.assert_allclose(onpolicy_from_samples(s, 2.0, weights=counts),
                                fam.onpolicy(held.prompt, 2.0), atol=0.03)
 
 
@@ -333,7 +337,7 @@ def test_hardest_opponent_sets_the_statistic() -> None:
     rng = np.random.default_rng(8)
     ll = _random_loglik(rng, 4, 30)
     op = rng.random((4, 4)) * 0.1
-    for sel in (simple_tournament(ll, 2.0), offset_tournament(ll, 2.0, 0.5, op)):
+    for sel in (simple_tournament(ll, 2.0), offset_tournament(ll, 2.0, a=0.5, onpolicy=op)):
         for j in range(4):
             k = sel.hardest_opponent(j)
             assert k is not None and k != j
@@ -385,10 +389,10 @@ def test_permuting_candidates_never_changes_the_pick(case, rnd) -> None:
     p_names = [names[i] for i in perm]
 
     def picks(ll_: np.ndarray, names_: list[str], op_: np.ndarray) -> list:
-        sels = [min_cross_entropy(ll_, names=names_), min_kl(ll_, ld, names=names_),
-                oracle_coverage(ll_, ld, 2.0, names=names_),
+        sels = [min_cross_entropy(ll_, names=names_), min_kl(ll_, loglik_data=ld, names=names_),
+                oracle_coverage(ll_, 2.0, loglik_data=ld, names=names_),
                 simple_tournament(ll_, 2.0, names=names_),
-                offset_tournament(ll_, 2.0, 0.5, op_, names=names_)]
+                offset_tournament(ll_, 2.0, a=0.5, onpolicy=op_, names=names_)]
         return [(s.name, frozenset(s.ties), s.to_dict()["margin"], s.params["tie_break"])
                 for s in sels]
 
@@ -414,7 +418,7 @@ def test_select_cli_reports_the_tie_set(tmp_path, capsys) -> None:
     ll = np.array([[-1.0, -1.0], [-1.0, -1.0], [-0.9, -0.9], [-5.0, -5.0]])
     path = tmp_path / "scores.parquet"
     ScoreTable.from_matrix(ll, ["b", "a", "c", "d"]).write_parquet(path)
-    assert main(["select", str(path), "--n", "2", "--json", str(tmp_path / "pick.json")]) == 0
+    assert main(["select", str(path), "--n", "2", "--out", str(tmp_path / "pick.json")]) == 0
     out = capsys.readouterr().out
     assert "pick: c" in out and "tied with the pick: a, b (broken by lower held-out" in out
     assert json.loads((tmp_path / "pick.json").read_text())["ties"] == ["c", "a", "b"]

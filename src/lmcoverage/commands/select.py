@@ -7,7 +7,6 @@ and with ``--out FILE.json`` writes the whole :class:`~lmcoverage.select.Selecti
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +23,7 @@ from lmcoverage.commands._output import (
     resolve_device,
 )
 from lmcoverage.errors import InputError
+from lmcoverage.select.registry import SELECTORS, get_selector
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -32,54 +32,27 @@ if TYPE_CHECKING:
     from lmcoverage.select import Selection
 
 
-class Method(StrEnum):
-    """Selection methods of ``lmcoverage select``."""
-
-    tournament = "tournament"
-    offset = "offset"
-    cross_entropy = "cross-entropy"
-    kl = "kl"
-    oracle = "oracle"
-
-
-STATISTIC_LABEL = {
-    Method.tournament: "worst hatCov_N",
-    Method.offset: "worst offset score",
-    Method.cross_entropy: "cross-entropy (nats)",
-    Method.kl: "KL (nats)",
-    Method.oracle: "Cov_N",
-}
-
-
 def run_selection(
     table: ScoreTable,
-    method: Method,
+    method: str,
     n: float,
     a: float = 0.5,
     onpolicy: ArrayLike | None = None,
 ) -> Selection:
-    """Dispatch to the selector for ``method`` on ``table``."""
-    from lmcoverage import select
-
-    if method is Method.tournament:
-        return select.simple_tournament(table, n)
-    if method is Method.offset:
-        if onpolicy is None:
-            raise InputError("--method offset: needs on-policy estimates (give --samples)")
-        return select.offset_tournament(table, n, a, onpolicy)
-    if method is Method.cross_entropy:
-        return select.min_cross_entropy(table)
-    if method is Method.kl:
-        return select.min_kl(table)
-    return select.oracle_coverage(table, n=n)
+    """Run the selector called ``method`` (:data:`~lmcoverage.select.registry.SELECTORS`)."""
+    selector = get_selector(method)
+    if selector.needs_samples and onpolicy is None:
+        raise InputError(f"--method {method}: needs on-policy estimates (give --samples)")
+    return selector(table, n=n, a=a, onpolicy=onpolicy)
 
 
-def selection_rows(selection: Selection, method: Method, top: int) -> list[dict[str, Any]]:
+def selection_rows(selection: Selection, method: str, top: int) -> list[dict[str, Any]]:
     """The first ``top`` rows of the ranking: rank, model, statistic, hardest opponent."""
+    label = get_selector(method).label
     rows = []
     for rank, idx in enumerate(selection.ranking[:top], start=1):
         row: dict[str, Any] = {"rank": rank, "model": selection.names[idx],
-                               STATISTIC_LABEL[method]: float(selection.statistic[idx])}
+                               label: float(selection.statistic[idx])}
         opponent = selection.hardest_opponent(idx)
         if opponent is not None:
             row["hardest opponent"] = selection.names[opponent]
@@ -87,13 +60,13 @@ def selection_rows(selection: Selection, method: Method, top: int) -> list[dict[
     return rows
 
 
-def print_selection(selection: Selection, method: Method, top: int,
+def print_selection(selection: Selection, method: str, top: int,
                     fmt: Format | None = None, out: Path | None = None,
                     wide: bool = False) -> None:
     """Print the ranking (``fmt``), the pick and the runner-up margin; write ``out``."""
     params = ", ".join(f"{k}={v:g}" for k, v in selection.params.items()
                        if isinstance(v, int | float))
-    title = f"lmcoverage select: {method.value}" + (f" ({params})" if params else "")
+    title = f"lmcoverage select: {method}" + (f" ({params})" if params else "")
     emit(selection_rows(selection, method, top), fmt, out, title=title,
          payload=selection.to_dict(), wide=wide)
     # The verdict goes with the table on stdout, or to stderr when stdout is data.
@@ -109,24 +82,25 @@ def print_selection(selection: Selection, method: Method, top: int,
                    f"(broken by {selection.params['tie_break']})", err=err)
 
 
-def check_options(method: Method, n: float, a: float, samples: int, top: int,
+def check_options(method: str, n: float, a: float, samples: int, top: int,
                   data: Path | None, model: list[str] | None) -> None:
     """Refuse bad option values before reading the table or sampling anything."""
     import math
 
     from lmcoverage.select._inputs import threshold_n
 
+    get_selector(method, "--method")
     threshold_n(n, "--n")
     if top < 1:
         raise InputError(f"--top: must be >= 1, got {top}")
-    if method is not Method.offset:
+    if not get_selector(method).needs_samples:
         return
     if not (math.isfinite(a) and a >= 0):
         raise InputError(f"--a: the offset exponent must be a finite number >= 0, got {a:g}")
     if samples < 1:
         raise InputError(f"--samples: must be >= 1, got {samples}")
     if data is None or not model:
-        raise InputError("--method offset: give --data (the held-out JSONL) and --model "
+        raise InputError(f"--method {method}: give --data (the held-out JSONL) and --model "
                          "(the checkpoints) so every candidate can be sampled")
 
 
@@ -162,10 +136,10 @@ def register(app: typer.Typer) -> None:
     def select_cmd(
         scores: Annotated[Path, typer.Argument(
             help="Score table (Parquet) from lmcoverage score.")],
-        method: Annotated[Method, typer.Option(
-            help="tournament (Eq. 29, needs only held-out log-likelihoods), offset (Eq. 32, "
-                 "also samples from every candidate), cross-entropy, kl or oracle (the last two "
-                 "need pi_D's log-likelihoods in the table).")] = Method.tournament,
+        method: Annotated[str, typer.Option(
+            metavar="NAME",
+            help="; ".join(f"{s.name}: {s.description}" for s in SELECTORS.values())
+            + ".")] = "tournament",
         n: Annotated[float, typer.Option("--n", help="Coverage threshold N >= 1.")] = 8.0,
         a: Annotated[float, typer.Option(
             "--a", help="Offset exponent a >= 0 (offset weight 2 N^a; --method offset).")] = 0.5,
@@ -204,7 +178,7 @@ def register(app: typer.Typer) -> None:
         check_options(method, n, a, samples, top, data, model)
         table = ScoreTable.read_parquet(scores)
         onpolicy = None
-        if method is Method.offset:
+        if get_selector(method).needs_samples:
             from lmcoverage.select.sampling import onpolicy_by_sampling
 
             assert data is not None and model is not None
@@ -216,7 +190,7 @@ def register(app: typer.Typer) -> None:
                 progress=progress,
             )
         selection = run_selection(table, method, n, a, onpolicy)
-        note = offset_theorem_note(n, a) if method is Method.offset else None
+        note = offset_theorem_note(n, a) if method == "offset" else None
         if note:
             typer.echo(note, err=True)
         print_selection(selection, method, top, fmt, out, wide)

@@ -158,23 +158,20 @@ def _finite_or_none(value: float) -> float | None:
 def analyse(table: Any, iterations: list[int], config: dict[str, Any],
             onpolicy: np.ndarray) -> dict[str, Any]:
     """results.json's numbers from the checkpoints' ScoreTable (models in iteration order)."""
-    from lmcoverage import select
+    from lmcoverage.select.registry import SELECTORS
 
     metrics = gc.curve_metrics(table, COV_NS, PASS_NS)
     groups = np.asarray(table.example_column("group"))
     mass = table.matrix("mass_correct")
     n_t = int(config["tournament_n"])
-    picks = {
-        "min_kl": select.min_kl(table),
-        "min_cross_entropy": select.min_cross_entropy(table),
-        "tournament": select.simple_tournament(table, n_t),
-        "offset_tournament": select.offset_tournament(table, n_t, config["offset_a"], onpolicy),
-        "oracle_coverage": select.oracle_coverage(table, n=n_t),
-    }
+    keys = {"min_kl": "kl", "min_cross_entropy": "cross-entropy", "tournament": "tournament",
+            "offset_tournament": "offset", "oracle_coverage": "oracle"}  # results.json key
+    picks = {key: SELECTORS[name](table, n=n_t, a=config["offset_a"], onpolicy=onpolicy)
+             for key, name in keys.items()}
     selected = {m: _pick(s, table, iterations, metrics) for m, s in picks.items()}
     # Each Pass@N panel's tournament runs at that panel's coverage level N' (N' = 5.7 too).
     panels = [{"pass_n": pass_n, "cov_n": cov_n,
-               "tournament": _pick(select.simple_tournament(table, cov_n), table, iterations,
+               "tournament": _pick(SELECTORS["tournament"](table, n=cov_n), table, iterations,
                                    metrics)}
               for pass_n, cov_n in PANELS]
     return {

@@ -135,15 +135,15 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
         if not tables:
             return
         from lmcoverage.io import atomic_write_json
-        from lmcoverage.select import min_cross_entropy, simple_tournament
+        from lmcoverage.select.registry import SELECTORS
 
         table = ScoreTable.concat([tables[step] for step in sorted(tables)])
         out = _output_dir(args) / SUMMARY_DIR
         table.write_parquet(out / "scores.parquet")
         steps = sorted(tables)
-        picks = {"cross_entropy": min_cross_entropy(table)}
+        picks = {"cross_entropy": SELECTORS["cross-entropy"](table)}
         if len(steps) > 1:
-            picks["tournament"] = simple_tournament(table, self.tournament_n)
+            picks["tournament"] = SELECTORS["tournament"](table, n=self.tournament_n)
         atomic_write_json(out / "selection.json", {
             "reference": self.examples.source,
             "candidates": table.models,

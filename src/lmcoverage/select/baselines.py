@@ -22,7 +22,7 @@ from lmcoverage.select.result import Selection, build_selection
 
 
 def min_cross_entropy(
-    loglik: Scores, weights: ArrayLike | None = None, names: Sequence[str] | None = None
+    loglik: Scores, *, weights: ArrayLike | None = None, names: Sequence[str] | None = None
 ) -> Selection:
     """Pick the candidate with the smallest held-out cross-entropy E[-log pi_j(y|x)].
 
@@ -39,6 +39,7 @@ def min_cross_entropy(
 
 def min_kl(
     loglik: Scores,
+    *,
     loglik_data: ArrayLike | None = None,
     weights: ArrayLike | None = None,
     names: Sequence[str] | None = None,
@@ -58,8 +59,9 @@ def min_kl(
 
 def oracle_coverage(
     loglik: Scores,
-    loglik_data: ArrayLike | None = None,
     n: float | None = None,
+    *,
+    loglik_data: ArrayLike | None = None,
     weights: ArrayLike | None = None,
     names: Sequence[str] | None = None,
     atol: float = TIE_ATOL,
@@ -68,8 +70,8 @@ def oracle_coverage(
 
     Args:
         loglik: (candidates, examples), or a ScoreTable (which then supplies ``loglik_data``).
-        loglik_data: (examples,) log pi_D(y_i|x_i).
         n: the threshold N >= 1 (required).
+        loglik_data: (examples,) log pi_D(y_i|x_i).
         weights, names: as in :func:`min_cross_entropy`.
         atol: tie tolerance in nats on the log-ratio (ties at exactly N count; see
             :mod:`lmcoverage.metrics.threshold`).

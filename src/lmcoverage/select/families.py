@@ -106,7 +106,7 @@ class FiniteFamily:
         unique, counts = np.unique(prompts, return_counts=True)
         with np.errstate(divide="ignore"):
             logp = np.log(self.models[:, unique, :])
-        return onpolicy_exact(logp, n, counts)
+        return onpolicy_exact(logp, n, weights=counts)
 
     def sample_onpolicy(
         self, prompts: NDArray[np.int64], samples: int, rng: np.random.Generator

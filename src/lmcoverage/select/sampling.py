@@ -116,4 +116,4 @@ def onpolicy_by_sampling(
         for j in range(k):
             scores = score_responses(model, prompts, drawn[j], progress=progress)
             logliks[j, o] = np.stack(scores)
-    return onpolicy_from_samples(logliks, n, table.example_column("weight"))
+    return onpolicy_from_samples(logliks, n, weights=table.example_column("weight"))

@@ -39,7 +39,7 @@ def _beats(loglik: NDArray[np.float64], j: int, n: float, atol: float) -> NDArra
 
 
 def pairwise_coverage(
-    loglik: Scores, n: float, weights: ArrayLike | None = None, atol: float = TIE_ATOL
+    loglik: Scores, n: float, *, weights: ArrayLike | None = None, atol: float = TIE_ATOL
 ) -> NDArray[np.float64]:
     """All pairwise empirical coverages hatCov_N(pi_k || pi_j) (Eq. 28).
 
@@ -97,6 +97,7 @@ def _max_off_diagonal(mat: NDArray[np.float64]) -> NDArray[np.float64]:
 def simple_tournament(
     loglik: Scores,
     n: float,
+    *,
     weights: ArrayLike | None = None,
     names: Sequence[str] | None = None,
     atol: float = TIE_ATOL,
@@ -131,8 +132,9 @@ def simple_tournament(
 def offset_tournament(
     loglik: Scores,
     n: float,
-    a: float,
+    *,
     onpolicy: ArrayLike,
+    a: float = 0.5,
     weights: ArrayLike | None = None,
     names: Sequence[str] | None = None,
     atol: float = TIE_ATOL,
@@ -179,7 +181,7 @@ def offset_tournament(
 
 
 def onpolicy_from_samples(
-    sample_loglik: ArrayLike, n: float, weights: ArrayLike | None = None,
+    sample_loglik: ArrayLike, n: float, *, weights: ArrayLike | None = None,
     atol: float = TIE_ATOL,
 ) -> NDArray[np.float64]:
     """Estimate hatCov^{pi_j}_N(pi_k || pi_j) from responses sampled by each candidate (Eq. 32).
@@ -214,7 +216,7 @@ def onpolicy_from_samples(
 
 
 def onpolicy_exact(
-    support_logp: ArrayLike, n: float, weights: ArrayLike | None = None,
+    support_logp: ArrayLike, n: float, *, weights: ArrayLike | None = None,
     atol: float = TIE_ATOL,
 ) -> NDArray[np.float64]:
     """hatCov^{pi_j}_N(pi_k || pi_j) exactly, when every prompt's support is enumerable.

@@ -28,7 +28,7 @@ ScoreTable and a verdicts file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,7 +37,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from lmcoverage.errors import InputError
 
-#: selectors :func:`selector_regret` knows: tournament (Eq. 29) and the Cov oracle at N/2
+#: the :data:`lmcoverage.select.registry.SELECTORS` whose statistic :func:`selector_regret`
+#: recomputes per resample (tournament, Eq. 29, and the Cov oracle at N/2)
 SELECTORS = ("tournament", "cross-entropy", "kl", "oracle")
 _CHUNK = 128  # resamples per vectorised batch (bounds memory at chunk x examples floats)
 
@@ -289,19 +290,6 @@ def paired_rho_difference(
                             int(np.isfinite(draws).sum()), reason)
 
 
-def _pickers() -> dict[str, Callable[..., Any]]:
-    """Selector name -> f(loglik, loglik_data, weight, n, names) -> Selection (the point
-    estimate's pick); the tournament and the oracle run at N/2."""
-    from lmcoverage.select import min_cross_entropy, min_kl, oracle_coverage, simple_tournament
-
-    return {
-        "tournament": lambda ll, ld, w, n, names: simple_tournament(ll, n / 2, w, names),
-        "cross-entropy": lambda ll, ld, w, n, names: min_cross_entropy(ll, w, names),
-        "kl": lambda ll, ld, w, n, names: min_kl(ll, ld, w, names),
-        "oracle": lambda ll, ld, w, n, names: oracle_coverage(ll, ld, n / 2, w, names),
-    }
-
-
 def _selector_statistics(loglik: NDArray[np.float64], loglik_data: NDArray[np.float64],
                          ew: NDArray[np.float64], n: int, selectors: Sequence[str]
                          ) -> dict[str, NDArray[np.float64]]:
@@ -366,15 +354,17 @@ def selector_regret(
     names = [str(i) for i in range(ll.shape[0])] if names is None else list(names)
     if len(names) != ll.shape[0]:
         raise InputError(f"names: {len(names)} for {ll.shape[0]} candidates")
-    pickers = _pickers()
-    unknown = [s for s in selectors if s not in pickers]
+    unknown = [s for s in selectors if s not in SELECTORS]
     if unknown:
         raise InputError(f"selectors: unknown {unknown}; choose from {list(SELECTORS)}")
+    from lmcoverage.select.registry import get_selector
     from lmcoverage.select.result import rank_candidates
 
     n_prompts = p.shape[1]
     best = p.mean(axis=1)
-    picks = [int(pickers[sel](ll, ld, w, float(n), names).index) for sel in selectors]
+    # the point estimate's picks; the tournament and the oracle run at N/2
+    picks = [int(get_selector(sel)(ll, n=n / 2, loglik_data=ld, weights=w, names=names).index)
+             for sel in selectors]
     point = best.max() - best[picks]
     rng = np.random.default_rng(seed)
     draws = np.full((resamples, len(selectors)), np.nan)

@@ -97,10 +97,11 @@ def _offset_picks(fam: Any, a: float, n_thr: float, level: float, config: dict[s
         held = fam.sample(int(config["offset_heldout"]), rng)
         out["simple"][d] = cov[simple_tournament(held.loglik, n_thr).index]
         onp = fam.onpolicy(held.prompt, n_thr)
-        out["offset_exact"][d] = cov[offset_tournament(held.loglik, n_thr, a, onp).index]
+        out["offset_exact"][d] = cov[offset_tournament(held.loglik, n_thr, a=a, onpolicy=onp).index]
         s, counts = fam.sample_onpolicy(held.prompt, int(config["offset_samples"]), rng)
-        onp_s = onpolicy_from_samples(s, n_thr, counts)
-        out["offset_sampled"][d] = cov[offset_tournament(held.loglik, n_thr, a, onp_s).index]
+        onp_s = onpolicy_from_samples(s, n_thr, weights=counts)
+        out["offset_sampled"][d] = cov[
+            offset_tournament(held.loglik, n_thr, a=a, onpolicy=onp_s).index]
     return out
 
 
