@@ -15,6 +15,7 @@ from lmcoverage.experiments.real_lm_task import (
     CHAT_TEMPLATE,
     END_OF_TURN,
     make_problems,
+    messages,
     vocabulary,
 )
 from lmcoverage.io import read_jsonl, write_jsonl
@@ -42,12 +43,23 @@ def _save_llama(path: Path, seed: int) -> None:
     from lmcoverage.models.hf import save
     from lmcoverage.tasks.tokenizer import build_tokenizer
 
-    words = vocabulary()
+    words = quickstart_vocabulary()
     tokenizer = build_tokenizer(words)
     tokenizer.eos_token = END_OF_TURN
     tokenizer.chat_template = CHAT_TEMPLATE
     save(tiny_llama(len(words), 512, seed, eos=words.index(END_OF_TURN), pad=0), path,
          tokenizer=tokenizer)
+
+
+#: Operands 0..1 (answers 0..2), so that a random model's replies are sometimes right and
+#: ``reference`` keeps some of them (a random Llama over the task's 400 numbers almost never is).
+OPERANDS = {"add": (0, 1), "sub": (0, 1), "mult": (0, 1)}
+
+
+def quickstart_vocabulary() -> list[str]:
+    """The task's words with the numbers cut to 0..2 and those of the solved turns."""
+    shots = {w for m in messages("") for w in m["content"].split() if w.isdigit()}
+    return [w for w in vocabulary() if not w.isdigit() or w in shots | {"0", "1", "2"}]
 
 
 def _shell_globs(argv: list[str]) -> list[str]:
@@ -61,7 +73,7 @@ def _shell_globs(argv: list[str]) -> list[str]:
 
 def test_quickstart_commands_are_found() -> None:
     names = [c[0] for c in quickstart_commands()]
-    assert names == ["sample", "score", "profile", "select", "verify", "compare"]
+    assert names == ["reference", "score", "profile", "select", "verify", "compare"]
 
 
 def test_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -69,23 +81,27 @@ def test_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     _save_llama(tmp_path / "base", seed=0)
     for step, seed in ((100, 1), (200, 2)):
         _save_llama(tmp_path / "ckpts" / f"checkpoint-{step}", seed=seed)
-    write_jsonl(tmp_path / "prompts.jsonl", make_problems(4, seed=0))
+    write_jsonl(tmp_path / "prompts.jsonl", make_problems(4, seed=0, operands=OPERANDS))
     monkeypatch.chdir(tmp_path)
     for argv in quickstart_commands():
         argv = _shell_globs(argv)
-        code = main([*argv, "--no-progress"] if argv[0] in ("sample", "score", "verify")
+        code = main([*argv, "--no-progress"] if argv[0] in ("reference", "score", "verify")
                     else argv)
         assert code == 0, (argv, capsys.readouterr().err)
     table = ScoreTable.read_parquet(tmp_path / "scores.parquet")
     names = ["checkpoint-100", "checkpoint-200", "base@temperature=0.7"]
     assert table.models == names
-    assert table.num_examples == 4 * 8  # one example per sample
+    pid = read_jsonl(tmp_path / "pid.jsonl")
+    assert table.num_examples == len(pid) > 0  # one example per kept (correct) reply
+    skipped = read_jsonl(tmp_path / "pid.jsonl.skipped.jsonl") if (
+        tmp_path / "pid.jsonl.skipped.jsonl").exists() else []
+    kept = {r["problem"] for r in pid}
+    assert kept.isdisjoint(r["problem"] for r in skipped)
+    assert kept | {r["problem"] for r in skipped} == {"p0", "p1", "p2", "p3"}
     verdicts = read_jsonl(tmp_path / "verdicts.jsonl")
     assert list(dict.fromkeys(v["model"] for v in verdicts)) == names
-    samples = read_jsonl(tmp_path / "samples.jsonl")
-    assert {s["problem"] for s in samples} == {v["problem"] for v in verdicts} == {
-        "p0", "p1", "p2", "p3"}
+    assert {v["problem"] for v in verdicts} == {"p0", "p1", "p2", "p3"}
     results = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "report.html").is_file()
     assert [c["name"] for c in results["candidates"]] == names
-    assert results["problems"] == 4 and results["examples"] == 32
+    assert results["problems"] == 4 and results["examples"] == len(pid)  # Pass@N on every prompt
