@@ -105,8 +105,22 @@ def register(app: typer.Typer) -> None:
             help="Write checkpoint-STEP/ every K steps (0: only the last step).")] = None,
         seed: Annotated[int, typer.Option(help="Seed of the model and the data.")] = 0,
         batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-        lr: Annotated[float | None, typer.Option(help="Learning rate (fixed).")] = None,
+        lr: Annotated[float | None, typer.Option(help="Learning rate (the peak, with a "
+                                                "schedule).")] = None,
         weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
+        optimizer: Annotated[str | None, typer.Option(
+            help="adamw (default), sgd, normalized-sgd (give --optimizer-option lam=...) or "
+                 "signsgd.")] = None,
+        optimizer_option: Annotated[list[str] | None, typer.Option(
+            help="KEY=VALUE keyword of the optimizer (lam, radius, eps); repeatable.")] = None,
+        lr_schedule: Annotated[str | None, typer.Option(
+            help="constant (default) or cosine (decays to --min-lr over the steps).")] = None,
+        warmup_steps: Annotated[int | None, typer.Option(
+            help="Linear learning-rate warm-up steps (default 0).")] = None,
+        min_lr: Annotated[float | None, typer.Option(
+            help="Final learning rate of --lr-schedule cosine (default 0).")] = None,
+        grad_clip: Annotated[float | None, typer.Option(
+            help="Clip the gradients' global norm to this (default 0: off).")] = None,
         dataset_size: Annotated[int | None, typer.Option(
             help="Train on a fixed dataset of this many examples (default: fresh samples "
                  "every batch).")] = None,
@@ -120,12 +134,16 @@ def register(app: typer.Typer) -> None:
         device: DeviceOption = "auto",
         dtype: DtypeOption = "float32",
     ) -> None:
-        """Train a GPT on TASK, or fine-tune --model on --data pairs, with AdamW (loss on
-        response tokens) and write checkpoints (in the dtype trained in)."""
+        """Train a GPT on TASK, or fine-tune --model on --data pairs, with AdamW or --optimizer
+        (loss on response tokens) and write checkpoints (in the dtype trained in)."""
         import time
 
         tuning = {"steps": steps, "checkpoint_every": checkpoint_every, "batch_size": batch_size,
-                  "lr": lr, "weight_decay": weight_decay, "dtype": dtype.lower()}
+                  "lr": lr, "weight_decay": weight_decay, "dtype": dtype.lower(),
+                  "optimizer": optimizer, "lr_schedule": lr_schedule,
+                  "warmup_steps": warmup_steps, "min_lr": min_lr, "grad_clip": grad_clip,
+                  "optimizer_options": parse_key_values(optimizer_option, "--optimizer-option")
+                  or None}
         from lmcoverage.errors import InputError
         from lmcoverage.models.hf import resolve_dtype
 

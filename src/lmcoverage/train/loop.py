@@ -1,13 +1,15 @@
-"""Next-token training on a task (the paper's Appendix C): AdamW, loss on response tokens only.
+"""Next-token training on a task (the paper's Appendix C): loss on response tokens only, with
+the optimizer of ``TrainConfig.optimizer`` (AdamW by default;
+:data:`lmcoverage.train.optimizers.OPTIMIZERS`).
 
 ``train(task, config, out_dir)`` trains a fresh GPT (or fine-tunes an HF model directory given
 by ``init_from``) and writes ``checkpoint-STEP/`` model directories and ``final/`` into
 ``out_dir``. The batch of step s depends only on ``(config.seed, s)``, and the optimizer and RNG
 states are checkpointed, so a run killed at any moment and resumed (``resume=True``) reaches
-bit-identical weights to an uninterrupted run. The learning rate is constant, so a finished run
-resumed with more ``steps`` is extended to them, and its weights are those of a run started
-with the larger count (``run.json``'s ``schedule`` records what the rate depends on; a
-schedule spanning the total would refuse the extension).
+bit-identical weights to an uninterrupted run. With a constant learning rate (the default;
+warm-up allowed) a finished run resumed with more ``steps`` is extended to them, and its weights
+are those of a run started with the larger count; a ``cosine`` schedule spans the total, so
+``run.json``'s ``schedule`` records it and the extension is refused.
 
 ``final/`` is a relative symbolic link to the last ``checkpoint-STEP/`` (no second copy of
 the weights): loading, scoring or fine-tuning from ``final/`` reads that checkpoint.
@@ -53,9 +55,17 @@ class TrainConfig:
     Attributes:
         steps: optimizer steps.
         batch_size: problems per step.
-        lr: fixed learning rate of AdamW.
+        lr: the (peak) learning rate.
         weight_decay: AdamW (decoupled) weight decay, applied to every parameter.
         betas: AdamW betas.
+        optimizer: :data:`~lmcoverage.train.optimizers.OPTIMIZERS` key: ``adamw``, ``sgd``,
+            ``normalized-sgd`` (Eq. 17-18; needs ``optimizer_options={"lam": ...}``) or
+            ``signsgd`` (Eq. 20); ``weight_decay`` and ``betas`` apply to AdamW only.
+        optimizer_options: extra keywords of the optimizer (``lam``, ``radius``, ``eps``).
+        lr_schedule: ``constant`` or ``cosine`` (to ``min_lr`` over the run's steps), after
+            ``warmup_steps`` of linear warm-up (:mod:`lmcoverage.train.schedule`).
+        warmup_steps, min_lr: see ``lr_schedule``.
+        grad_clip: clip the gradients' global norm to this value before each step (0: off).
         seed: seeds the fresh model's initialisation and every batch.
         model_preset: :data:`lmcoverage.models.gpt.GPT_PRESETS` key (ignored with ``init_from``).
         model_overrides: extra ``GPT2Config`` fields for the fresh model.
@@ -82,10 +92,18 @@ class TrainConfig:
     save_initial: bool = False
     log_every: int = 10
     dtype: str = "float32"
+    optimizer: str = "adamw"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
         from lmcoverage.models.gpt import GPT_PRESETS
         from lmcoverage.models.hf import DTYPES
+        from lmcoverage.train.optimizers import OPTIMIZERS
+        from lmcoverage.train.schedule import check_schedule
 
         if self.dtype not in DTYPES:
             raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
@@ -109,15 +127,28 @@ class TrainConfig:
         if self.model_preset not in GPT_PRESETS:
             raise InputError(f"unknown model preset {self.model_preset!r}; choose from "
                              f"{', '.join(GPT_PRESETS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer: unknown {self.optimizer!r}; choose from "
+                             f"{', '.join(OPTIMIZERS)}")
+        check_schedule(self.lr_schedule, self.warmup_steps, self.min_lr, self.lr)
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise InputError(f"grad_clip must be finite and >= 0, got {self.grad_clip!r}")
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form (``betas`` as a list; ``dtype`` only when not float32, so runs
-        recorded before the field existed still resume)."""
+        """JSON-able form (``betas`` as a list; ``dtype``, the optimizer, schedule and clipping
+        only when not at their defaults, so runs recorded before the fields existed resume)."""
         out = asdict(self)
         out["betas"] = list(self.betas)
-        if out["dtype"] == "float32":
-            del out["dtype"]
+        for name, default in _LATER_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         return out
+
+
+#: fields added after ``run.json`` existed, left out of it at these defaults
+_LATER_DEFAULTS: dict[str, Any] = {"dtype": "float32", "optimizer": "adamw",
+                                   "optimizer_options": {}, "lr_schedule": "constant",
+                                   "warmup_steps": 0, "min_lr": 0.0, "grad_clip": 0.0}
 
 
 #: Training presets: the model preset plus batch size, learning rate, steps, checkpointing.
@@ -297,10 +328,12 @@ def _run_meta(task: Task, config: TrainConfig, init_from: Path | None) -> dict[s
 
 
 def schedule_of(config: TrainConfig) -> dict[str, Any]:
-    """What the learning rate depends on, for ``run.json``: today nothing (a constant rate).
-    A schedule spanning the run records ``"total_steps"``; ``--resume`` with other ``steps``
-    then refuses (:func:`_check_steps`)."""
-    return {"lr": "constant"}
+    """What the learning rate depends on, for ``run.json``: the schedule's name, and for one
+    spanning the run (``cosine``) its ``"total_steps"``; ``--resume`` with other ``steps`` then
+    refuses (:func:`_check_steps`)."""
+    if config.lr_schedule == "constant":
+        return {"lr": "constant"}
+    return {"lr": config.lr_schedule, "total_steps": config.steps}
 
 #: ``run.json`` entries describing the run rather than fixing it (not compared on resume).
 _DESCRIPTIVE = ("model",)
@@ -559,8 +592,12 @@ def train(
         start, history = 0, []
     _record_model(out, _model_record(model, config, init))
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
-                                  weight_decay=config.weight_decay)
+    from lmcoverage.train.optimizers import make_optimizer
+    from lmcoverage.train.schedule import step_settings
+
+    optimizer = make_optimizer(config.optimizer, model.parameters(), lr=config.lr,
+                               betas=config.betas, weight_decay=config.weight_decay,
+                               options=config.optimizer_options)
     if latest is not None:
         optimizer.load_state_dict(state.optimizer)
         set_rng_state(state.rng)
@@ -579,6 +616,7 @@ def train(
             value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
                                          backward=True)
             _stop_if_diverged(out, model, value, step + 1, latest)
+            step_settings(optimizer, model, config, step)
             optimizer.step()
             done = step + 1
             window.append(value)

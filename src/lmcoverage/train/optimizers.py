@@ -34,12 +34,14 @@ from lmcoverage.updates import (
 )
 
 __all__ = [
+    "OPTIMIZERS",
     "AdamState",
     "LearningRate",
     "NormalizedSGD",
     "ProjectedSGD",
     "SignSGD",
     "adam_update",
+    "make_optimizer",
     "normalized_sgd_update",
     "project_ball",
     "sgd_update",
@@ -172,3 +174,39 @@ def truncated_distillation_loss(token_logprobs: Tensor, token_kl: Tensor, log_n:
         )
     alpha = truncated_kl_weights(token_kl, log_n).to(token_logprobs.dtype)
     return -(alpha * token_logprobs).sum(dim=1).mean()
+
+
+#: ``TrainConfig.optimizer`` name -> (torch optimizer, the TrainConfig fields it reads).
+#: ``weight_decay`` and ``betas`` apply to AdamW only; ``optimizer_options`` adds keywords
+#: (``lam`` for normalized SGD, ``radius`` for the projected rules, ``eps`` for AdamW).
+OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], tuple[str, ...]]] = {
+    "adamw": (torch.optim.AdamW, ("lr", "betas", "weight_decay")),
+    "sgd": (ProjectedSGD, ("lr",)),
+    "normalized-sgd": (NormalizedSGD, ("lr",)),
+    "signsgd": (SignSGD, ("lr",)),
+}
+
+
+def make_optimizer(
+    name: str, params: Iterable[Any], *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0, options: dict[str, Any] | None = None,
+) -> torch.optim.Optimizer:
+    """The optimizer called ``name`` (:data:`OPTIMIZERS`) over ``params``.
+
+    ``normalized-sgd`` needs ``options={"lam": ...}`` (Eq. 17-18). InputError on an unknown
+    name or an option the optimizer does not take.
+    """
+    if name not in OPTIMIZERS:
+        raise InputError(f"optimizer: unknown {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    cls, fields = OPTIMIZERS[name]
+    given = {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay}
+    kwargs = {k: given[k] for k in fields}
+    kwargs.update(options or {})
+    if name == "normalized-sgd" and "lam" not in kwargs:
+        raise InputError("optimizer normalized-sgd: needs optimizer_options lam > 0 (Eq. 17)")
+    try:
+        return cls(params, **kwargs)
+    except TypeError as exc:
+        raise InputError(f"optimizer {name}: {exc}") from None
+    except ValueError as exc:
+        raise InputError(f"optimizer {name}: {exc}") from None
