@@ -36,7 +36,9 @@ def _sample(setup: tuple[Path, Path], out: Path, seed: int, *extra: str) -> int:
 
 
 def test_a_stray_shard_of_another_seed_is_never_merged(setup: tuple[Path, Path], tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
     want = tmp_path / "want.jsonl"
     assert _sample(setup, want, 7) == 0
     out = tmp_path / "c.jsonl"
@@ -49,7 +51,11 @@ def test_a_stray_shard_of_another_seed_is_never_merged(setup: tuple[Path, Path],
         return real(*args)
 
     monkeypatch.setattr(dist, "_sample_shard", interrupted_second)
+    capsys.readouterr()
     assert _sample(setup, out, 0, "--shards", "3") == 130  # seed 0: one shard kept
+    err = capsys.readouterr().err.strip()  # #19 item 8: the resume command, not "no output"
+    assert "\n" not in err and "1 finished shard(s) are kept; resume with: lmcoverage sample" \
+        in err and "--shards 3" in err, err
     monkeypatch.setattr(dist, "_sample_shard", real)
     kept = list(shard_dir(out).glob("shard-*"))
     assert len(kept) == 1 and not lock_path(out).exists()

@@ -64,13 +64,21 @@ def _print_version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose",
+                                 help="Show the log lines of Ray (--executor ray)."),
 ) -> None:
     """Coverage profiles, Pass@N and coverage-based checkpoint selection for language models,
     and the experiments of 'The Coverage Principle' (arXiv 2510.15020)."""
+    if verbose:
+        import os
+
+        os.environ["LMCOVERAGE_VERBOSE"] = "1"  # read by lmcoverage.executors.RayExecutor
 
 
 #: Commands that pick up where they stopped, and the flag (if any) that asks them to.
 RESUMABLE = {"train": "--resume", "run": "", "demo": ""}
+#: Commands that resume from the finished shards in OUT.shards/ (--shards, --executor ray).
+SHARDED = ("sample", "score", "verify")
 
 
 def _say(kind: str, message: str) -> None:
@@ -106,12 +114,28 @@ def _interrupted_line(signum: int, args: list[str]) -> str:
     words = _command_words(args)
     what = " ".join(words) or "lmcoverage"
     name = signal.Signals(signum).name
+    kept = _kept_shards(args) if words and words[0] in SHARDED else 0
+    if kept:
+        return (f"{what} interrupted by {name}; {kept} finished shard(s) are kept; resume "
+                f"with: {shlex.join(['lmcoverage', *args])}")
     if words and words[0] in RESUMABLE:
         flag = RESUMABLE[words[0]]
         again = [*args, flag] if flag and flag not in args else list(args)
         return (f"{what} interrupted by {name}; files already finished are kept; resume with: "
                 f"{shlex.join(['lmcoverage', *again])}")
     return f"{what} interrupted by {name}; no output file was written"
+
+
+def _kept_shards(args: list[str]) -> int:
+    """How many finished shards ``--out OUT`` of ``args`` has in ``OUT.shards/``."""
+    from pathlib import Path
+
+    from lmcoverage.distributed import shard_dir
+
+    out = next((a.partition("=")[2] for a in args if a.startswith("--out=")), None)
+    if out is None and "--out" in args[:-1]:
+        out = args[args.index("--out") + 1]
+    return len(list(shard_dir(Path(out)).glob("shard-*"))) if out else 0
 
 
 @contextmanager
@@ -187,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
              "is a bug in lmcoverage; please report it with the command and the traceback "
              "above")
         return 1
+    if code == 128 + signal.SIGINT:  # typer returns a KeyboardInterrupt as exit code 130
+        print(f"lmcoverage: {_interrupted_line(signal.SIGINT, args)}", file=sys.stderr)
     return code if isinstance(code, int) else 0
 
 

@@ -8,6 +8,7 @@ unit is a pure function of its item, so all three give identical outputs for the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -53,12 +54,24 @@ class ProcessExecutor:
             return list(pool.map(fn, items))
 
 
+#: Seconds to wait for a TCP connection to ``--ray-address`` before a try counts as failed.
+CONNECT_TIMEOUT = 10.0
+
+
 class RayExecutor:
-    """Run each item as a Ray task on a local or existing cluster (``address``)."""
+    """Run each item as a Ray task on a local or existing cluster (``address``).
+
+    Ray's own log lines are silenced (``logging_level`` ERROR, and the core's
+    ``RAY_BACKEND_LOG_LEVEL`` set to ``error`` unless already set) unless ``verbose`` or the
+    environment variable ``LMCOVERAGE_VERBOSE`` (``lmcoverage --verbose``) asks for them. The
+    process's SIGINT/SIGTERM handlers are kept (``ray.init`` replaces SIGTERM's), and an
+    interrupted :meth:`map` cancels its tasks and re-raises the interruption itself.
+    """
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 verbose: bool | None = None) -> None:
         try:
             import ray
         except ImportError:
@@ -67,22 +80,54 @@ class RayExecutor:
             ) from None
         self._ray = ray
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            import logging
+
+            if verbose is None:
+                verbose = bool(os.environ.get("LMCOVERAGE_VERBOSE"))
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
+            if not verbose:
+                kwargs["logging_level"] = logging.ERROR
+                os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
             if address:
                 kwargs["address"] = address
             else:
                 kwargs["num_cpus"] = num_cpus
             self._start(kwargs, address)
 
+    @staticmethod
+    def _probe(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+        """ConnectionError unless a TCP connection to ``address`` (``HOST:PORT`` or
+        ``ray://HOST:PORT``; others, such as ``auto``, are left to Ray) opens within
+        ``timeout`` seconds: ``ray.init`` itself retries an unreachable cluster for ever."""
+        import socket
+
+        host, sep, port = address.removeprefix("ray://").rpartition(":")
+        if not sep or not host or not port.isdigit():
+            return
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConnectionError(f"cannot connect to {address} within {timeout:g} s "
+                                  f"({reason})") from None
+
     def _start(self, kwargs: dict[str, Any], address: str | None, attempts: int = 2) -> None:
         """``ray.init``, tried again once after a failure (a local instance can time out while
-        starting on a loaded machine); a last failure is an :class:`EnvError` (exit 1)."""
+        starting on a loaded machine, an address may not answer within
+        :data:`CONNECT_TIMEOUT`); a last failure is an :class:`EnvError` (exit 1)."""
+        import signal
+
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for attempt in range(1, attempts + 1):
             try:
+                if address:
+                    self._probe(address)
                 self._ray.init(**kwargs)
+                _restore(handlers)
                 return
             except Exception as exc:  # noqa: BLE001 - Ray raises several types here
                 self._ray.shutdown()
+                _restore(handlers)
                 if attempt == attempts:
                     where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                     reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -90,11 +135,51 @@ class RayExecutor:
                                    f"({attempts} attempts): {reason}") from None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``[fn(item) ...]`` as Ray tasks. A task's own error is re-raised as itself (not
+        wrapped with the remote traceback); an interruption (SIGINT/SIGTERM, which Ray can
+        wrap in a ``SystemError``) cancels the tasks and is re-raised."""
         remote = self._ray.remote(num_cpus=1)(fn)
-        return list(self._ray.get([remote.remote(item) for item in items]))
+        refs = [remote.remote(item) for item in items]
+        try:
+            return list(self._ray.get(refs))
+        except BaseException as exc:
+            for ref in refs:
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001, S110 - finished or already gone
+                    pass
+            raise _unwrapped(exc) from None
 
     def shutdown(self) -> None:
         self._ray.shutdown()
+
+
+def _restore(handlers: dict[Any, Any]) -> None:
+    """Put back signal handlers (``ray.init`` installs its own for SIGTERM)."""
+    import signal
+
+    for signum, handler in handlers.items():
+        if handler is not None and signal.getsignal(signum) is not handler:
+            try:
+                signal.signal(signum, handler)
+            except ValueError:  # not the main thread
+                pass
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    """The exception a user should see: the interruption inside a ``SystemError``, or the
+    task's own error inside a ``RayTaskError`` (its ``cause``)."""
+    from lmcoverage.errors import Interrupted
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, Interrupted | KeyboardInterrupt):
+            return seen
+        seen = seen.__context__ or seen.__cause__
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and type(exc).__name__.startswith("RayTaskError"):
+        return cause
+    return exc
 
 
 def make_executor(name: str, address: str | None = None, workers: int = 1) -> Executor:
