@@ -44,3 +44,12 @@ def test_where_things_go_names_files_and_registries_that_exist() -> None:
     for module, name in registries.items():
         assert name in text, name
         assert hasattr(importlib.import_module(module), name), (module, name)
+
+
+def test_docs_do_not_teach_deprecated_options() -> None:
+    """``--json FILE`` is the hidden old name of ``--out FILE.json``."""
+    pages = [*(ROOT / "docs").rglob("*.md"), ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in pages
+            for i, line in enumerate(p.read_text().splitlines(), start=1)
+            if re.search(r"--json\b", line)]
+    assert hits == []

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lmcoverage.engine import mass_correct, sample_responses, score_responses
+from lmcoverage.errors import InputError
 from lmcoverage.metrics import pass_at_k, pass_at_n_exact
 from lmcoverage.models.gpt import build_gpt
 from tiny_llama import tiny_llama
@@ -210,20 +211,20 @@ def test_engine_runs_in_eval_mode_and_restores_the_mode() -> None:
 )
 def test_score_rejects_bad_input(gpt: torch.nn.Module, prompts: list, responses: list,
                                  match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         score_responses(gpt, prompts, responses, progress=False)
 
 
 def test_bad_arguments(gpt: torch.nn.Module) -> None:
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(InputError, match="batch_size"):
         score_responses(gpt, [[1]], [[[2]]], batch_size=0, progress=False)
-    with pytest.raises(ValueError, match="n must"):
+    with pytest.raises(InputError, match="n must"):
         sample_responses(gpt, [[1]], n=0, max_new_tokens=2, progress=False)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(InputError, match="temperature"):
         sample_responses(gpt, [[1]], n=1, max_new_tokens=2, temperature=-1, progress=False)
-    with pytest.raises(ValueError, match="context"):
+    with pytest.raises(InputError, match="context"):
         sample_responses(gpt, [[1] * 35], n=1, max_new_tokens=6, progress=False)
-    with pytest.raises(ValueError, match="stop_token_id"):
+    with pytest.raises(InputError, match="stop_token_id"):
         sample_responses(gpt, [[1]], n=1, max_new_tokens=2, stop_token_id=VOCAB, progress=False)
 
 
