@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from lmcoverage.engine.candidates import model_names
 from lmcoverage.engine.scoring import held_out_then_correct, loglik_and_mass
 from lmcoverage.errors import InputError
 from lmcoverage.models.hf import dtype_name, load_causal_lm, load_tokenizer
+
+if TYPE_CHECKING:
+    from lmcoverage.scoretable import ScoreTable
 
 CorrectSet = Literal["valid", "support"]
 
@@ -286,7 +289,7 @@ def score_models(
     specs: Sequence[DecodingSpec] | None = None,
     reference: tuple[Path, DecodingSpec] | None = None,
     dtype: str = "float32",
-) -> Any:
+) -> ScoreTable:
     """Score every candidate on ``examples``; returns a ScoreTable.
 
     Rows: ``loglik = log pi_hat(y|x)`` of the held-out response, ``loglik_data``,

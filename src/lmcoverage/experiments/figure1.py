@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from lmcoverage.scoretable import ScoreTable
 
 TITLE = "Figure 1: coverage, not KL, predicts Pass@N across fine-tuning checkpoints"
 
@@ -155,7 +158,7 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def analyse(table: Any, iterations: list[int], config: dict[str, Any],
+def analyse(table: ScoreTable, iterations: list[int], config: dict[str, Any],
             onpolicy: np.ndarray) -> dict[str, Any]:
     """results.json's numbers from the checkpoints' ScoreTable (models in iteration order)."""
     from lmcoverage.select.registry import SELECTORS

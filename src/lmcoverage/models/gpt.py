@@ -20,7 +20,7 @@ GPT_PRESETS: dict[str, dict[str, int]] = {
 
 def build_gpt(
     preset: str, vocab_size: int, n_positions: int, seed: int | None = None, **overrides: Any
-) -> Any:
+) -> Any:  # GPT2LMHeadModel; transformers' typing of .to() would reject the callers
     """A freshly initialised ``GPT2LMHeadModel`` (float32, training mode, no dropout).
 
     Args:

@@ -18,10 +18,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.errors import InputError
 from lmcoverage.io import usual_mode
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 GGUF_SUFFIX = ".gguf"
@@ -210,7 +214,8 @@ def checkpoint_dtype(path: str | os.PathLike[str]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def resolve_dtype(name: str, device: str = "cpu", checkpoint_dtype: Any = None) -> Any:
+def resolve_dtype(name: str, device: str = "cpu",
+                  checkpoint_dtype: str | torch.dtype | None = None) -> torch.dtype:
     """The ``torch.dtype`` for ``--dtype NAME`` on ``device``.
 
     Args:
@@ -265,15 +270,15 @@ def _check_dtype_works(dtype: Any, device: str, name: str) -> None:
                          "float32") from None
 
 
-def dtype_name(dtype: Any) -> str:
+def dtype_name(dtype: torch.dtype | str) -> str:
     """``torch.bfloat16`` -> ``"bfloat16"`` (the name recorded in a table's provenance)."""
     return str(dtype).removeprefix("torch.")
 
 
 def load_causal_lm(
     path: str | os.PathLike[str], trust_remote_code: bool = False, device: str = "cpu",
-    dtype: Any = "float32",
-) -> Any:
+    dtype: torch.dtype | str = "float32",
+) -> Any:  # a PreTrainedModel; transformers' typing of .to() would reject the callers
     """Load a causal LM from a local directory (safetensors only) or a GGUF file, in eval mode
     on ``device`` with weights in ``dtype``.
 
@@ -330,7 +335,8 @@ def load_causal_lm(
     return model.to(device=torch_device, dtype=torch_dtype).eval()
 
 
-def load_tokenizer(path: str | os.PathLike[str], trust_remote_code: bool = False) -> Any:
+def load_tokenizer(path: str | os.PathLike[str],
+                   trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The tokenizer saved in a model directory, or the one inside a GGUF file (local files only).
 
     Raises:

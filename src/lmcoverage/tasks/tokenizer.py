@@ -8,13 +8,16 @@ symbols map to ``unk_token`` (callers check for its id to refuse data the task c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lmcoverage.errors import InputError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
 
 def build_tokenizer(symbols: Sequence[str], pad_token: str = "<pad>",
-                    unk_token: str = "<unk>") -> Any:
+                    unk_token: str = "<unk>") -> PreTrainedTokenizerFast:
     """A ``PreTrainedTokenizerFast`` with vocabulary ``{symbols[i]: i}``.
 
     Args:

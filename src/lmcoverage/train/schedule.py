@@ -8,7 +8,7 @@ step) over the run's steps. Either starts with ``warmup_steps`` of linear warm-u
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lmcoverage.errors import InputError
 
@@ -43,8 +43,8 @@ def learning_rate(step: int, *, lr: float, schedule: str = "constant", warmup_st
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
 
 
-def step_settings(optimizer: torch.optim.Optimizer, model: Any, config: TrainConfig,
-                  step: int) -> None:
+def step_settings(optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                  config: TrainConfig, step: int) -> None:
     """Before optimizer step ``step``: set its learning rate and clip the gradients' global
     norm to ``config.grad_clip`` (nothing at the defaults: a constant rate, no clipping)."""
     if config.lr_schedule != "constant" or config.warmup_steps > 0:
