@@ -43,9 +43,11 @@ def model_device(model: Any) -> torch.device:
 
 
 def as_ids(ids: Sequence[int], vocab: int, what: str) -> list[int]:
-    """``ids`` as a list of ints; ValueError naming ``what`` unless every id lies in [0, vocab)."""
+    """``ids`` as a list of ints (a list of ints itself, not a copy); ValueError naming ``what``
+    unless every id lies in [0, vocab)."""
     try:
-        out = [operator.index(tok) for tok in ids]
+        out = ids if type(ids) is list and all(type(t) is int for t in ids) else [
+            operator.index(tok) for tok in ids]
     except TypeError:
         raise InputError(f"{what}: token ids must be integers, got {list(ids)[:8]!r}") from None
     if out and (min(out) < 0 or max(out) >= vocab):

@@ -246,19 +246,28 @@ def score_variants(
 
     # Rows that share a prompt are grouped (the prompt runs once) and repeated responses of a
     # prompt are scored once; results go back to every (prompt, response) place.
+    # The lists are the callers' own (no copies) and the tuple keys are dropped before the
+    # model runs: memory for ids is held once.
     prompt_index: dict[tuple[int, ...], int] = {}
     unique_prompts: list[list[int]] = []
-    unique_responses: list[dict[tuple[int, ...], int]] = []
+    unique_keys: list[dict[tuple[int, ...], int]] = []
+    unique_responses: list[list[list[int]]] = []
     places = []
     for p, rs in zip(prompt_ids, response_ids, strict=True):
         g = prompt_index.setdefault(tuple(p), len(unique_prompts))
         if g == len(unique_prompts):
             unique_prompts.append(p)
-            unique_responses.append({})
-        places.append([(g, unique_responses[g].setdefault(tuple(r), len(unique_responses[g])))
-                       for r in rs])
-    scores = _score_unique(model, unique_prompts, [[list(r) for r in u] for u in
-                                                   unique_responses], specs, batch_size,
+            unique_keys.append({})
+            unique_responses.append([])
+        where = []
+        for r in rs:
+            j = unique_keys[g].setdefault(tuple(r), len(unique_responses[g]))
+            if j == len(unique_responses[g]):
+                unique_responses[g].append(r)
+            where.append((g, j))
+        places.append(where)
+    del prompt_index, unique_keys, prompt_ids, response_ids
+    scores = _score_unique(model, unique_prompts, unique_responses, specs, batch_size,
                            progress, vocab, ctx)
     return [np.array([scores[g][j] for g, j in where], dtype=np.float64).reshape(-1, len(specs))
             for where in places]
@@ -342,9 +351,11 @@ def mass_correct(
 
 def held_out_then_correct(
     responses: Sequence[Sequence[int]], correct: Sequence[Sequence[Sequence[int]]] | None
-) -> list[list[tuple[int, ...]]]:
+) -> list[list[Sequence[int]]]:
     """Per prompt, the responses to score in one engine call: the held-out response first, then
     the distinct correct responses (the held-out one listed once even when it is correct)."""
+    if correct is None:  # the held-out response alone (no copy)
+        return [[r] for r in responses]
     return [
         list(dict.fromkeys([tuple(r), *(map(tuple, correct[i]) if correct is not None else [])]))
         for i, r in enumerate(responses)

@@ -69,9 +69,9 @@ def precision_warning(table: ScoreTable) -> str | None:
     if not low:
         return None
     return (f"note: scored in {' and '.join(low)}, not float32: on SmolLM2-135M, bfloat16 "
-            "moved per-response log-likelihoods by 0.18 nats on average (0.012 per token, "
-            "max 0.97 over 16 tokens) and flipped the Cov_N indicator of 0-1.3% of rows "
-            "(N = 2-16); rescore with --dtype float32 for exact numbers")
+            "moved per-response log-likelihoods by 0.17-0.18 nats on average (0.011-0.012 per "
+            "token, max 0.97 over 16 tokens) and flipped the Cov_N indicator of up to 1.7% of "
+            "rows (N = 2-16); rescore with --dtype float32 for exact numbers")
 
 
 def degenerate_warnings(table: ScoreTable, ns: Sequence[float] | None = None,
