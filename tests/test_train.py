@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from lmcoverage.cli import main
+from lmcoverage.errors import InputError
 from lmcoverage.tasks import get_task
 from lmcoverage.train import TrainConfig, config_from_preset, list_checkpoints, train
 from lmcoverage.train.loop import BatchSource, batch_loss, collate, length_chunks, response_nll
@@ -233,13 +234,15 @@ def test_bad_run_directories_and_configs(tmp_path: Path,
     other = tmp_path / "notes"
     other.mkdir()
     (other / "x.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not a training run directory"):
+    with pytest.raises(InputError, match="not a training run directory"):
         train(task, tiny_config(), other, progress=False)
     assert (other / "x.txt").read_text() == "keep me"
     run = tmp_path / "run"
     train(task, tiny_config(steps=2), run, progress=False)
-    with pytest.raises(ValueError, match="pass --resume"):
-        train(task, tiny_config(steps=2), run, progress=False)
+    # the same command re-run resumes (here: finished, nothing to do); another option is refused
+    assert train(task, tiny_config(steps=2), run, progress=False) == run / "final"
+    with pytest.raises(InputError, match="--lr differs from the run"):
+        train(task, tiny_config(steps=2, lr=0.5), run, progress=False)
     with pytest.raises(ValueError, match="has already trained 2 steps; give --steps >= that"):
         train(task, tiny_config(steps=1), run, resume=True, progress=False)
     import lmcoverage.train.loop as loop
@@ -279,7 +282,7 @@ def test_train_cli(tmp_path: Path, capsys) -> None:
         (["train", "figure9", "--out", str(tmp_path / "a")], "unknown task 'figure9'"),
         (["train", "figure2-h4", "--preset", "huge", "--out", str(tmp_path / "b")],
          "unknown preset 'huge'"),
-        (args, "pass --resume"),
+        ([*args, "--lr", "0.5"], "--lr differs from the run"),
     ):
         assert main(bad) == 2
         err = capsys.readouterr().err

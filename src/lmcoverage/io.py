@@ -11,7 +11,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -216,3 +216,76 @@ def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Non
     """Write ``rows`` as JSONL atomically."""
     text = "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in rows)
     atomic_write_text(path, text)
+
+
+class RunDir:
+    """A run's output directory and the JSON record that says which run it holds.
+
+    One rule for every command that writes a run directory (``train``: ``run.json``; ``run``
+    and ``demo``: ``config.json``): re-running the same command into the same ``--out``
+    resumes it.
+
+    - missing, empty, or holding nothing but the record (a run that failed before its first
+      result): started afresh and the record written;
+    - holding a run whose record matches (``differs`` returns None): resumed;
+    - holding a run with another record: refused (InputError naming the difference);
+    - a file, or a non-empty directory without the record: refused, nothing touched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], record_name: str,
+                 what: str = "an lmcoverage run") -> None:
+        self.path = Path(path)
+        self.record_path = self.path / record_name
+        self.what = what
+
+    def previous(self) -> dict[str, Any] | None:
+        """The record of the run already in the directory (None: nothing to resume)."""
+        if not self.record_path.is_file():
+            return None
+        if not any(p != self.record_path for p in self.path.iterdir()):
+            return None  # only the record: the run never produced anything
+        record = json.loads(self.record_path.read_text(encoding="utf-8"))
+        return record if isinstance(record, dict) else None
+
+    def prepare(self, record: dict[str, Any],
+                differs: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None,
+                ) -> dict[str, Any] | None:
+        """Apply the rule for ``record``; return the previous record when resuming, else None.
+
+        ``differs(previous, record)``: the one-line reason the two runs differ, or None when
+        ``record`` continues ``previous`` (default: any difference, named by its first key).
+        """
+        record = to_jsonable(record)
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"--out {self.path}: exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not self.record_path.is_file():
+                raise InputError(f"--out {self.path}: not empty and not {self.what} directory "
+                                 f"(no {self.record_path.name}); choose a new or empty "
+                                 "directory")
+            previous = self.previous()
+            if previous is not None:
+                reason = (differs or first_difference)(previous, record)
+                if reason:
+                    raise InputError(f"--out {self.path}: {reason}; re-run with the same "
+                                     "options or choose another --out")
+                return previous
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.record_path, record)
+        return None
+
+
+def first_difference(before: Any, now: Any, where: str = "") -> str | None:
+    """``"holds a run with another config.lr (0.1, now 0.2)"`` for the first differing key of
+    two JSON values, or None when they are equal."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        for key in sorted(set(before) | set(now), key=str):
+            found = first_difference(before.get(key), now.get(key),
+                                     f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    if before != now:
+        return (f"holds a run with a different configuration ({where or 'record'}: "
+                f"{before!r}, now {now!r})")
+    return None

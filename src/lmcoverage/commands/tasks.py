@@ -128,8 +128,10 @@ def register(app: typer.Typer) -> None:
             help="Start from this HF model directory (fine-tuning) instead of a fresh GPT.")
         ] = None,
         task_option: Annotated[list[str] | None, typer.Option(help=_OPTION_HELP)] = None,
-        resume: Annotated[bool, typer.Option(help="Continue from the last complete "
-                                             "checkpoint in --out.")] = False,
+        resume: Annotated[bool, typer.Option(help="Re-running into the same --out continues "
+                                             "from its last complete checkpoint anyway; "
+                                             "--resume also continues a run stopped by a "
+                                             "non-finite loss.")] = False,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
         device: DeviceOption = "auto",
         dtype: DtypeOption = "float32",
@@ -179,9 +181,17 @@ def register(app: typer.Typer) -> None:
 
 
 def _announce(out: Path, resume: bool, device: str) -> int | None:
-    """Print the device; return the step a ``--resume`` continues from (None: a fresh run)."""
+    """Print the device; return the step a re-run continues from (None: a fresh run; a run
+    stopped by a non-finite loss restarts unless ``--resume``)."""
+    import json
+
+    from lmcoverage.train.loop import DIVERGED, RUN_JSON
+
     resolve_device(device)
-    return resume_step(out) if resume else None
+    record = out / RUN_JSON
+    if not resume and record.is_file() and DIVERGED in json.loads(record.read_text()):
+        return None
+    return resume_step(out)
 
 
 def _finish(final: Path, start: int | None, seconds: float) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from lmcoverage.errors import InputError
 from lmcoverage.executors import Executor, LocalExecutor
-from lmcoverage.io import atomic_write_json, to_jsonable
+from lmcoverage.io import RunDir
 
 EXPERIMENTS: dict[str, str] = {
     "figure1": "lmcoverage.experiments.figure1",
@@ -133,28 +133,8 @@ def _nullable(key: str, kind: type, value: Any) -> Any:
     raise InputError(f"--set {key}: expected {expected} > 0 or null, got {json.dumps(value)}")
 
 
-def prepare_run_dir(out_dir: Path, record: dict[str, Any], resume: bool = True) -> None:
-    """Create ``out_dir`` for a run, or check that an existing one is this run's.
-
-    ``record`` (experiment, config, seeds) is stored in ``config.json``. An existing
-    directory is accepted only if its ``config.json`` matches (so the run resumes); a
-    non-empty directory without one is refused, so a run never writes over unrelated files.
-    """
-    record = to_jsonable(record)
-    cfg = out_dir / CONFIG_FILE
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir}: exists and is not a directory")
-    if cfg.is_file():
-        previous = json.loads(cfg.read_text())
-        if previous != record:
-            raise InputError(
-                f"--out {out_dir}: holds a run with a different configuration; "
-                "choose another directory"
-            )
-        if not resume:
-            raise InputError(f"--out {out_dir}: run exists; pass --resume to continue it")
-        return
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise InputError(f"--out {out_dir}: not empty and not an lmcoverage run directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg, record)
+def prepare_run_dir(out_dir: Path, record: dict[str, Any]) -> None:
+    """Create ``out_dir`` for a run, or resume the run it holds (:class:`lmcoverage.io.RunDir`:
+    the one rule of ``train`` and ``run``). ``record`` (experiment, config, seeds) is stored in
+    ``config.json``; a directory holding another record, or unrelated files, is refused."""
+    RunDir(out_dir, CONFIG_FILE).prepare(record)

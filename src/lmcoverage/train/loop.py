@@ -402,44 +402,36 @@ def _option_name(path: str, task_name: str = "") -> str:
 
 
 def _prepare_run_dir(out: Path, meta: dict[str, Any], resume: bool) -> None:
-    """Create ``out`` or check it is this run; ValueError for anything else.
+    """Create ``out`` or resume the run it holds (:class:`lmcoverage.io.RunDir`, the one rule of
+    ``train`` and ``run``: the same command re-run resumes; another option is refused, named).
 
-    A run directory holding nothing but ``run.json`` (a run that failed before its first
-    checkpoint) is started afresh.
+    ``resume`` matters only for a run stopped by a non-finite loss: a plain re-run starts it
+    afresh, ``--resume`` continues from its last finite checkpoint.
     """
     import json
 
-    from lmcoverage.io import atomic_write_json, to_jsonable
+    from lmcoverage.io import RunDir, atomic_write_json, to_jsonable
 
-    meta = to_jsonable(meta)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        run_json = out / RUN_JSON
-        if not run_json.is_file():
-            raise InputError(f"--out {out} exists and is not a training run directory "
-                             f"(no {RUN_JSON}); choose a new or empty directory")
+    run_json = out / RUN_JSON
+    if out.is_dir() and run_json.is_file():
         remove_partial(out)
         if not resume and DIVERGED in json.loads(run_json.read_text()):
             _clear_run(out)  # a run stopped by a non-finite loss: a plain re-run starts afresh
-        if any(p.name != RUN_JSON for p in out.iterdir()):
-            if not resume:
-                raise InputError(f"--out {out} already holds a training run; pass --resume "
-                                 "to continue it or choose another directory")
-            recorded = json.loads(run_json.read_text())
-            diff = _first_difference(_comparable(recorded), _comparable(meta))
-            if diff:
-                path, before, now = diff
-                name = _option_name(path, str(meta["task"]["name"]))
-                raise InputError(f"--resume: {name} differs from the run in {out} "
-                                 f"(started with {before!r}, now {now!r}); resume with the same "
-                                 "options or choose another --out")
-            _check_steps(out, recorded, meta)
-            if recorded["config"]["steps"] != meta["config"]["steps"]:
-                atomic_write_json(run_json, {**recorded, "config": meta["config"]})
-            return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / RUN_JSON, meta)
+
+    def differs(recorded: dict[str, Any], now: dict[str, Any]) -> str | None:
+        diff = _first_difference(_comparable(recorded), _comparable(now))
+        if diff:
+            path, before, new = diff
+            name = _option_name(path, str(now["task"]["name"]))
+            raise InputError(f"{'--resume' if resume else f'--out {out}'}: {name} differs from "
+                             f"the run in {out} (started with {before!r}, now {new!r}); re-run "
+                             "with the same options or choose another --out")
+        _check_steps(out, recorded, now)
+        return None
+
+    recorded = RunDir(out, RUN_JSON, "a training run").prepare(meta, differs)
+    if recorded is not None and recorded["config"]["steps"] != meta["config"]["steps"]:
+        atomic_write_json(run_json, {**recorded, "config": to_jsonable(meta)["config"]})
 
 
 #: The ``run.json`` key of a run stopped by a non-finite loss: ``{"step", "loss"}``.
