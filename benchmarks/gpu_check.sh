@@ -75,7 +75,7 @@ train() {  # name, task, task options...
   if timeout 90 $LMC train "$task" --preset paper --steps "$STEPS" --checkpoint-every "$STEPS" \
       "${TRAIN_EXTRA[@]}" --device "$DEVICE" --no-progress --out "$WORK/run-$task" "${opts[@]}" > "$WORK/$task.log" 2>&1; then
     end=$(date +%s.%N)
-    $PY -c "w = $end - $start; print(f'| $name | $STEPS | {w:.1f} | {$STEPS / w:.2f} | {$STEPS * $BATCH / w:.0f} |')" >> "$SUMMARY"
+    $PY -c "w = $end - $start; print(f'| $name | $STEPS | {w:.1f} | {$STEPS / w:.2f} | {$STEPS * $BATCH / w:.1f} |')" >> "$SUMMARY"
   else
     echo "| $name | FAILED: $(tail -1 "$WORK/$task.log") | | | |" >> "$SUMMARY"
   fi
