@@ -27,8 +27,8 @@ _RAY = "needs a Ray cluster (--executor ray) and shared /shared paths; the shard
        "in tests/test_distributed.py"
 #: (page, block index) -> why the block does not run here
 SKIPPED = {
-    ("guide/choosing-a-checkpoint.md", 3): "a cpu-preset experiment (minutes); its test preset "
-                                           "runs in tests/test_tournament.py",
+    ("guide/choosing-a-checkpoint.md", 3): "a cpu-preset experiment (minutes); "
+                                           "tests/test_tournament.py runs it",
     ("guide/cluster.md", 0): "starts Ray nodes",
     ("guide/cluster.md", 1): _RAY,
     ("guide/cluster.md", 2): _RAY,
