@@ -55,6 +55,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_jsonl(d / "verdicts.json", [verdict])
     (d / "scores.parquet").write_bytes(b"not read: the output is refused first")
     (d / "held.parquet").write_bytes(b"an input the output must not overwrite")
+    (d / "nan_field.jsonl").write_text('{"prompt": "a b", "score": NaN}\n')  # item 17
     (d / "latin1.jsonl").write_bytes(b'{"prompt": "caf\xe9", "answer": "a"}\n')
     return d
 

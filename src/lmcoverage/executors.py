@@ -8,8 +8,10 @@ unit is a pure function of its item, so all three give identical outputs for the
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from lmcoverage.errors import EnvError, InputError
@@ -61,9 +63,10 @@ CONNECT_TIMEOUT = 10.0
 class RayExecutor:
     """Run each item as a Ray task on a local or existing cluster (``address``).
 
-    Ray's own log lines are silenced (``logging_level`` ERROR, and the core's
-    ``RAY_BACKEND_LOG_LEVEL`` set to ``error`` unless already set) unless ``verbose`` or the
-    environment variable ``LMCOVERAGE_VERBOSE`` (``lmcoverage --verbose``) asks for them. The
+    Ray's own log lines are silenced (``logging_level`` ERROR; file descriptor 2 points to
+    ``/dev/null`` while ``ray.init`` runs, which the processes it starts inherit) unless
+    ``verbose`` or the environment variable ``LMCOVERAGE_VERBOSE`` (``lmcoverage --verbose``)
+    asks for them. The
     process's SIGINT/SIGTERM handlers are kept (``ray.init`` replaces SIGTERM's), and an
     interrupted :meth:`map` cancels its tasks and re-raises the interruption itself.
     """
@@ -87,12 +90,12 @@ class RayExecutor:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose}
             if not verbose:
                 kwargs["logging_level"] = logging.ERROR
-                os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
             if address:
                 kwargs["address"] = address
             else:
                 kwargs["num_cpus"] = num_cpus
-            self._start(kwargs, address)
+            with contextlib.nullcontext() if verbose else _quiet_stderr():
+                self._start(kwargs, address)
 
     @staticmethod
     def _probe(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -141,6 +144,9 @@ class RayExecutor:
         remote = self._ray.remote(num_cpus=1)(fn)
         refs = [remote.remote(item) for item in items]
         try:
+            pending = list(refs)
+            while pending:  # short waits: Python runs the signal handlers between them
+                _, pending = self._ray.wait(pending, num_returns=len(pending), timeout=1.0)
             return list(self._ray.get(refs))
         except BaseException as exc:
             for ref in refs:
@@ -152,6 +158,23 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         self._ray.shutdown()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at ``/dev/null`` for the duration (Ray's C++ core writes its
+    log lines there directly, and the raylet and workers started meanwhile inherit it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def _restore(handlers: dict[Any, Any]) -> None:

@@ -185,15 +185,26 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=_refuse_constant)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{p}:{lineno}: malformed JSON ({exc.msg})") from None
+            except _NonStandardNumber as exc:
+                raise InputError(f"{p}:{lineno}: {exc} is not JSON; write null, a number or "
+                                 "a string") from None
             if not isinstance(row, dict):
                 raise InputError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append((lineno, row))
     if not rows:
         raise InputError(f"{p}: no rows")
     return rows
+
+
+class _NonStandardNumber(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a JSON text (Python's json accepts them)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonStandardNumber(name)
 
 
 def _decoded_lines(fh: TextIO, path: Path) -> Iterator[tuple[int, str]]:
