@@ -60,3 +60,23 @@ def test_compare_with_an_odd_n_reports_it_and_a_failure_writes_nothing(
     monkeypatch.setattr(report, "_scatter_figure", broken)
     assert main(argv) == 1
     assert not out.exists() and not (out.parent / "results.json").exists()
+
+
+def test_batch_size_changes_no_token_and_logp_only_by_float32_rounding(tmp_path: Path) -> None:
+    """#19 item 17: the documented tolerance (docs/reference/errors.md): same seed, any
+    --batch-size, the same tokens; logp equal to within 1e-5."""
+    from lmcoverage.experiments.real_lm_task import make_problems, tiny_llama
+    from lmcoverage.io import read_jsonl, write_jsonl
+
+    model = tiny_llama(tmp_path / "llama", seed=0)
+    write_jsonl(tmp_path / "p.jsonl", [{"prompt": r["prompt"]} for r in make_problems(12, 0)])
+    drawn = {}
+    for batch in (64, 7):
+        out = tmp_path / f"s{batch}.jsonl"
+        assert main(["sample", "--model", str(model), "--data", str(tmp_path / "p.jsonl"),
+                     "--n", "8", "--batch-size", str(batch), "--max-new-tokens", "8", "--seed",
+                     "3", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+        drawn[batch] = read_jsonl(out)
+    assert [r["response_ids"] for r in drawn[64]] == [r["response_ids"] for r in drawn[7]]
+    np.testing.assert_allclose([r["logp"] for r in drawn[64]], [r["logp"] for r in drawn[7]],
+                               rtol=0, atol=1e-5)
