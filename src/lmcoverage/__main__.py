@@ -4,4 +4,5 @@ import sys
 
 from lmcoverage.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned worker (a module verifier) re-imports it
+    sys.exit(main())

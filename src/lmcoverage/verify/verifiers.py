@@ -226,7 +226,10 @@ class _WorkerVerifier:
         if not self._conn.poll(max(self.timeout, 60.0)):  # the import itself
             self.stop()
             raise InputError(f"--verifier {self.spec}: the worker did not start")
-        kind, value = self._conn.recv()
+        try:
+            kind, value = self._conn.recv()
+        except EOFError:
+            kind, value = "error", "the worker process exited while importing the verifier"
         if kind != "ready":
             self.stop()
             raise InputError(f"--verifier {self.spec}: {value}")
