@@ -56,6 +56,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "scores.parquet").write_bytes(b"not read: the output is refused first")
     (d / "held.parquet").write_bytes(b"an input the output must not overwrite")
     (d / "nan_field.jsonl").write_text('{"prompt": "a b", "score": NaN}\n')  # item 17
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"prompt": ["a b"], "score": [float("nan")]}),
+                   d / "nan_field.parquet")  # item 17, as the JSONL NaN above
     (d / "latin1.jsonl").write_bytes(b'{"prompt": "caf\xe9", "answer": "a"}\n')
     return d
 

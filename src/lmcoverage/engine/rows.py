@@ -69,8 +69,17 @@ def read_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
         raise InputError(f"{p}: not a readable Parquet file ({exc})") from None
     if not rows:
         raise InputError(f"{p}: no rows")
+    for i, row in enumerate(rows):
+        _no_nan(row, f"{p}:row {i + 1}")
     return [(f"{p}:row {i + 1}", {k: v for k, v in row.items() if v is not None})
             for i, row in enumerate(rows)]
+
+
+def _no_nan(row: dict[str, Any], where: str) -> None:
+    """InputError for a NaN field (it would come out of ``sample`` as the string "nan")."""
+    bad = next((k for k, v in row.items() if isinstance(v, float) and v != v), None)
+    if bad is not None:
+        raise InputError(f"{where}: field {bad!r} is nan; write null or a number")
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
