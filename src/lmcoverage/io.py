@@ -11,7 +11,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -50,7 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def check_output_path(
     path: str | os.PathLike[str],
     suffixes: tuple[str, ...],
-    inputs: dict[str, str | os.PathLike[str] | None] | None = None,
+    inputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
     option: str = "--out",
 ) -> Path:
     """Refuse an output ``path`` before any work: its suffix must be one of ``suffixes``

@@ -89,7 +89,7 @@ def make_validation_set(
 class SequenceModel(Protocol):
     """A model of ``pi_hat(y|x)`` on graph problems."""
 
-    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
+    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Sequence[int]]]
               ) -> list[np.ndarray]:
         """``log pi_hat(r|x)`` for every response ``r`` of every problem; float64 per problem."""
         ...
@@ -126,7 +126,7 @@ class HFSequenceModel:
 
         return cls(load_causal_lm(path), batch_size=batch_size, progress=progress)
 
-    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
+    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Sequence[int]]]
               ) -> list[np.ndarray]:
         from lmcoverage.engine import score_responses
 

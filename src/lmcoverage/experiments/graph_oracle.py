@@ -39,7 +39,7 @@ class OracleModel:
             raise InputError(f"oracle distribution sums to {total}, not 1")
         return dist
 
-    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Path_]]
+    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Sequence[int]]]
               ) -> list[np.ndarray]:
         out = []
         for problem, rs in zip(problems, responses, strict=True):

@@ -57,11 +57,11 @@ def read_pass_counts(path: str | os.PathLike[str]) -> tuple[list[str], NDArray[n
             if not (isinstance(value, bool) or value in (0, 1)):
                 raise InputError(f"{where}: field 'correct' must be true/false, got {value!r}")
             if "sample_index" in row:
-                key = (problem, str(row["sample_index"]))
-                if key in drawn:
-                    raise InputError(f"{where}: duplicate of row {drawn[key]} (problem "
-                                     f"{problem!r}, sample_index {key[1]})")
-                drawn[key] = lineno
+                draw = (problem, str(row["sample_index"]))
+                if draw in drawn:
+                    raise InputError(f"{where}: duplicate of row {drawn[draw]} (problem "
+                                     f"{problem!r}, sample_index {draw[1]})")
+                drawn[draw] = lineno
             n[problem] = n.get(problem, 0) + 1
             c[problem] = c.get(problem, 0) + int(bool(value))
     problems = list(n)
