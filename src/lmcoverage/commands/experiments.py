@@ -91,7 +91,7 @@ TYPICAL_TIME = {
     ("sgd", "cpu-graded"): "~2.5 CPU min",
     ("ttt", "cpu"): "~50 CPU s",
     ("distill", "cpu"): "~40 CPU s",
-    ("real-lm", "cpu"): "~6 CPU min",
+    ("real-lm", "cpu"): "~21 CPU min",
 }
 
 
