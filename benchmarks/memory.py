@@ -8,7 +8,7 @@ Run from the repository root (numbers in ``memory.md``)::
 
 Each size is one ``lmcoverage score`` process on a tiny random Llama (Figure 2 task tokenizer)
 over Figure 2 rows (text prompt and response, cycled from 2,000 drawn problems); peak RSS and CPU
-seconds are those ``/usr/bin/time`` reports for that process.
+seconds and wall seconds are those ``/usr/bin/time`` reports for that process.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ def main() -> None:
     base = [task.to_row(p) for p in task.sample(2000, seed=0)]
     base = [{"prompt": r["prompt"], "response": r["response"]} for r in base]
     print(f"load: {os.getloadavg()}  {time.strftime('%H:%M:%S')}")
-    print("| rows | JSONL MB | peak RSS MiB | CPU s | KiB per row above the first |")
-    print("|---|---|---|---|---|")
+    print("| rows | JSONL MB | peak RSS MiB | wall s | CPU s | KiB per row above the first |")
+    print("|---|---|---|---|---|---|")
     first = None
+    peaks: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         model = save(tiny_llama(task.vocab_size, task.max_length, seed=0), Path(tmp) / "m",
                      tokenizer=task.tokenizer())
@@ -48,19 +49,23 @@ def main() -> None:
             cmd = [sys.executable, "-m", "lmcoverage", "score", "--model", str(model), "--data",
                    str(data), "--out", str(Path(tmp) / f"s{n}.parquet"), "--no-progress",
                    "--device", "cpu"]
-            code = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *cmd],
+            code = subprocess.run(["/usr/bin/time", "-f", "%M %U %S %e", *cmd],
                                   capture_output=True, text=True)
             if code.returncode != 0:
                 print(code.stderr[-2000:])
                 raise SystemExit(1)
-            rss_kb, user, system = code.stderr.strip().splitlines()[-1].split()
+            rss_kb, user, system, wall = code.stderr.strip().splitlines()[-1].split()
             rss = int(rss_kb) / 1024
             first = first or (n, rss)
             per_row = ("" if n == first[0] else
                        f"{(rss - first[1]) * 1024 / (n - first[0]):.2f}")
-            print(f"| {n:,} | {data.stat().st_size / 1e6:.1f} | {rss:.0f} | "
+            peaks.append(rss)
+            print(f"| {n:,} | {data.stat().st_size / 1e6:.1f} | {rss:.0f} | {float(wall):.1f} | "
                   f"{float(user) + float(system):.1f} | {per_row} |", flush=True)
+            data.unlink()
     print(f"load after: {os.getloadavg()}  {time.strftime('%H:%M:%S')}")
+    if len(peaks) > 2:
+        print(f"peak RSS, largest / second size: {peaks[-1] / peaks[1]:.2f}x")
 
 
 if __name__ == "__main__":

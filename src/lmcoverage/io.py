@@ -173,13 +173,21 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for every non-blank line of a JSONL file.
+    """``(line number, object)`` for every non-blank line of a JSONL file
+    (:func:`iter_jsonl_numbered` as a list)."""
+    return list(iter_jsonl_numbered(path))
+
+
+def iter_jsonl_numbered(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSONL file, read as it goes
+    (one line in memory at a time).
 
     Lines are split on ``\\n`` only (JSON strings may hold other line separators). Raises
-    InputError naming the file and line of a malformed row, or for a missing or empty file.
+    InputError naming the file and line of a malformed row, or for a missing or empty file
+    (the file is checked before the first row is yielded).
     """
     p = check_input_file(path)
-    rows: list[tuple[int, dict[str, Any]]] = []
+    empty = True
     with p.open("r", encoding="utf-8", newline="\n") as fh:
         for lineno, line in _decoded_lines(fh, p):
             if not line.strip():
@@ -193,10 +201,10 @@ def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[st
                                  "a string") from None
             if not isinstance(row, dict):
                 raise InputError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append((lineno, row))
-    if not rows:
+            empty = False
+            yield lineno, row
+    if empty:
         raise InputError(f"{p}: no rows")
-    return rows
 
 
 class _NonStandardNumber(ValueError):

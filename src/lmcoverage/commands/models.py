@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
                                      options=parse_key_values(task_option, "--task-option"))
         else:
             assert data is not None
-            examples = data_examples(data)
+            # locally the rows are re-read in chunks; shards need them in memory
+            examples = data_examples(data, keep_rows=executor != "local" or shards is not None)
         options: dict[str, Any] = {"batch_size": size, "device": dev, "dtype": dtype,
                    "trust_remote_code": trust_remote_code,
                    "specs": [c.decoding for c in candidates], "reference": ref}

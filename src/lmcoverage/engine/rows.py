@@ -22,7 +22,7 @@ The encoders live in :mod:`lmcoverage.models.encoding` (re-exported here) so tha
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,39 +40,55 @@ from lmcoverage.models.encoding import (  # re-exported: the engine's row encode
 #: End-of-turn tokens of common chat formats; a sample also stops at these when the tokenizer
 #: has them (ChatML, Llama 3, Gemma, Phi-3).
 CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+#: Rows per Parquet record batch that :func:`iter_rows` decodes at a time.
+PARQUET_BATCH_ROWS = 4096
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
     """``(where, row)`` for every row of a ``.jsonl`` or ``.parquet`` file, a Hugging Face
     ``datasets`` folder (``save_to_disk``) or an ``.arrow`` file
     (:mod:`lmcoverage.engine.arrow_rows`); ``where`` is ``FILE:LINE`` (JSONL) or ``FILE:row N``
-    (1-based), for error messages.
+    (1-based), for error messages. :func:`iter_rows` as a list.
+
+    Raises:
+        InputError: a missing, empty or malformed file.
+    """
+    return list(iter_rows(path))
+
+
+def iter_rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows of :func:`read_rows`, read as they go: a JSONL line or a Parquet record batch
+    at a time (Arrow inputs are read whole), so a pass over a large file holds few rows.
 
     Raises:
         InputError: a missing, empty or malformed file.
     """
     from lmcoverage.engine.arrow_rows import is_arrow_input, read_arrow_rows
-    from lmcoverage.io import check_input_file, read_jsonl_numbered
+    from lmcoverage.io import check_input_file, iter_jsonl_numbered
 
     p = Path(path)
     if is_arrow_input(p):
-        return read_arrow_rows(p)
+        yield from read_arrow_rows(p)
+        return
     if p.suffix.lower() != ".parquet":
-        return [(f"{p}:{line}", row) for line, row in read_jsonl_numbered(p)]
+        yield from ((f"{p}:{line}", row) for line, row in iter_jsonl_numbered(p))
+        return
     check_input_file(p)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    count = 0
     try:
-        rows = pq.read_table(p).to_pylist()
+        batches = pq.ParquetFile(p).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        for batch in batches:
+            for row in batch.to_pylist():
+                count += 1
+                _no_nan(row, f"{p}:row {count}")
+                yield f"{p}:row {count}", {k: v for k, v in row.items() if v is not None}
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{p}: not a readable Parquet file ({exc})") from None
-    if not rows:
+    if not count:
         raise InputError(f"{p}: no rows")
-    for i, row in enumerate(rows):
-        _no_nan(row, f"{p}:row {i + 1}")
-    return [(f"{p}:row {i + 1}", {k: v for k, v in row.items() if v is not None})
-            for i, row in enumerate(rows)]
 
 
 def _no_nan(row: dict[str, Any], where: str) -> None:

@@ -204,6 +204,7 @@ def score_variants(
     specs: Sequence[DecodingSpec],
     batch_size: int | str = "auto",
     progress: bool = True,
+    first_index: int = 0,
 ) -> list[np.ndarray]:
     """``log pi_spec(y|x)`` of many responses per prompt under M decoding variants of one model.
 
@@ -218,6 +219,8 @@ def score_variants(
     Args:
         model, prompts, responses, batch_size, progress: as for :func:`score_responses`.
         specs: M >= 1 decoding settings.
+        first_index: ``prompts[0]``'s index in the whole input when they are a chunk of it
+            (error messages name prompts by that index).
 
     Returns:
         One float64 array per prompt, ``(len(responses[i]), M)``, values <= 0 (or -inf).
@@ -234,7 +237,7 @@ def score_variants(
     vocab, ctx = vocab_size(model), context_length(model)
     prompt_ids = []
     response_ids = []
-    for i, (prompt, group) in enumerate(zip(prompts, responses, strict=True)):
+    for i, (prompt, group) in enumerate(zip(prompts, responses, strict=True), first_index):
         p = as_ids(prompt, vocab, f"prompt {i}")
         if not p:
             raise InputError(f"prompt {i} is empty; every prompt needs at least one token")

@@ -8,11 +8,13 @@ its correct set (if any) are scored in one engine call, so the prompt runs once 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
     from lmcoverage.scoretable import ScoreTable
 
 CorrectSet = Literal["valid", "support"]
+#: Examples that :func:`score_models` encodes and scores at a time: memory for rows, token ids
+#: and the engine's bookkeeping is bounded by a chunk, not by the input.
+SCORE_CHUNK_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,9 @@ class Examples:
     ``lines`` are the JSONL line numbers; ``where`` each row's place for error messages.
     ``ref_correct``, ``ref_samples`` (int64) and ``reference``: c(x), K and the description
     of a reference made of good responses (rows of ``lmcoverage reference``), else None.
+    ``row_file``: with ``rows`` None, the file the rows are re-read from, a chunk at a time
+    (:func:`data_examples` with ``keep_rows=False``); ``row_ids``: every row gives
+    ``prompt_ids`` and ``response_ids``.
     """
 
     group: list[str]
@@ -60,6 +68,8 @@ class Examples:
     ref_correct: np.ndarray | None = None
     ref_samples: np.ndarray | None = None
     reference: str | None = None
+    row_file: Path | None = None
+    row_ids: bool = False
 
     def __len__(self) -> int:
         return len(self.group)
@@ -126,7 +136,7 @@ def _optional_number(row: dict[str, Any], key: str, where: str, upper: float) ->
     return float(value)
 
 
-def data_examples(path: str | os.PathLike[str]) -> Examples:
+def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examples:
     """Examples from a JSONL or Parquet file of rows with a prompt (``prompt``, ``messages`` or
     ``prompt_ids``), a response (``response`` or ``response_ids``) and optional ``logp_data``,
     ``group``, ``weight``, ``valid_paths`` (correct responses as texts, for ``mass_correct``),
@@ -135,18 +145,31 @@ def data_examples(path: str | os.PathLike[str]) -> Examples:
     Rows are encoded per model tokenizer by :func:`encode_examples` (see
     :mod:`lmcoverage.engine.rows`).
 
+    The file is read in one pass that checks every row and keeps only the per-row numbers
+    (and ``valid_paths`` when given); with ``keep_rows=False`` the rows themselves are not
+    kept either (``row_file`` is set instead and :func:`score_models` re-reads them a chunk
+    at a time), so memory does not grow with the rows' text.
+
     Raises:
         InputError: naming the file and line of a malformed row.
     """
-    from lmcoverage.engine.rows import read_rows
+    from array import array
+
+    from lmcoverage.engine.rows import iter_rows
 
     p = Path(path)
-    numbered = read_rows(p)
     groups: list[str] = []
-    weights: list[float] = []
-    data: list[float | None] = []
-    correct: list[list[str] | None] = []
-    for where, row in numbered:
+    names: dict[str, str] = {}  # one string object per distinct group
+    weights, data = array("d"), array("d")
+    given: dict[str, str | None] = {}  # logp_data / valid_paths -> place of the first row
+    missing: dict[str, str] = {}  # ... -> place of the first row that lacks it
+    correct: list[list[str]] = []
+    rows: list[dict[str, Any]] = []
+    places: list[str] = []
+    counts = array("q")
+    ref = _ReferenceFields()
+    row_ids = True
+    for where, row in iter_rows(p):
         if not any(k in row for k in ("prompt", "messages", "prompt_ids")):
             raise InputError(f"{where}: needs a prompt: 'prompt' text, 'messages' or "
                              "'prompt_ids'")
@@ -154,47 +177,77 @@ def data_examples(path: str | os.PathLike[str]) -> Examples:
                                           or not row["response"].strip()):
             raise InputError(f"{where}: 'response' must be a non-empty string (or give "
                              f"response_ids), got {row.get('response')!r}")
-        groups.append(str(row.get("group", "all")))
+        group = str(row.get("group", "all"))
+        groups.append(names.setdefault(group, group))
         weight = _optional_number(row, "weight", where, math.inf)
         if weight is not None and (weight < 0 or math.isinf(weight)):
             raise InputError(f"{where}: weight must be finite and >= 0, got {weight!r}")
         weights.append(1.0 if weight is None else weight)
-        data.append(_optional_number(row, "logp_data", where, 0.0))
+        value = _optional_number(row, "logp_data", where, 0.0)
+        data.append(math.nan if value is None else value)
         paths = row.get("valid_paths")
         if paths is not None and (not isinstance(paths, list)
                                   or not all(isinstance(y, str) and y.strip() for y in paths)):
             raise InputError(f"{where}: valid_paths must be a list of non-empty strings")
-        correct.append(paths)
-    places = [where for where, _ in numbered]
-    for key, values in (("logp_data", data), ("valid_paths", correct)):
-        missing = [w for w, v in zip(places, values, strict=True) if v is None]
-        if missing and len(missing) != len(values):
-            raise InputError(f"{missing[0]}: {key} is missing here but given on other rows; "
-                             "give it on every row or on none")
-    ref_correct, ref_samples, reference = _reference_counts(numbered)
+        for key, present in (("logp_data", value is not None), ("valid_paths", paths is not None)):
+            _same_fields(key, present, where, given, missing)
+        if paths is not None:
+            correct.append(paths)
+        counts.extend(ref.add(row, where))
+        row_ids = row_ids and "prompt_ids" in row and "response_ids" in row
+        if keep_rows:
+            rows.append(row)
+            places.append(where)
+    has_data, has_correct = given.get("logp_data") is not None, given.get("valid_paths")
+    ref_counts = np.frombuffer(counts, dtype=np.int64).reshape(-1, 2) if ref.seen else None
     return Examples(
         group=groups,
-        weight=np.array(weights, dtype=np.float64),
-        loglik_data=None if data[0] is None else np.array(data, dtype=np.float64),
-        correct_text=None if correct[0] is None else [list(c or []) for c in correct],
+        weight=np.frombuffer(weights, dtype=np.float64).copy(),
+        loglik_data=np.frombuffer(data, dtype=np.float64).copy() if has_data else None,
+        correct_text=correct if has_correct else None,
         source=str(p),
-        rows=[row for _, row in numbered],
-        where=places,
-        ref_correct=ref_correct,
-        ref_samples=ref_samples,
-        reference=reference,
+        rows=rows if keep_rows else None,
+        where=places if keep_rows else None,
+        ref_correct=None if ref_counts is None else ref_counts[:, 0].copy(),
+        ref_samples=None if ref_counts is None else ref_counts[:, 1].copy(),
+        reference=ref.label(),
+        row_file=None if keep_rows else p,
+        row_ids=row_ids,
     )
 
 
-def _reference_counts(numbered: Sequence[tuple[str, dict[str, Any]]]
-                      ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-    """``(c(x), K, description)`` from ``n_correct``, ``n_samples`` and ``reference`` fields
-    (on every row or on none; ``0 <= n_correct <= n_samples``), or Nones."""
-    given = ["n_correct" in row or "n_samples" in row for _, row in numbered]
-    if not any(given):
-        return None, None, None
-    counts = []
-    for where, row in numbered:
+def _same_fields(key: str, present: bool, where: str, given: dict[str, str | None],
+                 missing: dict[str, str]) -> None:
+    """Refuse an optional field given on some rows and missing on others, naming the first
+    row that lacks it; ``given[key]``: the first row's place when the first row has it."""
+    if key not in given:
+        given[key] = where if present else None
+    if not present:
+        missing.setdefault(key, where)
+    if (given[key] is None) == present:  # the first row disagrees with this one
+        raise InputError(f"{missing[key]}: {key} is missing here but given on other rows; "
+                         "give it on every row or on none")
+
+
+class _ReferenceFields:
+    """``n_correct``, ``n_samples`` and ``reference`` of ``lmcoverage reference`` rows, checked
+    row by row: on every row or on none, ``0 <= n_correct <= n_samples``, ``n_samples >= 1``."""
+
+    def __init__(self) -> None:
+        self.seen: bool | None = None  # whether the first row has them
+        self.first = ""  # the first row's place
+        self.labels: set[Any] = set()
+
+    def add(self, row: dict[str, Any], where: str) -> tuple[int, ...]:
+        """``(c, K)`` of ``row`` (``()`` when rows have none)."""
+        has = "n_correct" in row or "n_samples" in row
+        if self.seen is None:
+            self.seen, self.first = has, where
+        if not self.seen and not has:
+            return ()
+        if not self.seen:  # given here, absent from the first row
+            raise InputError(f"{self.first}: n_correct and n_samples must be integers on every "
+                             "row (or absent from all), got None and None")
         c, k = row.get("n_correct"), row.get("n_samples")
         if not (isinstance(c, int) and isinstance(k, int)) or isinstance(c, bool) or isinstance(
                 k, bool):
@@ -203,11 +256,14 @@ def _reference_counts(numbered: Sequence[tuple[str, dict[str, Any]]]
         if not 0 <= c <= k or k < 1:
             raise InputError(f"{where}: need 0 <= n_correct <= n_samples and n_samples >= 1, "
                              f"got {c} and {k}")
-        counts.append((c, k))
-    labels = {row.get("reference") for _, row in numbered}
-    label = labels.pop() if len(labels) == 1 else None
-    matrix = np.array(counts, dtype=np.int64)
-    return matrix[:, 0], matrix[:, 1], label if isinstance(label, str) else None
+        if len(self.labels) < 2:
+            self.labels.add(row.get("reference"))
+        return c, k
+
+    def label(self) -> str | None:
+        """The rows' one ``reference`` description (None when they differ or give none)."""
+        label = next(iter(self.labels)) if self.seen and len(self.labels) == 1 else None
+        return label if isinstance(label, str) else None
 
 
 def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
@@ -221,6 +277,36 @@ def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
             for x, y in zip(examples.prompt_text, examples.response_text, strict=True)]
     lines = examples.lines or list(range(1, len(rows) + 1))
     return rows, [f"{examples.source}:{line}" for line in lines]
+
+
+def example_chunks(examples: Examples, size: int | None = None) -> Iterator[tuple[int, Examples]]:
+    """``(start, chunk)`` for consecutive runs of at most ``size`` examples (default
+    :data:`SCORE_CHUNK_ROWS`), each an :class:`Examples` of its own: every per-example field
+    sliced, and the rows re-read from ``row_file`` when they are not kept. Places for error
+    messages keep their numbering in the whole input."""
+    from lmcoverage.engine.rows import iter_rows
+
+    n, size = len(examples), size or SCORE_CHUNK_ROWS
+    stream = (iter_rows(examples.row_file)
+              if examples.rows is None and examples.row_file is not None else None)
+    for start in range(0, n, size):
+        stop = min(n, start + size)
+        fields: dict[str, Any] = {}
+        for field in dataclasses.fields(examples):
+            value = getattr(examples, field.name)
+            if isinstance(value, list | np.ndarray) and len(value) == n:
+                fields[field.name] = value[start:stop]
+        if stream is not None:
+            numbered = list(itertools.islice(stream, stop - start))
+            if len(numbered) != stop - start:
+                raise InputError(f"{examples.row_file}: changed while it was read")
+            fields["rows"] = [row for _, row in numbered]
+            fields["where"] = [where for where, _ in numbered]
+        elif examples.rows is not None and examples.where is None:
+            fields["where"] = [f"{examples.source}: row {k + 1}" for k in range(start, stop)]
+        elif examples.rows is None and examples.lines is None:
+            fields["lines"] = list(range(start + 1, stop + 1))
+        yield start, dataclasses.replace(examples, **fields)
 
 
 def encode_examples(
@@ -263,8 +349,8 @@ def _vocab_check(reference: Path, ref_tok: Any, model_dir: Path, tok: Any,
         raise InputError(f"--reference {reference}: its tokenizer's vocabulary differs from "
                          f"that of {model_dir}; the reference must score the same token ids")
     has_ids = (examples.prompt_ids is not None and examples.response_ids is not None) or (
-        examples.rows is not None
-        and all("prompt_ids" in r and "response_ids" in r for r in examples.rows))
+        examples.row_ids) or (examples.rows is not None and all(
+            "prompt_ids" in r and "response_ids" in r for r in examples.rows))
     if not has_ids and _fingerprint(ref_tok) != _fingerprint(tok):
         raise InputError(f"--reference {reference}: its tokenizer differs from that of "
                          f"{model_dir} and the rows give texts, which would be tokenized "
@@ -307,8 +393,12 @@ def score_models(
             The provenance records the dtype the models ran in (one name, or ``{name: dtype}``
             when ``auto`` gave them different ones).
 
-    Rows that share a prompt are grouped, so each prompt runs once per model. Each model
-    (and its tokenizer) is read once, the reference too when it is also a candidate.
+    Examples are encoded and scored :data:`SCORE_CHUNK_ROWS` at a time
+    (:func:`example_chunks`; rows of a ``row_file`` are re-read per model), so memory does not
+    grow with the input beyond a few numbers per example; scores do not depend on the chunks.
+    Rows that share a prompt within a chunk are grouped, so each prompt runs once per model
+    and chunk. Each model (and its tokenizer) is read once, the reference too when it is also
+    a candidate.
     """
     from lmcoverage.engine.scoring import score_variants
     from lmcoverage.scoretable import ScoreTable
@@ -321,11 +411,9 @@ def score_models(
     by_path: dict[Path, list[int]] = {}
     for k, d in enumerate(model_dirs):
         by_path.setdefault(Path(d).resolve(), []).append(k)
-    # Everything cheap first: tokenizers (read once per path) and every row's encoding.
     tokenizers = {key: _tokenizer(Path(model_dirs[ks[0]]), examples, trust_remote_code)
                   for key, ks in by_path.items()}
-    encoded = {key: encode_examples(examples, Path(model_dirs[ks[0]]), trust_remote_code,
-                                    tokenizer=tokenizers[key]) for key, ks in by_path.items()}
+    n = len(examples)
     loglik_data = examples.loglik_data
     ran_in: dict[str, str] = {}  # model name (or "reference") -> the dtype it ran in
     ref_key = Path(reference[0]).resolve() if reference is not None else None
@@ -337,38 +425,52 @@ def score_models(
             if ref_tok is not None and tokenizers[key] is not None:
                 _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tokenizers[key],
                              examples)
+        loglik_data = np.empty(n, dtype=np.float64)
         if ref_key not in by_path:  # else scored with the candidates of the same model
-            prompts, responses, _ = encode_examples(examples, ref_path, trust_remote_code,
-                                                    tokenizer=ref_tok)
             model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code,
                                    device=device, dtype=dtype)
             ran_in["reference"] = dtype_name(model.dtype)
             if progress:
                 print(f"scoring the reference {ref_path}", file=sys.stderr)
-            ref_scores = score_variants(model, prompts, [[r] for r in responses], [ref_spec],
-                                        batch_size=batch_size, progress=progress)
-            loglik_data = np.array([s[0, 0] for s in ref_scores], dtype=np.float64)
+            for start, chunk in example_chunks(examples):
+                prompts, responses, _ = encode_examples(chunk, ref_path, trust_remote_code,
+                                                        tokenizer=ref_tok)
+                ref_scores = score_variants(model, prompts, [[r] for r in responses],
+                                            [ref_spec], batch_size=batch_size,
+                                            progress=progress, first_index=start)
+                loglik_data[start:start + len(chunk)] = [s[0, 0] for s in ref_scores]
             del model
+    # Per candidate (loglik, mass_correct or None), filled a chunk of examples at a time.
     columns: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for n_path, (key, ks) in enumerate(by_path.items()):
-        prompts, responses, correct = encoded[key]
-        model = load_causal_lm(model_dirs[ks[0]], trust_remote_code=trust_remote_code,
+        model_dir = Path(model_dirs[ks[0]])
+        model = load_causal_lm(model_dir, trust_remote_code=trust_remote_code,
                                device=device, dtype=dtype)
         ran_in.update({names[k]: dtype_name(model.dtype) for k in ks})
         if progress:
             print(f"scoring {', '.join(names[k] for k in ks)} ({n_path + 1}/{len(by_path)})",
                   file=sys.stderr)
-        groups = held_out_then_correct(responses, correct)
         variants = [specs[k] for k in ks]
         if reference is not None and key == ref_key:
             variants.append(reference[1])
-        scores = score_variants(model, prompts, groups, variants, batch_size=batch_size,
-                                progress=progress)
+        for start, chunk in example_chunks(examples):
+            stop = start + len(chunk)
+            prompts, responses, correct = encode_examples(chunk, model_dir, trust_remote_code,
+                                                          tokenizer=tokenizers[key])
+            scores = score_variants(model, prompts, held_out_then_correct(responses, correct),
+                                    variants, batch_size=batch_size, progress=progress,
+                                    first_index=start)
+            if len(variants) > len(ks):  # the reference's column: the held-out responses
+                assert loglik_data is not None
+                loglik_data[start:stop] = [s[0, -1] for s in scores]
+            for m, k in enumerate(ks):
+                loglik, mass = loglik_and_mass([s[:, m] for s in scores], responses, correct)
+                if k not in columns:
+                    columns[k] = (np.empty(n), None if mass is None else np.empty(n))
+                columns[k][0][start:stop] = loglik
+                if mass is not None:
+                    columns[k][1][start:stop] = mass  # type: ignore[index]
         del model
-        if len(variants) > len(ks):  # the reference's column: the held-out responses
-            loglik_data = np.array([s[0, -1] for s in scores], dtype=np.float64)
-        for m, k in enumerate(ks):
-            columns[k] = loglik_and_mass([s[:, m] for s in scores], responses, correct)
     table = ScoreTable.concat([
         ScoreTable.from_columns(
             model=[names[k]] * len(examples),
@@ -416,7 +518,8 @@ def score_provenance(
         "lmcoverage_version": __version__,
     }
     source = Path(examples.source) if examples.source else None
-    if examples.rows is not None and source is not None and source.is_file():
+    if ((examples.rows is not None or examples.row_file is not None) and source is not None
+            and source.is_file()):
         digest = hashlib.sha256()
         with source.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
