@@ -6,7 +6,9 @@ copied). Each checkpoint is an ordinary HF model directory (``config.json``,
 ``model.safetensors``, tokenizer files) plus
 
 - ``trainer_state.json``: step, loss history, the optimizer's non-tensor state (param groups);
-- ``optimizer.safetensors``: the optimizer's tensors and the torch RNG state(s).
+- ``optimizer.safetensors``: the optimizer's tensors and the torch RNG state(s), and, when the
+  weights are saved in a lower precision than they train in (``train --dtype bfloat16``), the
+  float32 master weights (``master/NAME``), so that a resume continues from them exactly.
 
 A checkpoint is written into a hidden temporary directory and renamed into place, so a killed
 run never leaves a half-written ``checkpoint-STEP/``. Only the newest checkpoint keeps
@@ -42,6 +44,7 @@ class TrainerState:
     optimizer: dict[str, Any]
     rng: dict[str, Any]
     history: list[list[float]]
+    master: dict[str, Any]  # parameter name -> float32 master weight ({}: the saved weights)
 
 
 def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
@@ -110,7 +113,8 @@ def set_rng_state(states: dict[str, Any]) -> None:
 
 
 def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
-                     history: list[list[float]], optimizer: dict[str, Any] | None = None) -> Path:
+                     history: list[list[float]], optimizer: dict[str, Any] | None = None,
+                     dtype: Any = None) -> Path:
     """Write ``model`` + ``tokenizer`` (+ resumable state) to ``path`` atomically.
 
     Args:
@@ -119,7 +123,12 @@ def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
         optimizer: the optimizer's ``state_dict()``; when given, it and the current torch RNG
             states are saved so that the run can resume from here. An existing ``path`` is
             replaced.
+        dtype: the saved weights' torch dtype (default: the model's own). When it differs,
+            a converted copy is saved and, with ``optimizer``, the model's own weights go
+            with the optimizer state as ``master/NAME`` (see :func:`restore_master`).
     """
+    import copy
+
     from safetensors.torch import save_file
 
     from lmcoverage.io import atomic_write_json
@@ -127,11 +136,15 @@ def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
 
     tmp = path.parent / f"{PARTIAL_PREFIX}{path.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save(model, tmp, tokenizer)
+    converted = dtype is not None and dtype != next(model.parameters()).dtype
+    save(copy.deepcopy(model).to(dtype) if converted else model, tmp, tokenizer)
     meta: dict[str, Any] = {"step": step, "history": history}
     if optimizer is not None:
         tensors, plain = _flatten_optimizer(optimizer)
         tensors.update(rng_state())
+        if converted:
+            tensors.update({f"master/{name}": p.detach().contiguous().cpu()
+                            for name, p in model.named_parameters()})
         save_file(tensors, str(tmp / STATE_TENSORS))
         meta["optimizer"] = plain
     atomic_write_json(tmp / STATE_JSON, meta)
@@ -149,8 +162,22 @@ def read_state(path: Path) -> TrainerState:
     tensors = load_file(str(path / STATE_TENSORS))
     rng = {k: v for k, v in tensors.items() if k.startswith("rng/")}
     optim = {k: v for k, v in tensors.items() if k.startswith("optim/")}
+    master = {k.removeprefix("master/"): v for k, v in tensors.items()
+              if k.startswith("master/")}
     return TrainerState(step=int(meta["step"]), optimizer=_unflatten_optimizer(optim,
-                        meta["optimizer"]), rng=rng, history=meta["history"])
+                        meta["optimizer"]), rng=rng, history=meta["history"], master=master)
+
+
+def restore_master(model: Any, master: dict[str, Any]) -> None:
+    """Copy a checkpoint's float32 master weights (``TrainerState.master``) into ``model``
+    (loaded from that checkpoint's lower-precision weights); nothing when there are none."""
+    import torch
+
+    if not master:
+        return
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(master[name])
 
 
 def is_resumable(path: Path) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from lmcoverage.train.checkpoint import (
     latest_resumable,
     read_state,
     remove_partial,
+    restore_master,
     set_rng_state,
     write_checkpoint,
 )
@@ -74,9 +75,12 @@ class TrainConfig:
         checkpoint_every: write ``checkpoint-STEP/`` every K steps (0: only the last step).
         save_initial: also write ``checkpoint-0/`` (the model before training).
         log_every: record the mean loss of every K steps in the history.
-        dtype: the weights' dtype while training and in every checkpoint: ``float32``,
-            ``bfloat16``, ``float16`` or ``auto`` (``init_from``'s own dtype, else float32);
-            the loss is computed in float32.
+        dtype: the checkpoints' weights and the compute dtype: ``float32``, ``bfloat16``,
+            ``float16`` or ``auto`` (``init_from``'s own dtype, else float32). Below float32
+            it is mixed precision: float32 master weights and optimizer state, forward and
+            backward under ``torch.autocast`` in ``dtype`` (no loss scaling for float16), the
+            checkpoints' weights in ``dtype`` (the resumable one also keeps the float32
+            masters); the loss is computed in float32.
     """
 
     steps: int
@@ -281,19 +285,25 @@ def length_chunks(lengths: Sequence[int], max_chunks: int = 4,
 
 
 def batch_loss(model: Any, problems: Sequence[Problem], pad_id: int, device: str,
-               backward: bool) -> tuple[float, int]:
+               backward: bool, autocast: Any = None) -> tuple[float, int]:
     """Mean response-token loss of ``problems`` (and its gradient if ``backward``).
 
     The batch is split by :func:`length_chunks`; each chunk's summed loss is divided by the
     batch's total number of response tokens before its backward pass, so the accumulated
-    gradient is that of the batch mean. Returns ``(mean loss, tokens processed)``.
+    gradient is that of the batch mean. ``autocast``: a torch dtype to run the forward pass
+    in under ``torch.autocast`` (None: the model's own). Returns ``(mean loss, tokens
+    processed)``.
     """
+    import torch
+
     total = sum(len(p.response_ids) for p in problems)
     lengths = [len(p.prompt_ids) + len(p.response_ids) for p in problems]
     loss, tokens = 0.0, 0
     for rows in length_chunks(lengths):
         input_ids, targets, first = collate([problems[i] for i in rows], pad_id)
-        part = response_nll(model, input_ids.to(device), targets.to(device), first) / total
+        with (torch.autocast(torch.device(device).type, dtype=autocast) if autocast is not None
+              else nullcontext()):
+            part = response_nll(model, input_ids.to(device), targets.to(device), first) / total
         if backward:
             part.backward()
         loss += float(part.detach())
@@ -493,15 +503,15 @@ def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, devi
     return model
 
 
-def _model_record(model: Any, config: TrainConfig, init_from: Path | None) -> dict[str, Any]:
+def _model_record(model: Any, config: TrainConfig, init_from: Path | None,
+                  dtype: Any) -> dict[str, Any]:
     """``run.json``'s ``model``: what is trained (the directory fine-tuned, else the GPT
-    preset), its architecture, parameter count and dtype."""
-    first = next(model.parameters())
+    preset), its architecture, parameter count and the checkpoints' ``dtype``."""
     return {"from": str(init_from.resolve()) if init_from is not None
             else f"lmcoverage GPT preset {config.model_preset!r}",
             "model_type": getattr(model.config, "model_type", type(model).__name__),
             "parameters": int(sum(p.numel() for p in model.parameters())),
-            "dtype": str(first.dtype).removeprefix("torch.")}
+            "dtype": str(dtype).removeprefix("torch.")}
 
 
 def link_final(out: Path, step: int) -> Path:
@@ -568,6 +578,8 @@ def train(
 
     dtype = resolve_dtype(config.dtype, device,
                           checkpoint_dtype(init) if init is not None else None)
+    # Mixed precision below float32: the model (master weights) and optimizer stay float32.
+    autocast = None if dtype == torch.float32 else dtype
     _prepare_run_dir(out, _run_meta(task, config, init), resume)
     final = out / FINAL
     if _finished_step(final) == config.steps:
@@ -577,12 +589,13 @@ def train(
     latest = latest_resumable(out)
     if latest is not None:
         state = read_state(latest)
-        model = load_causal_lm(latest, device=device, dtype=dtype)
+        model = load_causal_lm(latest, device=device, dtype=torch.float32)
+        restore_master(model, state.master)
         start, history = state.step, state.history
     else:
-        model = _initial_model(task, config, init, device, dtype)
+        model = _initial_model(task, config, init, device, torch.float32)
         start, history = 0, []
-    _record_model(out, _model_record(model, config, init))
+    _record_model(out, _model_record(model, config, init, dtype))
     model.train()
     from lmcoverage.train.optimizers import make_optimizer
     from lmcoverage.train.schedule import step_settings
@@ -595,7 +608,7 @@ def train(
         set_rng_state(state.rng)
     elif config.save_initial:
         write_checkpoint(checkpoint_path(out, 0), model, tokenizer, 0, history,
-                         optimizer.state_dict())
+                         optimizer.state_dict(), dtype=dtype)
         latest = checkpoint_path(out, 0)
 
     batches = BatchSource(task, config)
@@ -606,7 +619,7 @@ def train(
         for step in range(start, config.steps):
             optimizer.zero_grad(set_to_none=True)
             value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
-                                         backward=True)
+                                         backward=True, autocast=autocast)
             _stop_if_diverged(out, model, value, step + 1, latest)
             step_settings(optimizer, model, config, step)
             optimizer.step()
@@ -625,13 +638,13 @@ def train(
             if save:
                 _stop_if_diverged(out, model, value, done, latest, weights=True)
                 path = write_checkpoint(checkpoint_path(out, done), model, tokenizer, done,
-                                        history, optimizer.state_dict())
+                                        history, optimizer.state_dict(), dtype=dtype)
                 if latest is not None and latest != path:
                     drop_optimizer_state(latest)
                 latest = path
     if latest != checkpoint_path(out, config.steps):
         write_checkpoint(checkpoint_path(out, config.steps), model, tokenizer, config.steps,
-                         history, optimizer.state_dict())
+                         history, optimizer.state_dict(), dtype=dtype)
     return link_final(out, config.steps)
 
 
