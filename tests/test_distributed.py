@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import lmcoverage.distributed as dist
+import lmcoverage.engine.sharded as dist
 from lmcoverage.cli import main
-from lmcoverage.distributed import plan_shards, shard_dir
 from lmcoverage.io import write_jsonl
 from lmcoverage.models.gpt import build_gpt
 from lmcoverage.models.hf import save
 from lmcoverage.scoretable import ScoreTable
+from lmcoverage.sharding import plan_shards, shard_dir
 from lmcoverage.tasks import get_task
 
 TASK = "figure2-h4"

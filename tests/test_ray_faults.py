@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
 SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import lmcoverage.distributed as dist
+    import lmcoverage.engine.sharded as dist
     from lmcoverage.cli import main
     root, mode = Path(sys.argv[1]), sys.argv[2]
     real = dist._sample_shard

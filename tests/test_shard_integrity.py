@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import lmcoverage.distributed as dist
+import lmcoverage.engine.sharded as dist
 from lmcoverage.cli import main
-from lmcoverage.distributed import lock_path, shard_dir
 from lmcoverage.io import write_jsonl
+from lmcoverage.sharding import lock_path, shard_dir
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_a_second_run_on_the_same_output_is_refused(setup: tuple[Path, Path], tm
     out = tmp_path / "c.jsonl"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from lmcoverage.distributed import lock_output; lock_output(Path(sys.argv[1])); "
+         "from lmcoverage.sharding import lock_output; lock_output(Path(sys.argv[1])); "
          "print('locked', flush=True); time.sleep(60)", str(out)],
         stdout=subprocess.PIPE, text=True)
     try:

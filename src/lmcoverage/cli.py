@@ -130,7 +130,7 @@ def _kept_shards(args: list[str]) -> int:
     """How many finished shards ``--out OUT`` of ``args`` has in ``OUT.shards/``."""
     from pathlib import Path
 
-    from lmcoverage.distributed import shard_dir
+    from lmcoverage.sharding import shard_dir
 
     out = next((a.partition("=")[2] for a in args if a.startswith("--out=")), None)
     if out is None and "--out" in args[:-1]:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 code = command.main(args=args, prog_name="lmcoverage", standalone_mode=False)
             finally:
-                from lmcoverage.distributed import unlock_output
+                from lmcoverage.sharding import unlock_output
 
                 unlock_output()  # output locks last as long as the command
     except typer.Exit as exc:

@@ -9,13 +9,12 @@ import typer
 
 from lmcoverage.commands._options import parse_key_values
 from lmcoverage.commands._output import BatchSizeOption, DtypeOption, parse_batch_size
-from lmcoverage.distributed import (
+from lmcoverage.sharding import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
     SHARDS_HELP,
     check_executor,
     finish_sharded,
-    score_sharded,
 )
 
 SCORE_HELP = """Score candidates on held-out examples and write a ScoreTable (Parquet).
@@ -76,6 +75,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from lmcoverage.commands._output import resolve_device
         from lmcoverage.engine.candidates import parse_candidates, parse_one_candidate
+        from lmcoverage.engine.sharded import score_sharded
         from lmcoverage.engine.table import data_examples, score_models, task_examples
         from lmcoverage.errors import InputError
         from lmcoverage.io import check_output_path

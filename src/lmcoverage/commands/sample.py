@@ -7,13 +7,12 @@ from pathlib import Path
 import typer
 
 from lmcoverage.commands._output import DtypeOption
-from lmcoverage.distributed import (
+from lmcoverage.sharding import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
     SHARDS_HELP,
     check_executor,
     finish_sharded,
-    sample_sharded,
 )
 
 SAMPLE_HELP = """Sample --n responses per prompt row from a model (directory or .gguf file).
@@ -61,6 +60,7 @@ def register(app: typer.Typer) -> None:
         from lmcoverage.commands._options import check_sampling
         from lmcoverage.commands._output import resolve_device
         from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
+        from lmcoverage.engine.sharded import sample_sharded
         from lmcoverage.errors import InputError
         from lmcoverage.io import check_output_path, write_jsonl
         from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype

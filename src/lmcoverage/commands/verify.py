@@ -9,15 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from lmcoverage.commands._output import DeviceOption, DtypeOption, WideOption
-from lmcoverage.distributed import (
+from lmcoverage.errors import InputError
+from lmcoverage.sharding import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
     SHARDS_HELP,
     check_executor,
     finish_sharded,
-    verify_texts_sharded,
 )
-from lmcoverage.errors import InputError
 from lmcoverage.verify.verifiers import DEFAULT_TIMEOUT
 
 VERIFY_HELP = """Sample --n K responses per prompt from every candidate (--model DIR,
@@ -55,14 +54,15 @@ def verify_candidates(
     """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first).
 
     With ``executor="ray"`` or ``shards``, sampling runs in prompt shards
-    (:func:`lmcoverage.distributed.verify_texts_sharded`, kept in ``out``.shards/ until the
-    caller's :func:`~lmcoverage.distributed.finish_sharded`); the verdicts are the same.
+    (:func:`lmcoverage.verify.sharded.verify_texts_sharded`, kept in ``out``.shards/ until the
+    caller's :func:`~lmcoverage.sharding.finish_sharded`); the verdicts are the same.
     """
     from lmcoverage.commands._options import check_sampling
     from lmcoverage.engine.candidates import parse_candidates
     from lmcoverage.engine.rows import read_rows
     from lmcoverage.errors import InputError
     from lmcoverage.verify.sampling import sample_texts
+    from lmcoverage.verify.sharded import verify_texts_sharded
     from lmcoverage.verify.verdicts import check_problem_ids, judge
     from lmcoverage.verify.verifiers import get_verifier
 

@@ -1,7 +1,8 @@
-"""Shard a command's prompt rows across an executor (local or Ray), resumably.
+"""Shard prompt rows across an executor (local or Ray), resumably.
 
-Used by ``score``, ``sample`` and ``verify`` with ``--executor ray [--ray-address ADDR]``
-(or ``--shards K`` with the local executor):
+The machinery behind ``score``, ``sample`` and ``verify`` with ``--executor ray
+[--ray-address ADDR]`` (or ``--shards K`` with the local executor); the adapters are
+:mod:`lmcoverage.engine.sharded` (score, sample) and :mod:`lmcoverage.verify.sharded`:
 
 - :func:`plan_shards` cuts the input rows into K shards; rows that share a prompt stay in one
   shard (so each shard keeps the engine's prompt grouping) and shards keep the input order.
@@ -24,7 +25,6 @@ different K change only float32 rounding (prompts share forward passes with othe
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -33,17 +33,11 @@ import socket
 import sys
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from lmcoverage.errors import EnvError, InputError
-
-if TYPE_CHECKING:
-    from lmcoverage.decoding.spec import DecodingSpec
-    from lmcoverage.engine.candidates import Candidate
-    from lmcoverage.engine.table import Examples
-    from lmcoverage.scoretable import ScoreTable
 
 T = TypeVar("T")
 EXECUTORS = ("local", "ray")
@@ -274,90 +268,7 @@ def _prepare(folder: Path, digest: str, fingerprint: dict[str, Any], plan: list[
     return plan
 
 
-# ---------------------------------------------------------------------- score
-def score_sharded(
-    candidates: Sequence[Candidate],
-    examples: Examples,
-    out: Path,
-    executor: str = "local",
-    address: str | None = None,
-    shards: int | None = None,
-    progress: bool = True,
-    **options: Any,
-) -> ScoreTable:
-    """:func:`~lmcoverage.engine.table.score_models` of ``candidates`` with the examples
-    sharded (rows sharing a prompt in one shard); the same ScoreTable (rows, order, columns)
-    as the unsharded call.
-
-    ``options`` go to ``score_models`` in every task (``batch_size``, ``device``, ...).
-    """
-    from lmcoverage.scoretable import ScoreTable
-
-    model_dirs = [c.path for c in candidates]
-    names = [c.name for c in candidates]
-    options = {**options, "specs": [c.decoding for c in candidates]}
-    fmt = ShardFormat(".parquet", lambda path, table: table.write_parquet(path),
-                      ScoreTable.read_parquet)
-    keys = _prompt_keys(examples)
-    plan = plan_shards(keys, shard_count(executor, address, shards))
-    fingerprint = {"command": "score", "models": [_model_stamp(d) for d in model_dirs],
-                   "names": list(names), "data_sha256": data_sha256(examples),
-                   "options": options}
-    work = functools.partial(_score_shard, list(model_dirs), list(names), examples, options)
-    plan, tables = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
-    return _merge_tables(tables, plan, len(examples))
-
-
-def _score_shard(model_dirs: list[Path], names: list[str], examples: Examples,
-                 options: dict[str, Any], rows: list[int]) -> ScoreTable:
-    from lmcoverage.engine.table import score_models
-
-    return score_models(model_dirs, subset(examples, rows), names=names, progress=False,
-                        **options)
-
-
-def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
-    """One ScoreTable from shard tables (example ids 0..len(shard)-1 each) over ``n`` rows."""
-    from lmcoverage.scoretable import ScoreTable
-
-    first = tables[0]
-    models = first.models
-
-    def gather(get: Callable[[Any], np.ndarray], shape: tuple[int, ...],
-               dtype: Any = np.float64) -> np.ndarray:
-        full = np.empty(shape, dtype=dtype)
-        for rows, table in zip(plan, tables, strict=True):
-            full[..., rows] = get(table)
-        return full
-
-    has = {c: first.has(c) for c in ("loglik_data", "mass_correct", "ref_correct")}
-    return ScoreTable.from_matrix(
-        gather(lambda t: t.matrix("loglik"), (len(models), n)), models,
-        loglik_data=gather(lambda t: t.example_column("loglik_data"), (n,))
-        if has["loglik_data"] else None,
-        weight=gather(lambda t: t.example_column("weight"), (n,)),
-        group=[str(g) for g in gather(lambda t: t.example_column("group"), (n,), object)],
-        mass_correct=gather(lambda t: t.matrix("mass_correct"), (len(models), n))
-        if has["mass_correct"] else None,
-        ref_correct=gather(lambda t: t.example_column("ref_correct"), (n,), np.int64)
-        if has["ref_correct"] else None,
-        ref_samples=gather(lambda t: t.example_column("ref_samples"), (n,), np.int64)
-        if has["ref_correct"] else None,
-    )
-
-
-def _prompt_keys(examples: Any) -> list[Hashable]:
-    """Per row, what identifies its prompt (token ids, text, or an input row's prompt fields:
-    ``prompt_ids``, ``prompt``, ``messages``)."""
-    if getattr(examples, "prompt_ids", None) is not None:
-        return [tuple(p) for p in examples.prompt_ids]
-    if getattr(examples, "prompt_text", None) is not None:
-        return list(examples.prompt_text)
-    return [json.dumps([row.get(k) for k in ("prompt_ids", "prompt", "messages")],
-                       sort_keys=True) for row in examples.rows]
-
-
-def _model_stamp(path: Path) -> list[Any]:
+def model_stamp(path: Path) -> list[Any]:
     """A model directory (or file) with the size and mtime of what is in it."""
     p = Path(path).resolve()
     files = sorted(p.iterdir()) if p.is_dir() else [p]
@@ -365,102 +276,10 @@ def _model_stamp(path: Path) -> list[Any]:
                      if f.is_file()]]
 
 
-# ---------------------------------------------------------------------- sample
-def sample_sharded(
-    model: Path,
-    rows: list[dict[str, Any]],
-    where: list[str],
-    n: int,
-    spec: DecodingSpec,
-    out: Path,
-    executor: str = "local",
-    address: str | None = None,
-    shards: int | None = None,
-    progress: bool = True,
-    **options: Any,
-) -> list[dict[str, Any]]:
-    """:func:`~lmcoverage.engine.rows.sample_rows` over shards of ``rows``; the same sample
-    rows, in the same order, as one call.
-
-    Shards are contiguous runs of rows cut at the engine's decoding batches
-    (``batch_size // n`` prompts) and each draws with its rows' global indices
-    (``first_index``), so every sample and its ``logp`` are those of the unsharded run.
-    ``options``: ``seed``, ``max_new_tokens``, ``batch_size``, ``device``, ``dtype``,
-    ``trust_remote_code``.
-    """
-    from lmcoverage.io import read_jsonl, write_jsonl
-
-    plan = _decoding_plan(len(rows), int(options.get("batch_size", 64)), n,
-                          shard_count(executor, address, shards))
-    fingerprint = {"command": "sample", "model": _model_stamp(model),
-                   "data_sha256": data_sha256(rows), "n": n, "spec": spec, "options": options}
-    work = functools.partial(_sample_shard, model, rows, where, n, spec, options)
-    fmt = ShardFormat(".jsonl", write_jsonl, read_jsonl)
-    _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
-    return [row for part in parts for row in part]
-
-
-def _decoding_plan(rows: int, batch_size: int, n: int, shards: int) -> list[list[int]]:
+def decoding_plan(rows: int, batch_size: int, n: int, shards: int) -> list[list[int]]:
     """Contiguous shards of ``rows`` prompt rows cut only between the engine's decoding
     batches (``batch_size // n`` prompts each), so every batch is the one an unsharded call
     decodes."""
     per_pass = max(1, batch_size // n)
     return plan_shards([i // per_pass for i in range(rows)], shards)
 
-
-def _sample_shard(model: Path, rows: list[dict[str, Any]], where: list[str], n: int,
-                  spec: DecodingSpec, options: dict[str, Any], shard: list[int]
-                  ) -> list[dict[str, Any]]:
-    from lmcoverage.engine.rows import sample_rows
-    from lmcoverage.models.hf import load_causal_lm, load_tokenizer
-
-    options = dict(options)
-    trust = bool(options.pop("trust_remote_code", False))
-    device = options.pop("device", "cpu")
-    dtype = options.pop("dtype", "float32")
-    tokenizer = load_tokenizer(model, trust_remote_code=trust)
-    lm = load_causal_lm(model, trust_remote_code=trust, device=device, dtype=dtype)
-    return sample_rows(lm, tokenizer, [rows[i] for i in shard], n, spec, progress=False,
-                       where=[where[i] for i in shard], first_index=shard[0], **options)
-
-
-# ---------------------------------------------------------------------- verify
-def verify_texts_sharded(
-    candidates: Sequence[Candidate],
-    rows: list[dict[str, Any]],
-    samples: int,
-    out: Path,
-    executor: str = "local",
-    address: str | None = None,
-    shards: int | None = None,
-    progress: bool = True,
-    **options: Any,
-) -> list[list[list[str]]]:
-    """``texts[c][i][j]``: :func:`lmcoverage.verify.sampling.sample_texts` of every candidate
-    over shards of ``rows``, the same texts as unsharded calls.
-
-    One task per shard samples all candidates (each model loaded once per task); shards are
-    cut at the engine's decoding batches and draw with global row indices, as in
-    :func:`sample_sharded`. ``options``: ``max_new_tokens``, ``seed``, ``device``, ``source``.
-    """
-    from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
-    from lmcoverage.io import atomic_write_json
-
-    plan = _decoding_plan(len(rows), DEFAULT_BATCH_SIZE, samples,
-                          shard_count(executor, address, shards))
-    fingerprint = {"command": "verify", "candidates": [(_model_stamp(c.path), c.decoding)
-                                                       for c in candidates],
-                   "data_sha256": data_sha256(rows), "samples": samples, "options": options}
-    work = functools.partial(_verify_shard, list(candidates), rows, samples, options)
-    fmt = ShardFormat(".json", atomic_write_json, lambda path: json.loads(path.read_text()))
-    _, parts = run_sharded(work, plan, out, fingerprint, fmt, executor, address, progress)
-    return [[texts for part in parts for texts in part[c]] for c in range(len(candidates))]
-
-
-def _verify_shard(candidates: list[Candidate], rows: list[dict[str, Any]], samples: int,
-                  options: dict[str, Any], shard: list[int]) -> list[list[list[str]]]:
-    from lmcoverage.verify.sampling import sample_texts
-
-    mine = [rows[i] for i in shard]
-    return [sample_texts(c, mine, samples, progress=False, first_index=shard[0], **options)
-            for c in candidates]
