@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from lmcoverage.engine.table import Examples
 from lmcoverage.experiments import graph_common as gc
 from lmcoverage.experiments import graph_oracle as go
 from lmcoverage.tasks import get_task, mixture_weights
@@ -14,13 +15,13 @@ from lmcoverage.tasks import get_task, mixture_weights
 FIG1_SMALL = {"layers": 4, "nodes_per_layer": 3}
 
 
-def _vset(task, n_per_class: int = 40, seed: int = 3) -> gc.ValidationSet:
+def _vset(task, n_per_class: int = 40, seed: int = 3) -> Examples:
     return gc.make_validation_set(
         {g: task.sample(n_per_class, seed=seed + g, group=g) for g in task.class_weights},
         task.class_weights)
 
 
-def _metrics(model: gc.SequenceModel, vset: gc.ValidationSet, correct: gc.CorrectSet,
+def _metrics(model: gc.SequenceModel, vset: Examples, correct: gc.CorrectSet,
              group: str | None = None) -> dict:
     table = gc.score_model(model, "oracle", vset, correct=correct)
     return gc.curve_metrics(table, cov_ns=(2, 4, 8, 16), pass_ns=(1, 8), group=group)

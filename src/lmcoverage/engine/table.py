@@ -2,8 +2,9 @@
 
 The library side of ``lmcoverage score``. Examples come from a task (token ids, exact
 ``log pi_D``, classes, correct sets) or from a JSONL file of texts, tokenized with the tokenizer
-saved in each model directory. Each model is loaded once; every example's held-out response and
-its correct set (if any) are scored in one engine call, so the prompt runs once per model.
+saved in each model directory. Each model is loaded once; examples are encoded and scored a
+chunk at a time (:data:`SCORE_CHUNK_ROWS`), each example's held-out response and its correct
+set (if any) in one engine call, so the prompt runs once per model and chunk.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from lmcoverage.models.hf import dtype_name, load_causal_lm, load_tokenizer
 
 if TYPE_CHECKING:
     from lmcoverage.scoretable import ScoreTable
+    from lmcoverage.tasks import Problem
 
 CorrectSet = Literal["valid", "support"]
 #: Examples that :func:`score_models` encodes and scores at a time: memory for rows, token ids
@@ -40,16 +42,16 @@ SCORE_CHUNK_ROWS = 8192
 class Examples:
     """Held-out examples for :func:`score_models`, one entry per example in every list.
 
-    Either token ids (``prompt_ids``, ``response_ids``, ``correct_ids``; from a task), input
+    Either token ids (``prompt_ids``, ``response_ids``, ``correct_ids``; from a task) or input
     ``rows`` (from a file: see :mod:`lmcoverage.engine.rows`; encoded per tokenizer, ids in a
-    row used as they are) or texts (``prompt_text``, ``response_text``, ``correct_text``;
-    tokenized per model directory). ``loglik_data``, ``correct_*`` are None when unknown.
-    ``lines`` are the JSONL line numbers; ``where`` each row's place for error messages.
+    row used as they are; ``correct_text`` their correct responses). ``loglik_data``,
+    ``correct_*`` are None when unknown. ``where``: each row's place for error messages.
     ``ref_correct``, ``ref_samples`` (int64) and ``reference``: c(x), K and the description
     of a reference made of good responses (rows of ``lmcoverage reference``), else None.
     ``row_file``: with ``rows`` None, the file the rows are re-read from, a chunk at a time
     (:func:`data_examples` with ``keep_rows=False``); ``row_ids``: every row gives
-    ``prompt_ids`` and ``response_ids``.
+    ``prompt_ids`` and ``response_ids``. ``problems``: the task problems themselves, for
+    scorers whose prompts are problems (the graph experiments' hand-built models), else None.
     """
 
     group: list[str]
@@ -58,11 +60,8 @@ class Examples:
     prompt_ids: list[list[int]] | None = None
     response_ids: list[list[int]] | None = None
     correct_ids: list[list[list[int]]] | None = None
-    prompt_text: list[str] | None = None
-    response_text: list[str] | None = None
     correct_text: list[list[str]] | None = None
     source: str = ""
-    lines: list[int] | None = None
     rows: list[dict[str, Any]] | None = None
     where: list[str] | None = None
     ref_correct: np.ndarray | None = None
@@ -70,6 +69,7 @@ class Examples:
     reference: str | None = None
     row_file: Path | None = None
     row_ids: bool = False
+    problems: list[Problem] | None = None
 
     def __len__(self) -> int:
         return len(self.group)
@@ -267,16 +267,11 @@ class _ReferenceFields:
 
 
 def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
-    """The examples as input rows with their places (text examples become text rows)."""
-    if examples.rows is not None:
-        return examples.rows, examples.where or [f"{examples.source}: row {k + 1}"
-                                                 for k in range(len(examples))]
-    if examples.prompt_text is None or examples.response_text is None:
-        raise InputError("Examples need token ids, rows or texts")
-    rows = [{"prompt": x, "response": y}
-            for x, y in zip(examples.prompt_text, examples.response_text, strict=True)]
-    lines = examples.lines or list(range(1, len(rows) + 1))
-    return rows, [f"{examples.source}:{line}" for line in lines]
+    """The examples' input rows with their places."""
+    if examples.rows is None:
+        raise InputError(f"{examples.source}: Examples need token ids or rows")
+    return examples.rows, examples.where or [f"{examples.source}: row {k + 1}"
+                                             for k in range(len(examples))]
 
 
 def example_chunks(examples: Examples, size: int | None = None) -> Iterator[tuple[int, Examples]]:
@@ -304,8 +299,6 @@ def example_chunks(examples: Examples, size: int | None = None) -> Iterator[tupl
             fields["where"] = [where for where, _ in numbered]
         elif examples.rows is not None and examples.where is None:
             fields["where"] = [f"{examples.source}: row {k + 1}" for k in range(start, stop)]
-        elif examples.rows is None and examples.lines is None:
-            fields["lines"] = list(range(start + 1, stop + 1))
         yield start, dataclasses.replace(examples, **fields)
 
 
@@ -314,7 +307,7 @@ def encode_examples(
     tokenizer: Any = None
 ) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
     """``(prompts, responses, correct sets or None)`` as token ids for one model: token-id
-    examples as they are, rows and texts encoded with ``tokenizer`` (default: the one saved
+    examples as they are, rows encoded with ``tokenizer`` (default: the one saved
     with ``model_dir``; ``model_dir`` None: an in-memory model's ``tokenizer``) under the EOS
     convention of :mod:`lmcoverage.engine.rows`."""
     from lmcoverage.engine.rows import complete, encode_prompt, encode_response, encode_text
@@ -400,6 +393,7 @@ def score_models(
     and chunk. Each model (and its tokenizer) is read once, the reference too when it is also
     a candidate.
     """
+    from lmcoverage.engine.scorer import examples_table
     from lmcoverage.engine.scoring import score_variants
     from lmcoverage.scoretable import ScoreTable
 
@@ -472,17 +466,7 @@ def score_models(
                     columns[k][1][start:stop] = mass  # type: ignore[index]
         del model
     table = ScoreTable.concat([
-        ScoreTable.from_columns(
-            model=[names[k]] * len(examples),
-            example_id=np.arange(len(examples), dtype=np.int64),
-            loglik=columns[k][0],
-            loglik_data=loglik_data,
-            weight=examples.weight,
-            group=examples.group,
-            mass_correct=columns[k][1],
-            ref_correct=examples.ref_correct,
-            ref_samples=examples.ref_samples,
-        )
+        examples_table(examples, names[k], *columns[k], loglik_data=loglik_data)
         for k in range(len(model_dirs))
     ])
     kinds = set(ran_in.values())

@@ -31,6 +31,7 @@ from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.io import atomic_write_json
 
 if TYPE_CHECKING:
+    from lmcoverage.engine.table import Examples
     from lmcoverage.scoretable import ScoreTable
 
 TITLE = "Figure 1: coverage, not KL, predicts Pass@N across fine-tuning checkpoints"
@@ -125,7 +126,7 @@ def _tasks(config: dict[str, Any]) -> tuple[Any, Any]:
     return get_task("figure1-pretrain", **opts), get_task("figure1-finetune", **opts)
 
 
-def validation_set(config: dict[str, Any]) -> gc.ValidationSet:
+def validation_set(config: dict[str, Any]) -> Examples:
     """G1 and G2 validation sets of ``val_per_class`` prompts each, mixed 0.9/0.1."""
     _, task = _tasks(config)
     return gc.make_validation_set(
@@ -209,7 +210,7 @@ def training_data(config: dict[str, Any]) -> dict[str, Any]:
             for stage in ("pretrain", "finetune")}
 
 
-def reference_optima(vset: gc.ValidationSet) -> dict[str, Any]:
+def reference_optima(vset: Examples) -> dict[str, Any]:
     """KL, Cov_N and Pass@N of the feature-blind optima (derived by hand) on ``vset``."""
     out = {}
     for name, weights in (("finetune_optimum", {1: 0.9, 2: 0.1}),

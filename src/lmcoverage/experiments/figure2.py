@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from lmcoverage.experiments import graph_common as gc
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from lmcoverage.engine.table import Examples
 
 TITLE = "Figure 2: KL grows with the horizon H, coverage does not"
 
@@ -114,7 +117,7 @@ def _task(horizon: int, config: dict[str, Any]) -> Any:
                     node_range=node_range(config))
 
 
-def validation_set(task: Any, config: dict[str, Any]) -> gc.ValidationSet:
+def validation_set(task: Any, config: dict[str, Any]) -> Examples:
     """Per-class validation sets of ``val_per_class`` prompts, mixed with the class weights."""
     per_class = {g: task.sample(config["val_per_class"], seed=config["val_seed"] + g, group=g)
                  for g in task.class_weights}

@@ -2,17 +2,21 @@
 
 The pieces (Eq. 1, the paper's Appendix C, hand-derived reference values):
 
-- a :class:`ValidationSet`: per-class validation problems and the per-example weights that
-  mix class metrics with the class weights (``weight = w_class / n_class``), so every
-  weighted mean over the set is the mixture's expectation;
-- a :class:`SequenceModel` gives exact ``log pi_hat(y|x)`` for any response and a greedy
-  decode. :class:`HFSequenceModel` wraps a Hugging Face causal LM through
-  :mod:`lmcoverage.engine`; :class:`~lmcoverage.experiments.graph_oracle.OracleModel` is a
-  hand-built model with known sequence probabilities (the feature-blind optima, derived by
-  hand), used to test the analysis without training;
+- :func:`make_validation_set`: per-class validation problems as
+  :class:`~lmcoverage.engine.table.Examples` (with their problems) and the per-example
+  weights that mix class metrics with the class weights (``weight = w_class / n_class``), so
+  every weighted mean over the set is the mixture's expectation;
+- a :class:`SequenceModel` is a :class:`~lmcoverage.engine.scorer.SequenceScorer` of graph
+  problems (exact ``log pi_hat(y|x)`` for any response) that also decodes greedily and samples.
+  :class:`HFSequenceModel` wraps a Hugging Face causal LM through
+  :class:`~lmcoverage.engine.scorer.HFScorer`;
+  :class:`~lmcoverage.experiments.graph_oracle.OracleModel` is a hand-built model with known
+  sequence probabilities (the feature-blind optima, derived by hand), used to test the
+  analysis without training;
 - :func:`score_model` turns a model into :class:`~lmcoverage.scoretable.ScoreTable` rows
-  (the log-likelihood of the held-out response, pi_D's log-likelihood, the weight, the class,
-  and the model's mass on the correct set, so Pass@N is exact);
+  through :func:`lmcoverage.engine.scorer.score_table` (the log-likelihood of the held-out
+  response, pi_D's log-likelihood, the weight, the class, and the model's mass on the correct
+  set, so Pass@N is exact);
 - :func:`curve_metrics` computes KL, Cov_N and Pass@N per checkpoint from a table, for the
   mixture or one class;
 - :func:`effect_verdict` ends a report's reading with how many effect checks hold.
@@ -21,12 +25,13 @@ The pieces (Eq. 1, the paper's Appendix C, hand-derived reference values):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from lmcoverage.engine.scorer import SequenceScorer
+from lmcoverage.engine.table import Examples
 from lmcoverage.errors import InputError
 from lmcoverage.experiments.graph_oracle import Path_
 from lmcoverage.tasks.base import mixture_weights
@@ -49,23 +54,15 @@ or every valid path of the graph."""
 # validation sets
 
 
-@dataclass(frozen=True)
-class ValidationSet:
-    """Held-out problems with per-example mixture weights.
-
-    ``problems``: (examples,); ``groups``: (examples,) class labels; ``weights``: (examples,)
-    non-negative, summing to one over the set (``w_class / n_class`` for each example).
-    """
-
-    problems: tuple[Problem, ...]
-    groups: np.ndarray
-    weights: np.ndarray
-
-
 def make_validation_set(
     problems_by_class: Mapping[int, Sequence[Problem]], class_weights: Mapping[int, float]
-) -> ValidationSet:
-    """Concatenate per-class problem lists (classes in sorted order) with mixture weights."""
+) -> Examples:
+    """Concatenate per-class problem lists (classes in sorted order) with mixture weights.
+
+    Returns Examples with ``problems`` and their token ids, ``group`` the class labels (as
+    strings), ``weight`` (examples,) non-negative, summing to one over the set (``w_class /
+    n_class`` for each example), ``loglik_data`` the exact ``log pi_D(y|x)``.
+    """
     problems: list[Problem] = []
     groups: list[int] = []
     for label in sorted(problems_by_class):
@@ -78,21 +75,34 @@ def make_validation_set(
         groups.extend([label] * len(items))
     if not problems:
         raise InputError(f"no class with positive weight in {dict(class_weights)}")
-    return ValidationSet(tuple(problems), np.asarray(groups, dtype=np.int64),
-                         mixture_weights(groups, class_weights))
+    return Examples(
+        group=[str(g) for g in groups],
+        weight=mixture_weights(groups, class_weights),
+        loglik_data=np.array([p.logp_data for p in problems], dtype=np.float64),
+        prompt_ids=[list(p.prompt_ids) for p in problems],
+        response_ids=[list(p.response_ids) for p in problems],
+        problems=problems,
+    )
+
+
+def classes(vset: Examples) -> np.ndarray:
+    """(examples,) int64 class labels of a validation set."""
+    return np.array([int(g) for g in vset.group], dtype=np.int64)
+
+
+def _problems(vset: Examples) -> list[Problem]:
+    if vset.problems is None:
+        raise InputError(f"{vset.source or 'examples'}: a validation set needs its problems "
+                         "(make_validation_set)")
+    return vset.problems
 
 
 # --------------------------------------------------------------------------------------------
 # models
 
 
-class SequenceModel(Protocol):
-    """A model of ``pi_hat(y|x)`` on graph problems."""
-
-    def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Sequence[int]]]
-              ) -> list[np.ndarray]:
-        """``log pi_hat(r|x)`` for every response ``r`` of every problem; float64 per problem."""
-        ...
+class SequenceModel(SequenceScorer["Problem"], Protocol):
+    """A scorer of graph problems that also decodes (its prompts are the problems)."""
 
     def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
         """The greedy (per-token argmax) response for each problem."""
@@ -128,15 +138,10 @@ class HFSequenceModel:
 
     def score(self, problems: Sequence[Problem], responses: Sequence[Sequence[Sequence[int]]]
               ) -> list[np.ndarray]:
-        from lmcoverage.engine import score_responses
+        from lmcoverage.engine.scorer import HFScorer
 
-        return score_responses(
-            self.model,
-            [list(p.prompt_ids) for p in problems],
-            [[list(r) for r in rs] for rs in responses],
-            batch_size=self.batch_size,
-            progress=self.progress,
-        )
+        return HFScorer(self.model, self.batch_size, self.progress).score(
+            [list(p.prompt_ids) for p in problems], [[list(r) for r in rs] for rs in responses])
 
     def greedy(self, problems: Sequence[Problem]) -> list[Path_]:
         """Greedy decoding (engine sampling at temperature 0), grouped by response length."""
@@ -195,7 +200,7 @@ def train_checkpoints(task: Any, out_dir: Path, *, seed: int, steps: int, lr: fl
 # scoring into ScoreTables
 
 
-def score_model(model: SequenceModel, name: str, vset: ValidationSet,
+def score_model(model: SequenceModel, name: str, vset: Examples,
                 correct: CorrectSet = "support") -> ScoreTable:
     """Score ``model`` on ``vset``: one ScoreTable row per validation example.
 
@@ -205,31 +210,21 @@ def score_model(model: SequenceModel, name: str, vset: ValidationSet,
     All responses of one prompt are scored in one call (the engine reuses the prompt's keys
     and values).
     """
-    from lmcoverage.engine.scoring import held_out_then_correct, loglik_and_mass
-    from lmcoverage.scoretable import ScoreTable
+    from lmcoverage.engine.scorer import score_table
 
-    held_out = [tuple(p.response_ids) for p in vset.problems]
-    correct_sets = [_correct_set(p, correct) for p in vset.problems]
-    scores = model.score(vset.problems, held_out_then_correct(held_out, correct_sets))
-    loglik, mass = loglik_and_mass(scores, held_out, correct_sets)
-    n = len(vset.problems)
-    return ScoreTable.from_columns(
-        model=[name] * n,
-        example_id=np.arange(n, dtype=np.int64),
-        loglik=loglik,
-        loglik_data=np.array([p.logp_data for p in vset.problems], dtype=np.float64),
-        weight=vset.weights,
-        group=[str(int(g)) for g in vset.groups],
-        mass_correct=mass,
-    )
+    problems = _problems(vset)
+    held_out = [tuple(p.response_ids) for p in problems]
+    correct_sets = [_correct_set(p, correct) for p in problems]
+    return score_table(model, vset, name, encoded=(problems, held_out, correct_sets))
 
 
-def greedy_accuracy(model: SequenceModel, vset: ValidationSet, task: Any) -> dict[int, float]:
+def greedy_accuracy(model: SequenceModel, vset: Examples, task: Any) -> dict[int, float]:
     """Fraction of each class's problems whose greedy response is a valid path (by class)."""
-    decoded = model.greedy(vset.problems)
-    ok = np.array([task.is_correct(p, list(r)) for p, r in zip(vset.problems, decoded,
-                                                                  strict=True)], dtype=float)
-    return {int(g): float(ok[vset.groups == g].mean()) for g in np.unique(vset.groups)}
+    problems, groups = _problems(vset), classes(vset)
+    decoded = model.greedy(problems)
+    ok = np.array([task.is_correct(p, list(r)) for p, r in zip(problems, decoded, strict=True)],
+                  dtype=float)
+    return {int(g): float(ok[groups == g].mean()) for g in np.unique(groups)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +323,7 @@ def effect_verdict(checks: Sequence[Mapping[str, Any]], success: str) -> str:
 # on-policy coverage for the offset tournament (Eq. 32)
 
 
-def onpolicy_matrix(models: Sequence[SequenceModel], vset: ValidationSet, n_threshold: float,
+def onpolicy_matrix(models: Sequence[SequenceModel], vset: Examples, n_threshold: float,
                     n_prompts: int, samples: int, seed: int) -> np.ndarray:
     """hatCov^{pi_j}_N(pi_k || pi_j) for every pair of candidates, (candidates, candidates).
 
@@ -340,12 +335,11 @@ def onpolicy_matrix(models: Sequence[SequenceModel], vset: ValidationSet, n_thre
 
     if n_prompts < 1 or samples < 1:
         raise InputError(f"n_prompts and samples must be >= 1, got {n_prompts}, {samples}")
-    idx = np.concatenate([np.flatnonzero(vset.groups == g)[:n_prompts]
-                          for g in np.unique(vset.groups)])
-    problems = [vset.problems[i] for i in idx]
-    weights = mixture_weights(vset.groups[idx], {int(g): float(vset.weights[vset.groups == g]
-                                                                 .sum())
-                                                 for g in np.unique(vset.groups)})
+    groups = classes(vset)
+    idx = np.concatenate([np.flatnonzero(groups == g)[:n_prompts] for g in np.unique(groups)])
+    problems = [_problems(vset)[i] for i in idx]
+    weights = mixture_weights(groups[idx], {int(g): float(vset.weight[groups == g].sum())
+                                            for g in np.unique(groups)})
     c = len(models)
     logp = np.empty((c, c, len(problems), samples), dtype=np.float64)
     for j, mj in enumerate(models):

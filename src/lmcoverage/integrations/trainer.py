@@ -29,13 +29,8 @@ import numpy as np
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from lmcoverage.decoding.spec import DecodingSpec
-from lmcoverage.engine.scoring import (
-    DEFAULT_BATCH_SIZE,
-    held_out_then_correct,
-    loglik_and_mass,
-    score_variants,
-)
+from lmcoverage.engine.scorer import HFScorer, score_table
+from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
 from lmcoverage.engine.table import Examples, encode_examples
 from lmcoverage.errors import InputError
 from lmcoverage.integrations.reference import load_reference
@@ -165,9 +160,8 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
             self._tokens = _encode_with(self.examples, tokenizer)
         step = state.global_step
         with scoring_precision(model, self.dtype):
-            table = score_table(model, self.examples, *self._tokens,
-                                name=f"{PREFIX_CHECKPOINT_DIR}-{step}",
-                                batch_size=self.batch_size)
+            table = score_table(HFScorer(model, batch_size=self.batch_size), self.examples,
+                                f"{PREFIX_CHECKPOINT_DIR}-{step}", encoded=self._tokens)
         self.tables[step] = table.with_provenance(
             reference=self.examples.source, dtype=_dtype_label(model, args, self.dtype))
         row = summarize_scores(self.tables[step], self.ns)[0]
@@ -209,33 +203,6 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
                     and np.array_equal(table.example_column("loglik_data"), data)):
                 found[int(step)] = table
         return found
-
-
-def score_table(
-    model: Any,
-    examples: Examples,
-    prompts: list[list[int]],
-    responses: list[list[int]],
-    correct: list[list[list[int]]] | None,
-    name: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> ScoreTable:
-    """A one-model ScoreTable of ``examples`` (encoded as ``prompts``, ``responses``,
-    ``correct``) under an in-memory ``model``, computed as
-    :func:`lmcoverage.engine.table.score_models` computes it for a model directory (rows
-    sharing a prompt grouped, the prompt run once)."""
-    scores = score_variants(model, prompts, held_out_then_correct(responses, correct),
-                            [DecodingSpec()], batch_size=batch_size, progress=False)
-    loglik, mass = loglik_and_mass([s[:, 0] for s in scores], responses, correct)
-    return ScoreTable.from_columns(
-        model=[name] * len(examples),
-        example_id=np.arange(len(examples), dtype=np.int64),
-        loglik=loglik,
-        loglik_data=examples.loglik_data,
-        weight=examples.weight,
-        group=examples.group,
-        mass_correct=mass,
-    )
 
 
 def _encode_with(
