@@ -16,19 +16,22 @@ import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from lmcoverage.errors import InputError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def vocab_size(model: Any) -> int:
+
+def vocab_size(model: PreTrainedModel) -> int:
     """Number of rows of the model's input embedding (the valid token ids are 0..size-1)."""
-    return int(model.get_input_embeddings().num_embeddings)
+    return int(_embedding(model).num_embeddings)
 
 
-def context_length(model: Any) -> int | None:
+def context_length(model: PreTrainedModel) -> int | None:
     """Maximum number of positions the model accepts, or None if its config does not say."""
     for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
         value = getattr(model.config, name, None)
@@ -37,9 +40,14 @@ def context_length(model: Any) -> int | None:
     return None
 
 
-def model_device(model: Any) -> torch.device:
+def model_device(model: PreTrainedModel) -> torch.device:
     """Device of the model's input embedding (where inputs must go)."""
-    return torch.device(model.get_input_embeddings().weight.device)
+    return torch.device(_embedding(model).weight.device)
+
+
+def _embedding(model: PreTrainedModel) -> torch.nn.Embedding:
+    """The model's input embedding (typed: transformers declares a plain Module)."""
+    return cast(torch.nn.Embedding, model.get_input_embeddings())
 
 
 def as_ids(ids: Sequence[int], vocab: int, what: str) -> list[int]:
@@ -65,14 +73,14 @@ def check_fits(prompt_len: int, continuation_len: int, ctx: int | None, what: st
         )
 
 
-def _cache_kwarg(model: Any) -> str:
+def _cache_kwarg(model: PreTrainedModel) -> str:
     """Name of the KV-cache argument of ``model.forward`` (``cache`` or ``past_key_values``)."""
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
 def forward(
-    model: Any,
+    model: PreTrainedModel,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     position_ids: torch.Tensor,
@@ -200,7 +208,7 @@ class PromptBatch:
     next_logits: torch.Tensor
 
 
-def run_prompts(model: Any, prompts: Sequence[Sequence[int]]) -> PromptBatch:
+def run_prompts(model: PreTrainedModel, prompts: Sequence[Sequence[int]]) -> PromptBatch:
     """Run a batch of non-empty prompts once, right-padded, keeping the KV cache."""
     device = model_device(model)
     lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
@@ -231,7 +239,7 @@ def run_prompts(model: Any, prompts: Sequence[Sequence[int]]) -> PromptBatch:
 
 
 @contextmanager
-def inference(model: Any) -> Iterator[None]:
+def inference(model: PreTrainedModel) -> Iterator[None]:
     """``torch.inference_mode`` with the model in eval mode (no dropout); the model's previous
     train/eval mode is restored afterwards."""
     was_training = bool(model.training)

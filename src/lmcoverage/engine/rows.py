@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.decoding.spec import DecodingSpec
 from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
@@ -36,6 +36,9 @@ from lmcoverage.models.encoding import (  # re-exported: the engine's row encode
     encode_text,  # noqa: F401
     end_token_id,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 #: End-of-turn tokens of common chat formats; a sample also stops at these when the tokenizer
 #: has them (ChatML, Llama 3, Gemma, Phi-3).
@@ -98,7 +101,8 @@ def _no_nan(row: dict[str, Any], where: str) -> None:
         raise InputError(f"{where}: field {bad!r} is nan; write null or a number")
 
 
-def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase,
+                   model: PreTrainedModel | None = None) -> list[int]:
     """Tokens that end a sample: the tokenizer's EOS, the model's generation-config EOS ids and
     the chat end-of-turn tokens (:data:`CHAT_END_TOKENS`) the tokenizer knows."""
     ids: set[int] = set()
@@ -116,8 +120,8 @@ def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
 
 
 def sample_rows(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[dict[str, Any]],
     n: int,
     spec: DecodingSpec = DecodingSpec(),
@@ -152,8 +156,8 @@ def sample_rows(
 
 
 def sample_rows_variants(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[dict[str, Any]],
     n: int,
     specs: Sequence[DecodingSpec],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from lmcoverage.engine._hf import (
 )
 from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE, _check_batch_size
 from lmcoverage.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def _draw(logprobs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
 
 def sample_responses(
-    model: Any,
+    model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     n: int,
     max_new_tokens: int,
@@ -97,7 +100,7 @@ def sample_responses(
 
 
 def sample_with_logp(
-    model: Any,
+    model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     n: int,
     max_new_tokens: int,
@@ -127,7 +130,7 @@ def sample_with_logp(
 
 
 def sample_variants(
-    model: Any,
+    model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     n: int,
     max_new_tokens: int,
@@ -182,7 +185,7 @@ def sample_variants(
     return out
 
 
-def _decode(model: Any, batch: Any, prompts: int, n: int, spec: DecodingSpec | None,
+def _decode(model: PreTrainedModel, batch: Any, prompts: int, n: int, spec: DecodingSpec | None,
             uniforms: torch.Tensor, stops: list[int], max_new_tokens: int
             ) -> list[list[Sample]]:
     """``n`` samples for each of the ``prompts`` prompts of ``batch`` (its cache is left

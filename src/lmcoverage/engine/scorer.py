@@ -28,6 +28,8 @@ from lmcoverage.engine.scoring import (
 )
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from lmcoverage.engine.table import Examples
     from lmcoverage.scoretable import ScoreTable
 
@@ -51,7 +53,7 @@ class HFScorer:
     :func:`lmcoverage.engine.scoring.score_variants` under one decoding ``spec`` (each
     distinct prompt runs once)."""
 
-    def __init__(self, model: Any, batch_size: int | str = DEFAULT_BATCH_SIZE,
+    def __init__(self, model: PreTrainedModel, batch_size: int | str = DEFAULT_BATCH_SIZE,
                  progress: bool = False, spec: DecodingSpec | None = None) -> None:
         self.model = model
         self.batch_size = batch_size

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from lmcoverage.engine._hf import (
     vocab_size,
 )
 from lmcoverage.errors import EnvError, InputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: Rows per pass of sampling and of callers that give a number.
 DEFAULT_BATCH_SIZE = 64
@@ -121,7 +124,7 @@ def _row_batches(items: list[Any], lengths: Sequence[int], budget: Budget,
 
 
 def _score_rows(
-    model: Any,
+    model: PreTrainedModel,
     prompt_batch: Any,
     rows: torch.Tensor,
     responses: list[list[int]],
@@ -168,7 +171,7 @@ def _score_rows(
 
 
 def score_responses(
-    model: Any,
+    model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     responses: Sequence[Sequence[Sequence[int]]],
     batch_size: int | str = "auto",
@@ -198,7 +201,7 @@ def score_responses(
 
 
 def score_variants(
-    model: Any,
+    model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     responses: Sequence[Sequence[Sequence[int]]],
     specs: Sequence[DecodingSpec],
@@ -276,8 +279,9 @@ def score_variants(
             for where in places]
 
 
-def _score_unique(model: Any, prompt_ids: list[list[int]], response_ids: list[list[list[int]]],
-                  specs: list[DecodingSpec], batch_size: int | str, progress: bool, vocab: int,
+def _score_unique(model: PreTrainedModel, prompt_ids: list[list[int]],
+                  response_ids: list[list[list[int]]], specs: list[DecodingSpec],
+                  batch_size: int | str, progress: bool, vocab: int,
                   ctx: int | None) -> list[np.ndarray]:
     """The loop of :func:`score_variants` over distinct prompts (checked ids).
 
@@ -309,7 +313,7 @@ def _score_unique(model: Any, prompt_ids: list[list[int]], response_ids: list[li
     return out
 
 
-def _score_chunk(model: Any, chunk: list[int], prompt_ids: list[list[int]],
+def _score_chunk(model: PreTrainedModel, chunk: list[int], prompt_ids: list[list[int]],
                  response_ids: list[list[list[int]]], specs: list[DecodingSpec], budget: Budget,
                  vocab: int, ctx: int | None) -> list[tuple[tuple[int, int], np.ndarray]]:
     """``((prompt, response), scores (M,))`` of every non-empty response of the prompts in
@@ -331,7 +335,7 @@ def _score_chunk(model: Any, chunk: list[int], prompt_ids: list[list[int]],
 
 
 def mass_correct(
-    model: Any,
+    model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     correct_sets: Sequence[Sequence[Sequence[int]]],
     batch_size: int | str = "auto",

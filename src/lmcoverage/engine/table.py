@@ -29,6 +29,8 @@ from lmcoverage.errors import InputError
 from lmcoverage.models.hf import dtype_name, load_causal_lm, load_tokenizer
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from lmcoverage.scoretable import ScoreTable
     from lmcoverage.tasks import Problem
 
@@ -304,7 +306,7 @@ def example_chunks(examples: Examples, size: int | None = None) -> Iterator[tupl
 
 def encode_examples(
     examples: Examples, model_dir: Path | None, trust_remote_code: bool = False,
-    tokenizer: Any = None
+    tokenizer: PreTrainedTokenizerBase | None = None
 ) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
     """``(prompts, responses, correct sets or None)`` as token ids for one model: token-id
     examples as they are, rows encoded with ``tokenizer`` (default: the one saved
@@ -334,8 +336,8 @@ def encode_examples(
     return prompts, responses, correct
 
 
-def _vocab_check(reference: Path, ref_tok: Any, model_dir: Path, tok: Any,
-                 examples: Examples) -> None:
+def _vocab_check(reference: Path, ref_tok: PreTrainedTokenizerBase, model_dir: Path,
+                 tok: PreTrainedTokenizerBase, examples: Examples) -> None:
     """Refuse a reference whose tokenizer differs from a candidate's: always when the
     vocabularies differ, and for rows without token ids when anything else differs."""
     if ref_tok.get_vocab() != tok.get_vocab():
@@ -350,7 +352,7 @@ def _vocab_check(reference: Path, ref_tok: Any, model_dir: Path, tok: Any,
                          "differently; give prompt_ids and response_ids")
 
 
-def _fingerprint(tok: Any) -> tuple[str, str]:
+def _fingerprint(tok: PreTrainedTokenizerBase) -> tuple[str, str]:
     """What decides how a tokenizer encodes text and chats."""
     backend = getattr(tok, "backend_tokenizer", None)
     return (backend.to_str() if backend is not None else repr(sorted(tok.get_vocab().items())),
@@ -416,9 +418,8 @@ def score_models(
         ref_tok = (tokenizers[ref_key] if ref_key in by_path
                    else _tokenizer(ref_path, examples, trust_remote_code))
         for key, ks in by_path.items():
-            if ref_tok is not None and tokenizers[key] is not None:
-                _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tokenizers[key],
-                             examples)
+            if ref_tok is not None and (tok := tokenizers[key]) is not None:
+                _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tok, examples)
         loglik_data = np.empty(n, dtype=np.float64)
         if ref_key not in by_path:  # else scored with the candidates of the same model
             model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code,
@@ -524,7 +525,8 @@ def score_provenance(
     return prov
 
 
-def _tokenizer(path: Path, examples: Examples, trust_remote_code: bool) -> Any:
+def _tokenizer(path: Path, examples: Examples, trust_remote_code: bool
+               ) -> PreTrainedTokenizerBase | None:
     """The tokenizer saved with ``path`` (None for token-id examples, which need none)."""
     if examples.prompt_ids is not None and examples.response_ids is not None:
         return None

@@ -37,6 +37,8 @@ from lmcoverage.experiments.graph_oracle import Path_
 from lmcoverage.tasks.base import mixture_weights
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from lmcoverage.scoretable import ScoreTable
     from lmcoverage.tasks import Problem
 
@@ -124,7 +126,8 @@ def _correct_set(problem: Problem, correct: CorrectSet) -> list[Path_]:
 class HFSequenceModel:
     """A Hugging Face causal LM scored by :mod:`lmcoverage.engine` (prompt computed once)."""
 
-    def __init__(self, model: Any, batch_size: int = 256, progress: bool = False) -> None:
+    def __init__(self, model: PreTrainedModel, batch_size: int = 256,
+                 progress: bool = False) -> None:
         self.model = model
         self.batch_size = batch_size
         self.progress = progress

@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -37,6 +37,10 @@ from lmcoverage.integrations.reference import load_reference
 from lmcoverage.metrics._validate import as_ns_list
 from lmcoverage.models.hf import DTYPES
 from lmcoverage.scoretable import ScoreTable
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -102,20 +106,22 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ Trainer events
     def on_train_begin(self, args: TrainingArguments, state: TrainerState,
-                       control: TrainerControl, processing_class: Any = None,
+                       control: TrainerControl,
+                       processing_class: PreTrainedTokenizerBase | None = None,
                        **kwargs: Any) -> None:
         self._tokens = _encode_with(self.examples, processing_class)  # bad rows: before step 1
         say = logger.warning if self.dtype == "auto" else logger.info
         say("CoverageCallback: %s", precision_note(args, self.dtype))
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState,
-                    control: TrainerControl, model: Any = None, processing_class: Any = None,
-                    **kwargs: Any) -> None:
+                    control: TrainerControl, model: PreTrainedModel | None = None,
+                    processing_class: PreTrainedTokenizerBase | None = None, **kwargs: Any) -> None:
         if self.every == "eval":
             self._score(args, state, model, processing_class)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                model: Any = None, processing_class: Any = None, **kwargs: Any) -> None:
+                model: PreTrainedModel | None = None,
+                processing_class: PreTrainedTokenizerBase | None = None, **kwargs: Any) -> None:
         if state.global_step not in self.tables:
             self._score(args, state, model, processing_class)
         folder = _checkpoint_dir(args, state.global_step)
@@ -149,8 +155,8 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
                                 for key, sel in picks.items()})
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, args: TrainingArguments, state: TrainerState, model: Any,
-               tokenizer: Any) -> None:
+    def _score(self, args: TrainingArguments, state: TrainerState, model: PreTrainedModel | None,
+               tokenizer: PreTrainedTokenizerBase | None) -> None:
         """Score the reference under ``model`` at this step; keep the table, log the metrics."""
         if not state.is_world_process_zero or model is None:
             return
@@ -206,7 +212,7 @@ class CoverageCallback(TrainerCallback):  # type: ignore[misc]
 
 
 def _encode_with(
-    examples: Examples, tokenizer: Any
+    examples: Examples, tokenizer: PreTrainedTokenizerBase | None
 ) -> tuple[list[list[int]], list[list[int]], list[list[list[int]]] | None]:
     """``(prompts, responses, correct sets)`` as token ids, encoded with the Trainer's
     tokenizer exactly as ``lmcoverage score`` encodes them for a checkpoint (ids in the rows
@@ -218,7 +224,7 @@ def _encode_with(
 
 
 @contextmanager
-def scoring_precision(model: Any, dtype: str) -> Iterator[None]:
+def scoring_precision(model: torch.nn.Module, dtype: str) -> Iterator[None]:
     """Run the block with ``model`` computing in ``dtype`` and no mixed precision.
 
     ``"auto"`` changes nothing (the Trainer's autocast and the weights' dtype). Otherwise
@@ -262,12 +268,12 @@ def _mixed_precision(args: TrainingArguments) -> str | None:
         "fp16" if getattr(args, "fp16", False) else None)
 
 
-def _weights_dtype(model: Any) -> str:
+def _weights_dtype(model: torch.nn.Module | None) -> str:
     first = next(model.parameters(), None) if model is not None else None
     return str(first.dtype).removeprefix("torch.") if first is not None else "unknown"
 
 
-def _dtype_label(model: Any, args: TrainingArguments, dtype: str) -> str:
+def _dtype_label(model: torch.nn.Module | None, args: TrainingArguments, dtype: str) -> str:
     """The dtype the scores were computed in (the tables' ``dtype`` provenance)."""
     if dtype != "auto":
         return dtype
