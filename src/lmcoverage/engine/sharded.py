@@ -102,12 +102,10 @@ def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
 
 
 def _prompt_keys(examples: Any) -> list[Hashable]:
-    """Per row, what identifies its prompt (token ids, text, or an input row's prompt fields:
+    """Per row, what identifies its prompt (token ids, or an input row's prompt fields:
     ``prompt_ids``, ``prompt``, ``messages``)."""
     if getattr(examples, "prompt_ids", None) is not None:
         return [tuple(p) for p in examples.prompt_ids]
-    if getattr(examples, "prompt_text", None) is not None:
-        return list(examples.prompt_text)
     return [json.dumps([row.get(k) for k in ("prompt_ids", "prompt", "messages")],
                        sort_keys=True) for row in examples.rows]
 
