@@ -461,7 +461,7 @@ def test_ctrl_c_during_select_exits_130(tiny_models: Path, tmp_path: Path) -> No
 
 
 def test_demo_ends_with_trend_picks_checks_and_report_path(tmp_path: Path, capsys) -> None:
-    from lmcoverage.commands.experiments import print_summary
+    from lmcoverage.commands.run import print_summary
 
     pick = {"iteration": 40, "kl": 0.67, "cov": {"4": 0.05}, "pass_at": {"4": 0.9, "8": 0.98,
             "12": 0.99}, "margin": 0.01, "ties": [40]}

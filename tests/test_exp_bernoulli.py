@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 from lmcoverage.experiments.theory_common import make_rng
 from lmcoverage.metrics import coverage_mass, coverage_profile
 from lmcoverage.tasks.bernoulli import (

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 from lmcoverage.experiments.distill import TokenStream, truncation, weighted_gradient
 from lmcoverage.experiments.theory_common import make_rng
 from lmcoverage.tasks.linear import heterogeneous_instance

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 from lmcoverage.experiments.horizon import prop32_mle
 from lmcoverage.experiments.theory_common import make_rng
 from lmcoverage.models.linear import exact_metrics, fit_mle, inherent_variance_exact

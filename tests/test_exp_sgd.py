@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 from lmcoverage.experiments.sgd import Batches, batch_gradient, run_sweep
 from lmcoverage.experiments.theory_common import make_rng
 from lmcoverage.models.linear import exact_metrics

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 from lmcoverage.decoding import TTTPolicy
 from lmcoverage.experiments.theory_common import make_rng
 from lmcoverage.experiments.ttt import _orders, train_token_sgd, ttt_log_ratios

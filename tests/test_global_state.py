@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lmcoverage
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 from lmcoverage.errors import InputError
 from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.models.gpt import build_gpt

@@ -21,7 +21,7 @@ pytest.importorskip("ray")
 SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from lmcoverage.commands.experiments import run_experiment
+    from lmcoverage.commands.run import run_experiment
     out = Path(sys.argv[1])
     for ex in ("local", "ray"):
         run_experiment("figure2", "test", out / ex, [0, 1], executor=ex, progress=False,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lmcoverage.commands.experiments import run_experiment
+from lmcoverage.commands.run import run_experiment
 
 TOURNAMENT_SMALL = {
     "alphas": [0.3, 0.5], "ms": [16, 100], "e1_draws": 8, "family_seeds": [0, 1, 2],

@@ -27,14 +27,17 @@ from typer import _click
 from lmcoverage.commands import (
     compare,
     convert,
-    experiments,
+    demo,
     imports,
-    metrics,
-    models,
+    passk,
+    profile,
     reference,
+    run,
     sample,
+    score,
     select,
-    tasks,
+    task,
+    train,
     verify,
 )
 from lmcoverage.commands._options import use_multi_value_options
@@ -47,8 +50,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (metrics, tasks, models, sample, reference, convert, select, experiments, verify,
-               compare, imports):
+for module in (profile, passk, train, score, sample, reference, convert, select, run, demo,
+               verify, compare, task, imports):
     module.register(app)
 
 
@@ -160,10 +163,10 @@ def _signals_raise_interrupted() -> Iterator[None]:
 
 def _describe_presets(command: _click.Command) -> None:
     """``run --help``: name every experiment's presets (imports the experiments, so only here)."""
-    run = getattr(command, "commands", {})["run"]
-    for param in run.params:
+    run_command = getattr(command, "commands", {})["run"]
+    for param in run_command.params:
         if param.name == "preset":
-            param.help = experiments.preset_help()
+            param.help = run.preset_help()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,3 +115,8 @@ def check_sampling(n: int, seed: int, n_option: str = "--n") -> None:
                          f"(samples per prompt), got {n}")
     if not 0 <= seed < 2**63:
         raise InputError(f"--seed: must be an integer from 0 to 2**63 - 1, got {seed}")
+
+
+#: ``--task-option`` help of ``task export`` and ``train``.
+TASK_OPTION_HELP = ("Task option KEY=VALUE (value parsed as JSON), e.g. --task-option layers=4 "
+                    "--task-option edge_order=shuffled. Repeatable.")

@@ -15,36 +15,37 @@ like any saved model. --dtype bfloat16 halves its size.
 """
 
 
+def convert(
+    gguf: Path = typer.Argument(..., help="The .gguf model file."),
+    out: Path = typer.Option(..., "--out", help="Output model directory."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress output."),
+    dtype: DtypeOption = "float32",
+) -> None:
+    from lmcoverage.errors import InputError
+    from lmcoverage.models.hf import (
+        is_gguf,
+        load_causal_lm,
+        load_tokenizer,
+        resolve_dtype,
+        save,
+    )
+
+    if not is_gguf(gguf):
+        raise InputError(f"{gguf}: not a .gguf file; convert reads GGUF model files")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    if out.resolve() == gguf.resolve().parent:
+        raise InputError(f"--out {out}: give a new directory, not the GGUF file's folder")
+    torch_dtype = resolve_dtype(dtype, "cpu")  # auto: float32, as GGUF is dequantised
+    tokenizer = load_tokenizer(gguf)
+    model = load_causal_lm(gguf, device="cpu").to(torch_dtype)
+    if not no_progress:
+        typer.echo(f"read {gguf}: {sum(p.numel() for p in model.parameters()):,} "
+                   "parameters", err=True)
+    save(model, out, tokenizer=tokenizer)
+    typer.echo(f"wrote {out} ({str(torch_dtype).removeprefix('torch.')})")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's command to app."""
-
-    @app.command("convert", help=CONVERT_HELP)
-    def convert(
-        gguf: Path = typer.Argument(..., help="The .gguf model file."),
-        out: Path = typer.Option(..., "--out", help="Output model directory."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress output."),
-        dtype: DtypeOption = "float32",
-    ) -> None:
-        from lmcoverage.errors import InputError
-        from lmcoverage.models.hf import (
-            is_gguf,
-            load_causal_lm,
-            load_tokenizer,
-            resolve_dtype,
-            save,
-        )
-
-        if not is_gguf(gguf):
-            raise InputError(f"{gguf}: not a .gguf file; convert reads GGUF model files")
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out}: exists and is not a directory")
-        if out.resolve() == gguf.resolve().parent:
-            raise InputError(f"--out {out}: give a new directory, not the GGUF file's folder")
-        torch_dtype = resolve_dtype(dtype, "cpu")  # auto: float32, as GGUF is dequantised
-        tokenizer = load_tokenizer(gguf)
-        model = load_causal_lm(gguf, device="cpu").to(torch_dtype)
-        if not no_progress:
-            typer.echo(f"read {gguf}: {sum(p.numel() for p in model.parameters()):,} "
-                       "parameters", err=True)
-        save(model, out, tokenizer=tokenizer)
-        typer.echo(f"wrote {out} ({str(torch_dtype).removeprefix('torch.')})")
+    app.command("convert", help=CONVERT_HELP)(convert)

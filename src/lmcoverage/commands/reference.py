@@ -28,80 +28,81 @@ def skipped_path(out: Path) -> Path:
     return out.with_name(out.name + ".skipped.jsonl")
 
 
+def reference(
+    model: str = typer.Option(
+        ..., "--model", help="Reference model: directory, .gguf file or DIR@settings."),
+    data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
+    n: int = typer.Option(..., "--n", help="Samples per prompt row (K >= 2)."),
+    verifier: str = typer.Option(
+        ..., "--verifier", help="exact, number, regex:PATTERN or module:function."),
+    out: Path = typer.Option(..., "--out", help="pi_D's samples (.jsonl)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
+    top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
+    dtype: DtypeOption = "float32",
+    device: str = typer.Option(
+        "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Allow model code shipped in the directory."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    from lmcoverage.commands._decoding import model_and_decoding
+    from lmcoverage.commands._options import check_sampling
+    from lmcoverage.commands._output import resolve_device
+    from lmcoverage.engine.rows import encode_prompt, read_rows
+    from lmcoverage.errors import InputError
+    from lmcoverage.io import check_output_path, write_jsonl
+    from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
+    from lmcoverage.verify.reference import build_reference, check_k
+    from lmcoverage.verify.verdicts import check_problem_ids, problem_id
+    from lmcoverage.verify.verifiers import get_verifier
+
+    candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
+    check_k(n)
+    check_sampling(n, seed, "--n")
+    for flag, value in (("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
+        if value < 1:
+            raise InputError(f"{flag}: must be a positive integer, got {value}")
+    check_output_path(out, (".jsonl",), {"--data": data})
+    check_output_path(skipped_path(out), (".jsonl",), {"--data": data})
+    judge = get_verifier(verifier)
+    numbered = read_rows(data)
+    check_problem_ids([row for _, row in numbered], str(data))
+    label = f"reference command: {name}, K={n}, verifier {verifier}"
+    rows = [{**row, "problem": problem_id(row, i), "model": name, "reference": label}
+            for i, (_, row) in enumerate(numbered)]
+    where = [w for w, _ in numbered]
+    judge.check_rows(rows, str(data))
+    dev = resolve_device(device, announce=False)
+    resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
+    tokenizer = load_tokenizer(candidate.path, trust_remote_code=trust_remote_code)
+    for w, row in zip(where, rows, strict=True):  # every prompt encodes before loading
+        encode_prompt(tokenizer, row, w)
+    lm = load_causal_lm(candidate.path, trust_remote_code=trust_remote_code, device=dev,
+                        dtype=dtype)
+    ref = build_reference(lm, tokenizer, rows, n, judge, spec, seed=seed,
+                          max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          progress=not no_progress, where=where)
+    if not ref.rows:
+        raise InputError(f"--data {data}: no prompt has a correct sample among the {n} "
+                         f"drawn (verifier {verifier}); pi_D is undefined on every prompt, "
+                         "nothing written")
+    write_jsonl(out, ref.rows)
+    listed = skipped_path(out)
+    if ref.skipped:
+        write_jsonl(listed, ref.skipped)
+        print(f"{len(ref.skipped)} of {len(rows)} prompt(s) have no correct sample among "
+              f"the {n}: left out of pi_D, listed in {listed}", file=sys.stderr)
+    elif listed.is_file():
+        listed.unlink()  # a list from an earlier run of the same --out would mislead
+    typer.echo(f"wrote {out}: {len(ref.rows)} correct sample(s) of {ref.prompts_kept} "
+               f"prompt(s) (K = {n})")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's command to app."""
-
-    @app.command("reference", help=REFERENCE_HELP)
-    def reference(
-        model: str = typer.Option(
-            ..., "--model", help="Reference model: directory, .gguf file or DIR@settings."),
-        data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
-        n: int = typer.Option(..., "--n", help="Samples per prompt row (K >= 2)."),
-        verifier: str = typer.Option(
-            ..., "--verifier", help="exact, number, regex:PATTERN or module:function."),
-        out: Path = typer.Option(..., "--out", help="pi_D's samples (.jsonl)."),
-        temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
-        top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
-        top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
-        min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
-        max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
-        seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-        batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
-        dtype: DtypeOption = "float32",
-        device: str = typer.Option(
-            "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
-        trust_remote_code: bool = typer.Option(
-            False, "--trust-remote-code", help="Allow model code shipped in the directory."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
-    ) -> None:
-        from lmcoverage.commands._decoding import model_and_decoding
-        from lmcoverage.commands._options import check_sampling
-        from lmcoverage.commands._output import resolve_device
-        from lmcoverage.engine.rows import encode_prompt, read_rows
-        from lmcoverage.errors import InputError
-        from lmcoverage.io import check_output_path, write_jsonl
-        from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
-        from lmcoverage.verify.reference import build_reference, check_k
-        from lmcoverage.verify.verdicts import check_problem_ids, problem_id
-        from lmcoverage.verify.verifiers import get_verifier
-
-        candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
-        check_k(n)
-        check_sampling(n, seed, "--n")
-        for flag, value in (("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
-            if value < 1:
-                raise InputError(f"{flag}: must be a positive integer, got {value}")
-        check_output_path(out, (".jsonl",), {"--data": data})
-        check_output_path(skipped_path(out), (".jsonl",), {"--data": data})
-        judge = get_verifier(verifier)
-        numbered = read_rows(data)
-        check_problem_ids([row for _, row in numbered], str(data))
-        label = f"reference command: {name}, K={n}, verifier {verifier}"
-        rows = [{**row, "problem": problem_id(row, i), "model": name, "reference": label}
-                for i, (_, row) in enumerate(numbered)]
-        where = [w for w, _ in numbered]
-        judge.check_rows(rows, str(data))
-        dev = resolve_device(device, announce=False)
-        resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
-        tokenizer = load_tokenizer(candidate.path, trust_remote_code=trust_remote_code)
-        for w, row in zip(where, rows, strict=True):  # every prompt encodes before loading
-            encode_prompt(tokenizer, row, w)
-        lm = load_causal_lm(candidate.path, trust_remote_code=trust_remote_code, device=dev,
-                            dtype=dtype)
-        ref = build_reference(lm, tokenizer, rows, n, judge, spec, seed=seed,
-                              max_new_tokens=max_new_tokens, batch_size=batch_size,
-                              progress=not no_progress, where=where)
-        if not ref.rows:
-            raise InputError(f"--data {data}: no prompt has a correct sample among the {n} "
-                             f"drawn (verifier {verifier}); pi_D is undefined on every prompt, "
-                             "nothing written")
-        write_jsonl(out, ref.rows)
-        listed = skipped_path(out)
-        if ref.skipped:
-            write_jsonl(listed, ref.skipped)
-            print(f"{len(ref.skipped)} of {len(rows)} prompt(s) have no correct sample among "
-                  f"the {n}: left out of pi_D, listed in {listed}", file=sys.stderr)
-        elif listed.is_file():
-            listed.unlink()  # a list from an earlier run of the same --out would mislead
-        typer.echo(f"wrote {out}: {len(ref.rows)} correct sample(s) of {ref.prompts_kept} "
-                   f"prompt(s) (K = {n})")
+    app.command("reference", help=REFERENCE_HELP)(reference)

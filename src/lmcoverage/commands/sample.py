@@ -29,73 +29,74 @@ under the sampling distribution) and stopped. Decoding: --temperature, --top-p, 
 """
 
 
+def sample(
+    model: str = typer.Option(
+        ..., "--model", help="Model directory, .gguf file or DIR@temperature=T,..."),
+    data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
+    n: int = typer.Option(..., "--n", help="Samples per prompt row (K)."),
+    out: Path = typer.Option(..., "--out", help="Output samples (.jsonl)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
+    top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
+    dtype: DtypeOption = "float32",
+    device: str = typer.Option(
+        "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Allow model code shipped in the directory."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
+) -> None:
+    from lmcoverage.commands._decoding import model_and_decoding
+    from lmcoverage.commands._options import check_sampling
+    from lmcoverage.commands._output import resolve_device
+    from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
+    from lmcoverage.engine.sharded import sample_sharded
+    from lmcoverage.errors import InputError
+    from lmcoverage.io import check_output_path, write_jsonl
+    from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
+    from lmcoverage.verify.verdicts import check_problem_ids, problem_id
+
+    candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
+    for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
+                        ("--batch-size", batch_size)):
+        if value < 1:
+            raise InputError(f"{flag}: must be a positive integer, got {value}")
+    check_sampling(n, seed, "--n")
+    check_output_path(out, (".jsonl",), {"--data": data})
+    check_executor(executor, ray_address)
+    path = candidate.path
+    numbered = read_rows(data)
+    check_problem_ids([row for _, row in numbered], str(data))
+    numbered = [(where, {"model": name, **row, "problem": problem_id(row, i)})
+                for i, (where, row) in enumerate(numbered)]
+    dev = resolve_device(device, announce=False)
+    resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    for where, row in numbered:  # every prompt encodes before the model loads
+        encode_prompt(tokenizer, row, where)
+    if executor == "local" and shards is None:
+        lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev,
+                            dtype=dtype)
+        rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
+                           max_new_tokens=max_new_tokens, batch_size=batch_size,
+                           progress=not no_progress, where=[w for w, _ in numbered])
+    else:
+        rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
+                              n, spec, out, executor, ray_address, shards, not no_progress,
+                              seed=seed, max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, device=dev, dtype=dtype,
+                              trust_remote_code=trust_remote_code)
+    write_jsonl(out, rows)
+    finish_sharded(out)
+    typer.echo(f"wrote {out}: {len(numbered)} prompt(s) x {n} sample(s)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's command to app."""
-
-    @app.command("sample", help=SAMPLE_HELP)
-    def sample(
-        model: str = typer.Option(
-            ..., "--model", help="Model directory, .gguf file or DIR@temperature=T,..."),
-        data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
-        n: int = typer.Option(..., "--n", help="Samples per prompt row (K)."),
-        out: Path = typer.Option(..., "--out", help="Output samples (.jsonl)."),
-        temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
-        top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
-        top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
-        min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
-        max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
-        seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-        batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
-        dtype: DtypeOption = "float32",
-        device: str = typer.Option(
-            "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
-        trust_remote_code: bool = typer.Option(
-            False, "--trust-remote-code", help="Allow model code shipped in the directory."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
-        executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
-        ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
-        shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
-    ) -> None:
-        from lmcoverage.commands._decoding import model_and_decoding
-        from lmcoverage.commands._options import check_sampling
-        from lmcoverage.commands._output import resolve_device
-        from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
-        from lmcoverage.engine.sharded import sample_sharded
-        from lmcoverage.errors import InputError
-        from lmcoverage.io import check_output_path, write_jsonl
-        from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
-        from lmcoverage.verify.verdicts import check_problem_ids, problem_id
-
-        candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
-        for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
-                            ("--batch-size", batch_size)):
-            if value < 1:
-                raise InputError(f"{flag}: must be a positive integer, got {value}")
-        check_sampling(n, seed, "--n")
-        check_output_path(out, (".jsonl",), {"--data": data})
-        check_executor(executor, ray_address)
-        path = candidate.path
-        numbered = read_rows(data)
-        check_problem_ids([row for _, row in numbered], str(data))
-        numbered = [(where, {"model": name, **row, "problem": problem_id(row, i)})
-                    for i, (where, row) in enumerate(numbered)]
-        dev = resolve_device(device, announce=False)
-        resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
-        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-        for where, row in numbered:  # every prompt encodes before the model loads
-            encode_prompt(tokenizer, row, where)
-        if executor == "local" and shards is None:
-            lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev,
-                                dtype=dtype)
-            rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
-                               max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               progress=not no_progress, where=[w for w, _ in numbered])
-        else:
-            rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
-                                  n, spec, out, executor, ray_address, shards, not no_progress,
-                                  seed=seed, max_new_tokens=max_new_tokens,
-                                  batch_size=batch_size, device=dev, dtype=dtype,
-                                  trust_remote_code=trust_remote_code)
-        write_jsonl(out, rows)
-        finish_sharded(out)
-        typer.echo(f"wrote {out}: {len(numbered)} prompt(s) x {n} sample(s)")
+    app.command("sample", help=SAMPLE_HELP)(sample)

@@ -129,70 +129,71 @@ def _normaliser_note(table: Any, selection: Selection, n: float) -> None:
                + ", ".join(parts), err=True)
 
 
+def select_cmd(
+    scores: Annotated[Path, typer.Argument(
+        help="Score table (Parquet) from lmcoverage score.")],
+    method: Annotated[str, typer.Option(
+        metavar="NAME",
+        help="; ".join(f"{s.name}: {s.description}" for s in SELECTORS.values())
+        + ".")] = "tournament",
+    n: Annotated[float, typer.Option("--n", help="Coverage threshold N >= 1.")] = 8.0,
+    a: Annotated[float, typer.Option(
+        "--a", help="Offset exponent a >= 0 (offset weight 2 N^a; --method offset).")] = 0.5,
+    samples: Annotated[int, typer.Option(
+        help="--method offset: responses sampled per held-out prompt from each "
+             "candidate.")] = 16,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="--method offset: the model directories (or quoted globs) given "
+                        "to lmcoverage score: --model A B C.")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="--method offset: the held-out JSONL the table was scored on.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help="--method offset: longest sampled response (default: longest held-out "
+             "response).")] = None,
+    seed: Annotated[int, typer.Option(help="--method offset: sampling seed.")] = 0,
+    device: DeviceOption = "auto",
+    trust_remote_code: Annotated[bool, typer.Option(
+        help="Allow checkpoints' own modelling code (off by default).")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress (--method offset).")] = True,
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", hidden=True, help="Deprecated: use --out FILE.json.")] = None,
+    top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 20,
+    wide: WideOption = False,
+) -> None:
+    """Choose a checkpoint by coverage and print the ranking that justifies the pick."""
+    from lmcoverage.commands._notes import table_notes
+    from lmcoverage.scoretable import ScoreTable
+
+    if json_out is not None:
+        if out is not None:
+            raise InputError("--json is the old name of --out FILE.json; give only --out")
+        out = json_out
+    check_output(out, {"SCORES": scores, "--data": data})
+    check_options(method, n, a, samples, top, data, model)
+    table = ScoreTable.read_parquet(scores)
+    onpolicy = None
+    if get_selector(method).needs_samples:
+        from lmcoverage.select.sampling import onpolicy_by_sampling
+
+        assert data is not None and model is not None
+        onpolicy = onpolicy_by_sampling(
+            table, data, model, n=n, samples=samples,
+            max_new_tokens=max_new_tokens, seed=seed,
+            device=resolve_device(device, err=fmt not in (None, Format.table)),
+            trust_remote_code=trust_remote_code,
+            progress=progress,
+        )
+    selection = run_selection(table, method, n, a, onpolicy)
+    note = offset_theorem_note(n, a) if method == "offset" else None
+    if note:
+        typer.echo(note, err=True)
+    print_selection(selection, method, top, fmt, out, wide)
+    table_notes(table, [n] if table.has("loglik_data") else None, show_provenance=False)
+    _normaliser_note(table, selection, n)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``select`` to ``app``."""
-
-    @app.command("select")
-    def select_cmd(
-        scores: Annotated[Path, typer.Argument(
-            help="Score table (Parquet) from lmcoverage score.")],
-        method: Annotated[str, typer.Option(
-            metavar="NAME",
-            help="; ".join(f"{s.name}: {s.description}" for s in SELECTORS.values())
-            + ".")] = "tournament",
-        n: Annotated[float, typer.Option("--n", help="Coverage threshold N >= 1.")] = 8.0,
-        a: Annotated[float, typer.Option(
-            "--a", help="Offset exponent a >= 0 (offset weight 2 N^a; --method offset).")] = 0.5,
-        samples: Annotated[int, typer.Option(
-            help="--method offset: responses sampled per held-out prompt from each "
-                 "candidate.")] = 16,
-        model: Annotated[list[str] | None, typer.Option(
-            "--model", help="--method offset: the model directories (or quoted globs) given "
-                            "to lmcoverage score: --model A B C.")] = None,
-        data: Annotated[Path | None, typer.Option(
-            help="--method offset: the held-out JSONL the table was scored on.")] = None,
-        max_new_tokens: Annotated[int | None, typer.Option(
-            help="--method offset: longest sampled response (default: longest held-out "
-                 "response).")] = None,
-        seed: Annotated[int, typer.Option(help="--method offset: sampling seed.")] = 0,
-        device: DeviceOption = "auto",
-        trust_remote_code: Annotated[bool, typer.Option(
-            help="Allow checkpoints' own modelling code (off by default).")] = False,
-        progress: Annotated[bool, typer.Option(help="Show progress (--method offset).")] = True,
-        fmt: FormatOption = None,
-        out: OutOption = None,
-        json_out: Annotated[Path | None, typer.Option(
-            "--json", hidden=True, help="Deprecated: use --out FILE.json.")] = None,
-        top: Annotated[int, typer.Option(help="Rows of the ranking to print.")] = 20,
-        wide: WideOption = False,
-    ) -> None:
-        """Choose a checkpoint by coverage and print the ranking that justifies the pick."""
-        from lmcoverage.commands._notes import table_notes
-        from lmcoverage.scoretable import ScoreTable
-
-        if json_out is not None:
-            if out is not None:
-                raise InputError("--json is the old name of --out FILE.json; give only --out")
-            out = json_out
-        check_output(out, {"SCORES": scores, "--data": data})
-        check_options(method, n, a, samples, top, data, model)
-        table = ScoreTable.read_parquet(scores)
-        onpolicy = None
-        if get_selector(method).needs_samples:
-            from lmcoverage.select.sampling import onpolicy_by_sampling
-
-            assert data is not None and model is not None
-            onpolicy = onpolicy_by_sampling(
-                table, data, model, n=n, samples=samples,
-                max_new_tokens=max_new_tokens, seed=seed,
-                device=resolve_device(device, err=fmt not in (None, Format.table)),
-                trust_remote_code=trust_remote_code,
-                progress=progress,
-            )
-        selection = run_selection(table, method, n, a, onpolicy)
-        note = offset_theorem_note(n, a) if method == "offset" else None
-        if note:
-            typer.echo(note, err=True)
-        print_selection(selection, method, top, fmt, out, wide)
-        table_notes(table, [n] if table.has("loglik_data") else None, show_provenance=False)
-        _normaliser_note(table, selection, n)
+    app.command("select")(select_cmd)

@@ -88,6 +88,9 @@ _COMMON: dict[str, Any] = {
 # A fixed set of that many problems, or null for fresh samples every batch.
 NULLABLE: dict[str, type] = {"pretrain_examples": int, "finetune_examples": int}
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"demo": "~1 CPU min", "cpu": "~1 CPU min"}
 PRESETS: dict[str, dict[str, Any]] = {
     # CI: checks the machinery end to end in seconds, not the effect.
     "test": {**_COMMON, "model": "tiny", "pretrain_steps": 20, "finetune_steps": 20,

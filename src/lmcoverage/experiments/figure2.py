@@ -67,6 +67,9 @@ _COMMON: dict[str, Any] = {
 # the default m of the largest horizon.
 NULLABLE: dict[str, type] = {"train_examples": int, "node_range": int}
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~4 CPU min a seed"}
 PRESETS: dict[str, dict[str, Any]] = {
     # CI: two horizons, a handful of steps; checks the machinery, not the effect.
     "test": {**_COMMON, "horizons": [4, 8], "model": "tiny", "steps": 20,

@@ -61,6 +61,9 @@ _COMMON: dict[str, Any] = {
     "confidence": 0.95,
 }
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~21 CPU min"}
 PRESETS: dict[str, dict[str, Any]] = {
     # test: small operands (few distinct answers) so that the fine-tuned tiny model gets some
     # right, and pi_D (b) from the last checkpoint (the random base model gets none right).

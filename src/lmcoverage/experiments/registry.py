@@ -11,7 +11,9 @@ An experiment is a module with
 - optionally ``NULLABLE: dict[str, type]``: keys that take null besides a positive value of
   that type (``{"train_examples": int}``: a fixed set of that size, or null for fresh samples);
 - optionally ``DEFAULT_SEEDS: dict[str, list[int]]``: the seeds a preset runs when none are
-  given (``[0]`` otherwise; Figure 2's ``paper`` preset: the paper's 16 seeds).
+  given (``[0]`` otherwise; Figure 2's ``paper`` preset: the paper's 16 seeds);
+- optionally ``TYPICAL_TIME: dict[str, str]``: a preset's measured time for ``run --list``
+  (``"~1 CPU min"``; ``test`` and ``paper`` default to :data:`DEFAULT_TYPICAL_TIME`).
 
 Modules are imported lazily, so ``lmcoverage --help`` stays fast.
 """
@@ -54,6 +56,16 @@ class RunContext:
     executor: Executor = field(default_factory=LocalExecutor)
     progress: bool = True
     threads: int = 1
+
+
+#: Typical time of the ``test`` and ``paper`` presets of any experiment.
+DEFAULT_TYPICAL_TIME = {"test": "seconds", "paper": "hours on a GPU"}
+
+
+def typical_time(module: ModuleType, preset: str) -> str:
+    """The measured time of experiment ``module``'s ``preset`` (``"?"`` when not measured)."""
+    return (getattr(module, "TYPICAL_TIME", {}).get(preset)
+            or DEFAULT_TYPICAL_TIME.get(preset) or "?")
 
 
 def available() -> list[str]:

@@ -37,6 +37,14 @@ FIGURE2_OPTIONS = ("nodes_per_layer", "node_range", "uniform_layers", "edge_orde
 _FIGURE2 = re.compile(r"figure2-h(\d+)")
 
 
+#: One line about each task family (``lmcoverage task list``).
+TASK_DESCRIPTIONS = {
+    "figure1-pretrain": "Figure 1 pre-training mixture: graph classes G1/G2/G3, uniform",
+    "figure1-finetune": "Figure 1 fine-tuning mixture: G1/G2 at 0.9/0.1",
+    "figure2-h{H}": "Figure 2: graphs with H intermediate layers (even H >= 4)",
+}
+
+
 def task_names() -> list[str]:
     """The registered names (``figure2-h{H}`` stands for any even H >= 4)."""
     return [*FIGURE1_WEIGHTS, "figure2-h{H}"]

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from lmcoverage.experiments.bernoulli.checks import effect_checks, summary
 from lmcoverage.experiments.bernoulli.compute import run, worst_case_quantile
-from lmcoverage.experiments.bernoulli.presets import PRESETS, TITLE, validate
+from lmcoverage.experiments.bernoulli.presets import PRESETS, TITLE, TYPICAL_TIME, validate
 from lmcoverage.experiments.bernoulli.report import plot_figures, write_html
 
 __all__ = [
     "PRESETS",
     "TITLE",
+    "TYPICAL_TIME",
     "effect_checks",
     "plot_figures",
     "run",

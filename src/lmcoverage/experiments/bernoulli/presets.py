@@ -9,6 +9,9 @@ from lmcoverage.errors import InputError
 TITLE = "Bernoulli case study (Sec. 3): infinite KL, small coverage"
 
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~10 CPU s"}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "p_fixed": [0.3, 0.03],

@@ -29,7 +29,7 @@ from lmcoverage.experiments.distill.compute import (
     run_method,
     weighted_gradient,
 )
-from lmcoverage.experiments.distill.presets import METHODS, PRESETS, TITLE, validate
+from lmcoverage.experiments.distill.presets import METHODS, PRESETS, TITLE, TYPICAL_TIME, validate
 from lmcoverage.experiments.distill.report import plot_figures, write_html
 from lmcoverage.updates import truncation_point as truncation  # the old public name
 
@@ -37,6 +37,7 @@ __all__ = [
     "METHODS",
     "PRESETS",
     "TITLE",
+    "TYPICAL_TIME",
     "TokenStream",
     "effect_checks",
     "plot_figures",

@@ -14,6 +14,9 @@ TITLE = "Truncated-gradient vs plain distillation across horizons (Thm 6.2)"
 METHODS = ("plain", "truncated")
 
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~40 CPU s"}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         **SWEEP_CPU,

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from lmcoverage.experiments.horizon.checks import effect_checks, summary
 from lmcoverage.experiments.horizon.compute import prop32_mle, run, run_prop32, run_rich
-from lmcoverage.experiments.horizon.presets import PRESETS, TITLE, validate
+from lmcoverage.experiments.horizon.presets import PRESETS, TITLE, TYPICAL_TIME, validate
 from lmcoverage.experiments.horizon.report import plot_figures, write_html
 
 __all__ = [
     "PRESETS",
     "TITLE",
+    "TYPICAL_TIME",
     "effect_checks",
     "plot_figures",
     "prop32_mle",

@@ -9,6 +9,9 @@ from lmcoverage.errors import InputError
 TITLE = "KL grows with H, coverage does not (Prop 3.2, Thm 4.2)"
 
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~30 CPU s"}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "n": 50,

@@ -35,7 +35,7 @@ from lmcoverage.experiments.sgd.compute import (
     run_sweep,
     summarize_sweep,
 )
-from lmcoverage.experiments.sgd.presets import METHODS, PRESETS, TITLE, validate
+from lmcoverage.experiments.sgd.presets import METHODS, PRESETS, TITLE, TYPICAL_TIME, validate
 from lmcoverage.experiments.sgd.report import describe_instance, plot_figures, write_html
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "METHODS",
     "PRESETS",
     "TITLE",
+    "TYPICAL_TIME",
     "batch_gradient",
     "checkpoint_steps",
     "describe_instance",

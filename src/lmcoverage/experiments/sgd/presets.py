@@ -32,6 +32,9 @@ _CPU_PRESET: dict[str, Any] = {
 }
 
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~1.5 CPU min", "cpu-graded": "~2.5 CPU min"}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": _CPU_PRESET,
     # the same sweep on the graded instance

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from lmcoverage.experiments.tournament.checks import effect_checks, summary
 from lmcoverage.experiments.tournament.compute import run
-from lmcoverage.experiments.tournament.presets import PRESETS, TITLE
+from lmcoverage.experiments.tournament.presets import PRESETS, TITLE, TYPICAL_TIME
 from lmcoverage.experiments.tournament.report import plot_figures
 
 __all__ = [
     "PRESETS",
     "TITLE",
+    "TYPICAL_TIME",
     "effect_checks",
     "plot_figures",
     "run",

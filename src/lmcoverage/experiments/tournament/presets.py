@@ -34,6 +34,9 @@ _BASE: dict[str, Any] = {
 }
 
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~20 CPU s", "full": "~1.7 CPU min"}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(_BASE),
     "full": {**_BASE, "e1_draws": 500, "draws": 500, "offset_draws": 300},

@@ -26,7 +26,7 @@ from lmcoverage.experiments.ttt.compute import (
     ttt_log_ratios,
 )
 from lmcoverage.experiments.ttt.compute import _orders as _orders
-from lmcoverage.experiments.ttt.presets import DECODERS, PRESETS, TITLE, validate
+from lmcoverage.experiments.ttt.presets import DECODERS, PRESETS, TITLE, TYPICAL_TIME, validate
 from lmcoverage.experiments.ttt.report import plot_figures, write_html
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_TOKENS_PER_BATCH",
     "PRESETS",
     "TITLE",
+    "TYPICAL_TIME",
     "effect_checks",
     "plot_figures",
     "run",

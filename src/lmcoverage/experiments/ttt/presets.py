@@ -12,6 +12,9 @@ TITLE = "Token-level SGD with and without test-time-training decoding (Thm 6.1)"
 DECODERS = ("plain", "ttt")
 
 
+#: Typical time of a preset for ``run --list``, as measured in the docs (test and paper:
+#: :data:`~lmcoverage.experiments.registry.DEFAULT_TYPICAL_TIME`).
+TYPICAL_TIME = {"cpu": "~50 CPU s"}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "T": 50,

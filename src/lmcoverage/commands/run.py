@@ -1,4 +1,4 @@
-"""CLI: ``lmcoverage run NAME`` and ``lmcoverage demo``."""
+"""CLI: ``lmcoverage run NAME``: an experiment of the registry, resumable."""
 
 from __future__ import annotations
 
@@ -76,38 +76,14 @@ def discard_if_untouched(out: Path, fresh: bool) -> None:
         out.rmdir()
 
 
-#: Typical time of each preset, as measured in the docs (docs/experiments, docs/guide pages).
-TYPICAL_TIME = {
-    "test": "seconds",
-    "paper": "hours on a GPU",
-    ("figure1", "demo"): "~1 CPU min",
-    ("figure1", "cpu"): "~1 CPU min",
-    ("figure2", "cpu"): "~4 CPU min a seed",
-    ("tournament", "cpu"): "~20 CPU s",
-    ("tournament", "full"): "~1.7 CPU min",
-    ("bernoulli", "cpu"): "~10 CPU s",
-    ("horizon", "cpu"): "~30 CPU s",
-    ("sgd", "cpu"): "~1.5 CPU min",
-    ("sgd", "cpu-graded"): "~2.5 CPU min",
-    ("ttt", "cpu"): "~50 CPU s",
-    ("distill", "cpu"): "~40 CPU s",
-    ("real-lm", "cpu"): "~21 CPU min",
-}
-
-
-def typical_time(name: str, preset: str) -> str:
-    """The measured time of ``name --preset preset`` (``"?"`` when not measured)."""
-    return TYPICAL_TIME.get((name, preset)) or TYPICAL_TIME.get(preset) or "?"
-
-
 def experiment_rows() -> list[dict[str, str]]:
     """One row per experiment: name, presets with their typical times, title."""
-    from lmcoverage.experiments.registry import available, load_experiment
+    from lmcoverage.experiments.registry import available, load_experiment, typical_time
 
     rows = []
     for name in available():
         module = load_experiment(name)
-        presets = ", ".join(f"{p} ({typical_time(name, p)})" for p in module.PRESETS)
+        presets = ", ".join(f"{p} ({typical_time(module, p)})" for p in module.PRESETS)
         rows.append({"experiment": name, "presets (typical time)": presets,
                      "what it shows": module.TITLE})
     return rows
@@ -156,56 +132,47 @@ def print_summary(name: str, results: dict[str, Any], out: Path) -> None:
     typer.echo(f"report:  {out / 'report.html'}")
 
 
+def run_cmd(
+    name: Annotated[str | None, typer.Argument(
+        help="Experiment (lmcoverage run --list shows them with their presets).")] = None,
+    preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "cpu",
+    list_: Annotated[bool, typer.Option(
+        "--list", help="List the experiments, their presets and typical times.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME-PRESET)."
+                                             " Re-running into it resumes.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed (ignored when --seeds is given; default: the preset's seeds, 0 for "
+             "most, 0..15 for figure2 --preset paper).")] = None,
+    seeds: Annotated[list[int] | None, typer.Option(
+        help="Several seeds: --seeds 0 1 2 or --seeds 0,1,2.")] = None,
+    executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Address of an existing Ray cluster (with --executor ray).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a preset key: --set steps=200 (value parsed as JSON).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    workers: Annotated[int, typer.Option(help="Local worker processes for independent "
+                                         "units (same results as 1).")] = 1,
+    threads: Annotated[int, typer.Option(help="Torch threads per unit of work (the "
+                                         "presets are sized on 1).")] = 1,
+) -> None:
+    """Run an experiment and write results.json, figures and report.html to the run dir."""
+    from lmcoverage.commands._output import rich_table_text
+
+    if list_:
+        typer.echo(rich_table_text(experiment_rows(), title="lmcoverage run NAME --preset "
+                                   "PRESET"), nl=False)
+        return
+    if name is None:
+        raise InputError("run: give an experiment name (lmcoverage run --list shows them)")
+    seed_list = list(seeds) if seeds else None if seed is None else [seed]
+    out_dir = out or Path("runs") / f"{name}-{preset}"
+    results = run_experiment(name, preset, out_dir, seed_list, executor, ray_address,
+                             parse_key_values(set_, "--set"), progress, workers, threads)
+    print_summary(name, results, out_dir)
+
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``run`` and ``demo`` to ``app``."""
-
-    @app.command("run")
-    def run_cmd(
-        name: Annotated[str | None, typer.Argument(
-            help="Experiment (lmcoverage run --list shows them with their presets).")] = None,
-        preset: Annotated[str, typer.Option(help=PRESET_HELP)] = "cpu",
-        list_: Annotated[bool, typer.Option(
-            "--list", help="List the experiments, their presets and typical times.")] = False,
-        out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME-PRESET)."
-                                                 " Re-running into it resumes.")] = None,
-        seed: Annotated[int | None, typer.Option(
-            help="Seed (ignored when --seeds is given; default: the preset's seeds, 0 for "
-                 "most, 0..15 for figure2 --preset paper).")] = None,
-        seeds: Annotated[list[int] | None, typer.Option(
-            help="Several seeds: --seeds 0 1 2 or --seeds 0,1,2.")] = None,
-        executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
-        ray_address: Annotated[str | None, typer.Option(
-            help="Address of an existing Ray cluster (with --executor ray).")] = None,
-        set_: Annotated[list[str] | None, typer.Option(
-            "--set", help="Override a preset key: --set steps=200 (value parsed as JSON).")] = None,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-        workers: Annotated[int, typer.Option(help="Local worker processes for independent "
-                                             "units (same results as 1).")] = 1,
-        threads: Annotated[int, typer.Option(help="Torch threads per unit of work (the "
-                                             "presets are sized on 1).")] = 1,
-    ) -> None:
-        """Run an experiment and write results.json, figures and report.html to the run dir."""
-        from lmcoverage.commands._output import rich_table_text
-
-        if list_:
-            typer.echo(rich_table_text(experiment_rows(), title="lmcoverage run NAME --preset "
-                                       "PRESET"), nl=False)
-            return
-        if name is None:
-            raise InputError("run: give an experiment name (lmcoverage run --list shows them)")
-        seed_list = list(seeds) if seeds else None if seed is None else [seed]
-        out_dir = out or Path("runs") / f"{name}-{preset}"
-        results = run_experiment(name, preset, out_dir, seed_list, executor, ray_address,
-                                 parse_key_values(set_, "--set"), progress, workers, threads)
-        print_summary(name, results, out_dir)
-
-    @app.command("demo")
-    def demo_cmd(
-        out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    ) -> None:
-        """Run the main job end to end at its smallest size and print the key numbers."""
-        from lmcoverage.demo import DEMO_EXPERIMENT, DEMO_PRESET
-
-        results = run_experiment(DEMO_EXPERIMENT, DEMO_PRESET, out, [0], progress=progress)
-        print_summary(DEMO_EXPERIMENT, results, out)
+    """Add ``run`` to ``app``."""
+    app.command("run")(run_cmd)
