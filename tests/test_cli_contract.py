@@ -197,6 +197,24 @@ def test_an_internal_bug_prints_the_traceback_and_asks_for_a_report(tmp_path: Pa
     assert last.startswith("lmcoverage: internal error:") and "please report" in last
 
 
+def test_an_interrupt_wrapped_in_another_exception_is_still_an_interrupt(tmp_path: Path) -> None:
+    # Ctrl-C during a cold `import transformers` arrives inside a class body's __set_name__,
+    # which Python re-raises as RuntimeError with the interrupt as its cause.
+    code = ("import sys, lmcoverage.metrics.summary as s\n"
+            "from lmcoverage.errors import Interrupted\n"
+            "class Field:\n    def __set_name__(self, owner, name):\n"
+            "        raise Interrupted(2)\n"
+            "def boom(*a, **k):\n    class Endpoint:\n        name = Field()\n"
+            "s.summarize_scores = boom\n"
+            "from lmcoverage.cli import main\n"
+            f"sys.exit(main(['profile', {str(scores(tmp_path))!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=ENV, timeout=120)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("lmcoverage: ")
+
+
 def test_a_value_error_from_a_library_bug_is_not_bad_input() -> None:
     from lmcoverage.cli import is_input_error
     from lmcoverage.errors import InputError

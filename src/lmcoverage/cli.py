@@ -161,6 +161,22 @@ def _signals_raise_interrupted() -> Iterator[None]:
             signal.signal(signum, previous)
 
 
+def _interrupt_signal(exc: BaseException) -> int | None:
+    """The signal of an :class:`Interrupted` (or SIGINT for a ``KeyboardInterrupt``) in the
+    chain of ``exc``: Python wraps an exception raised in some places (a class body's
+    ``__set_name__`` while a module imports, say) in another one, the interrupt as its cause."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, Interrupted):
+            return link.signum
+        if isinstance(link, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def _describe_presets(command: _click.Command) -> None:
     """``run --help``: name every experiment's presets (imports the experiments, so only here)."""
     run_command = getattr(command, "commands", {})["run"]
@@ -206,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         _say("error", str(exc))
         return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence
+        signum = _interrupt_signal(exc)
+        if signum is not None:  # the interrupt, wrapped on its way up
+            print(f"lmcoverage: {_interrupted_line(signum, args)}", file=sys.stderr)
+            return 128 + signum
         if is_input_error(exc):
             _say("error", str(exc.args[0]) if exc.args else type(exc).__name__)
             return 2
