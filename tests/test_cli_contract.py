@@ -183,14 +183,20 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
                    ".csv, .tsv or .json")
 
 
-def test_an_internal_bug_prints_the_traceback_and_asks_for_a_report(tmp_path: Path) -> None:
-    code = ("import sys, lmcoverage.metrics.summary as s\n"
-            "def boom(*a, **k):\n    return {}['no such key']\n"
+def profile_with_broken_summary(tmp_path: Path, boom: str) -> subprocess.CompletedProcess[str]:
+    """``lmcoverage profile`` in a fresh process whose summary function is ``boom`` (Python
+    source defining ``boom``)."""
+    code = ("import sys, lmcoverage.metrics.summary as s\n" + boom +
             "s.summarize_scores = boom\n"
             "from lmcoverage.cli import main\n"
             f"sys.exit(main(['profile', {str(scores(tmp_path))!r}]))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=ENV, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=ENV, timeout=120)
+
+
+def test_an_internal_bug_prints_the_traceback_and_asks_for_a_report(tmp_path: Path) -> None:
+    result = profile_with_broken_summary(
+        tmp_path, "def boom(*a, **k):\n    return {}['no such key']\n")
     assert result.returncode == 1, result.stderr
     assert "Traceback" in result.stderr and "KeyError" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -200,16 +206,11 @@ def test_an_internal_bug_prints_the_traceback_and_asks_for_a_report(tmp_path: Pa
 def test_an_interrupt_wrapped_in_another_exception_is_still_an_interrupt(tmp_path: Path) -> None:
     # Ctrl-C during a cold `import transformers` arrives inside a class body's __set_name__,
     # which Python re-raises as RuntimeError with the interrupt as its cause.
-    code = ("import sys, lmcoverage.metrics.summary as s\n"
-            "from lmcoverage.errors import Interrupted\n"
-            "class Field:\n    def __set_name__(self, owner, name):\n"
-            "        raise Interrupted(2)\n"
-            "def boom(*a, **k):\n    class Endpoint:\n        name = Field()\n"
-            "s.summarize_scores = boom\n"
-            "from lmcoverage.cli import main\n"
-            f"sys.exit(main(['profile', {str(scores(tmp_path))!r}]))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=ENV, timeout=120)
+    result = profile_with_broken_summary(
+        tmp_path, "from lmcoverage.errors import Interrupted\n"
+        "class Field:\n    def __set_name__(self, owner, name):\n"
+        "        raise Interrupted(2)\n"
+        "def boom(*a, **k):\n    class Endpoint:\n        name = Field()\n")
     assert result.returncode == 130, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("lmcoverage: ")
