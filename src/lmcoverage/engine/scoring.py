@@ -364,7 +364,7 @@ def held_out_then_correct(
     if correct is None:  # the held-out response alone (no copy)
         return [[r] for r in responses]
     return [
-        list(dict.fromkeys([tuple(r), *(map(tuple, correct[i]) if correct is not None else [])]))
+        list(dict.fromkeys([tuple(r), *map(tuple, correct[i])]))
         for i, r in enumerate(responses)
     ]
 
