@@ -124,3 +124,25 @@ def test_different_documents_are_named(tmp_path: Path,
     _fails(["import", "lm-eval", str(other), "--reference", str(samples(1)), "--out", str(out)],
            capsys, "tiny_mc doc 0 request 0: context or continuation differs")
     assert not out.exists()
+
+
+def test_a_bfloat16_candidate_among_float32_ones_gets_the_precision_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lm-eval's ``model_dtype`` per candidate: mixed dtypes are kept per model, so profile
+    still says that one candidate was scored below float32."""
+    copy = tmp_path / "out-0"
+    copy.mkdir()
+    (results,) = samples(0).parent.glob("results_*.json")
+    config = json.loads(results.read_text())
+    config["config"]["model_dtype"] = "torch.bfloat16"
+    (copy / results.name).write_text(json.dumps(config))
+    low = copy / samples(0).name
+    low.write_text(samples(0).read_text())
+    out = tmp_path / "mixed.parquet"
+    assert main(["import", "lm-eval", str(low), str(samples(1)), "--reference", str(samples(1)),
+                 "--out", str(out)]) == 0
+    assert ScoreTable.read_parquet(out).provenance["dtype"] == {"model-0": "bfloat16",
+                                                                "model-1": "float32"}
+    capsys.readouterr()
+    assert main(["profile", str(out), "--n", "2"]) == 0
+    assert "note: scored in bfloat16, not float32" in capsys.readouterr().err

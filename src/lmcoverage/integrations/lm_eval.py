@@ -229,7 +229,8 @@ def import_scores(candidates: Sequence[str | os.PathLike[str]],
     Rows: one example per (task, doc_id, request index) in sorted order (``example_id`` 0..n-1,
     ``group`` the task); ``loglik``: the candidate's log-likelihood of the continuation given
     the context, ``loglik_data``: the reference's. Provenance: ``source: "lm-eval"``, ``eos:
-    false``, ``reference`` (its name and files), ``candidates`` ({name: file}), ``dtype``.
+    false``, ``reference`` (its name and files), ``candidates`` ({name: file}), ``dtype`` (one
+    name, or {name: dtype} when the candidates differ).
 
     Raises:
         InputError: see :func:`read_samples`; a candidate and the reference covering different
@@ -272,11 +273,14 @@ def import_scores(candidates: Sequence[str | os.PathLike[str]],
         loglik_data=np.tile(data, len(cands)),
         group=[k[0] for _ in cands for k in keys],
     )
-    dtypes = sorted({c.dtype for c in cands if c.dtype})
+    # One name when the candidates agree, else {model: dtype} (as ``score`` records it), so
+    # that a mixed import still gets the below-float32 note.
+    dtypes = {c.model: c.dtype for c in cands if c.dtype}
+    kinds = set(dtypes.values())
     return table.with_provenance(
         source="lm-eval",
         eos=False,
         reference=f"lm-eval {ref.model} ({', '.join(str(p) for p in reference)})",
         candidates={c.model: str(c.source) for c in cands},
-        dtype=", ".join(dtypes) or None,
+        dtype=(kinds.pop() if len(kinds) == 1 else dtypes) or None,
     )
