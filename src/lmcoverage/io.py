@@ -14,9 +14,12 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO, TypeAlias, overload
 
 from lmcoverage.errors import FileDecodeError, InputError
+
+#: A value of plain JSON types (what :func:`json.loads` returns).
+JSONValue: TypeAlias = "dict[str, Any] | list[Any] | str | int | float | bool | None"
 
 
 @contextmanager
@@ -142,7 +145,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _json_default(obj: Any) -> Any:
+def _json_default(obj: object) -> JSONValue:
     """Convert numpy scalars/arrays and paths for :func:`json.dumps`."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -151,7 +154,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
-def _finite_or_none(obj: Any) -> Any:
+def _finite_or_none(obj: JSONValue) -> JSONValue:
     """Replace non-finite floats by strings ('inf', '-inf', 'nan') so the JSON stays standard."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
@@ -162,12 +165,16 @@ def _finite_or_none(obj: Any) -> Any:
     return obj
 
 
-def to_jsonable(obj: Any) -> Any:
+@overload
+def to_jsonable(obj: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def to_jsonable(obj: object) -> JSONValue: ...
+def to_jsonable(obj: object) -> JSONValue:
     """Return ``obj`` as plain JSON types: numpy converted, non-finite floats as strings."""
     return _finite_or_none(json.loads(json.dumps(obj, default=_json_default, allow_nan=True)))
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+def atomic_write_json(path: str | os.PathLike[str], obj: JSONValue) -> None:
     """Write ``obj`` as indented, standard JSON (no NaN/Infinity literals) atomically."""
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
@@ -211,7 +218,7 @@ class _NonStandardNumber(ValueError):
     """``NaN``, ``Infinity`` or ``-Infinity`` in a JSON text (Python's json accepts them)."""
 
 
-def _refuse_constant(name: str) -> Any:
+def _refuse_constant(name: str) -> NoReturn:
     raise _NonStandardNumber(name)
 
 
@@ -294,7 +301,7 @@ class RunDir:
         return None
 
 
-def first_difference(before: Any, now: Any, where: str = "") -> str | None:
+def first_difference(before: object, now: object, where: str = "") -> str | None:
     """``"holds a run with another config.lr (0.1, now 0.2)"`` for the first differing key of
     two JSON values, or None when they are equal."""
     if isinstance(before, dict) and isinstance(now, dict):

@@ -11,12 +11,15 @@ and followed by the tokenizer's EOS (the EOS convention of :mod:`lmcoverage.engi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lmcoverage.errors import InputError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-def _ids(value: Any, key: str, where: str) -> list[int]:
+
+def _ids(value: object, key: str, where: str) -> list[int]:
     if (not isinstance(value, list | tuple) or not value
             or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
                        for t in value)):
@@ -31,7 +34,8 @@ MAX_CHARS_PER_TOKEN = 64
 _NO_LIMIT = 10**8
 
 
-def check_text_length(tokenizer: Any, text: str, special: bool, where: str) -> None:
+def check_text_length(tokenizer: PreTrainedTokenizerBase, text: str, special: bool,
+                      where: str) -> None:
     """InputError when ``text`` is clearly longer than the tokenizer's ``model_max_length``,
     found from its first ``model_max_length * MAX_CHARS_PER_TOKEN`` characters, so a huge
     line (a 10 MB prompt) is refused without being tokenized whole."""
@@ -45,7 +49,8 @@ def check_text_length(tokenizer: Any, text: str, special: bool, where: str) -> N
                          f"tokenizer's maximum of {limit:,} tokens")
 
 
-def encode_text(tokenizer: Any, text: str, special: bool, where: str) -> list[int]:
+def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, special: bool,
+                where: str) -> list[int]:
     """Token ids of ``text``; InputError if it encodes to nothing or to the unknown token, or
     if it is longer than the tokenizer's maximum length (:func:`check_text_length`)."""
     check_text_length(tokenizer, text, special, where)
@@ -58,7 +63,7 @@ def encode_text(tokenizer: Any, text: str, special: bool, where: str) -> list[in
     return ids
 
 
-def encode_prompt(tokenizer: Any, row: dict[str, Any], where: str) -> list[int]:
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, row: dict[str, Any], where: str) -> list[int]:
     """The prompt of ``row`` as token ids (``prompt_ids``, else ``messages``, else ``prompt``).
 
     Raises:
@@ -80,8 +85,8 @@ def encode_prompt(tokenizer: Any, row: dict[str, Any], where: str) -> list[int]:
         from jinja2 import TemplateError
 
         try:
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                 tokenize=False)
+            text = cast(str, tokenizer.apply_chat_template(  # tokenize=False: a str
+                messages, add_generation_prompt=True, tokenize=False))
         except TemplateError as exc:  # also the sandbox's SecurityError
             raise InputError(f"{where}: the chat template of model directory "
                              f"{tokenizer.name_or_path} failed ({type(exc).__name__}: "
@@ -92,13 +97,13 @@ def encode_prompt(tokenizer: Any, row: dict[str, Any], where: str) -> list[int]:
     raise InputError(f"{where}: needs a prompt: 'prompt' text, 'messages' or 'prompt_ids'")
 
 
-def end_token_id(tokenizer: Any) -> int | None:
+def end_token_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
     """The token appended to a text response (the tokenizer's EOS), or None."""
     eos = getattr(tokenizer, "eos_token_id", None)
     return eos if isinstance(eos, int) else None
 
 
-def encode_response(tokenizer: Any, row: dict[str, Any], where: str,
+def encode_response(tokenizer: PreTrainedTokenizerBase, row: dict[str, Any], where: str,
                     stops: Sequence[int] = ()) -> list[int]:
     """The response of ``row`` as token ids: ``response_ids`` as given, else ``response`` text
     plus EOS (the module's EOS convention; ``stops``: tokens that already end a response).
@@ -115,7 +120,8 @@ def encode_response(tokenizer: Any, row: dict[str, Any], where: str,
     return complete(tokenizer, encode_text(tokenizer, text, False, where), stops)
 
 
-def complete(tokenizer: Any, ids: list[int], stops: Sequence[int] = ()) -> list[int]:
+def complete(tokenizer: PreTrainedTokenizerBase, ids: list[int],
+             stops: Sequence[int] = ()) -> list[int]:
     """``ids`` with the tokenizer's EOS appended, unless they end with EOS or a stop token."""
     eos = end_token_id(tokenizer)
     if eos is None or (ids and (ids[-1] == eos or ids[-1] in stops)):

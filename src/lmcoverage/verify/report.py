@@ -26,7 +26,7 @@ _NON_FINITE = {"inf": "+infinity (e.g. a held-out response of probability zero)"
                "-inf": "-infinity", "nan": "undefined (not a number)"}
 
 
-def strict_json(obj: Any) -> Any:
+def strict_json(obj: object) -> object:
     """``obj`` with every non-finite float replaced by None; in a dict, ``KEY_reason`` (unless
     present) then says what the value was. Numpy scalars and arrays become plain types."""
     if isinstance(obj, np.ndarray):
@@ -103,13 +103,13 @@ def _scatter_figure(results: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _interval(lo: Any, hi: Any, digits: int = 3) -> str:
+def _interval(lo: float | None, hi: float | None, digits: int = 3) -> str:
     if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
         return "n/a"
     return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _value(x: Any) -> Any:
+def _value(x: object) -> object:
     return "n/a" if x is None else x
 
 
