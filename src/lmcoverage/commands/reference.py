@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lmcoverage.commands._output import DtypeOption
+from lmcoverage.commands._decoding import SamplingOptions, with_sampling_options
 
 REFERENCE_HELP = """Build pi_D from a reference model's good responses.
 
@@ -28,6 +28,7 @@ def skipped_path(out: Path) -> Path:
     return out.with_name(out.name + ".skipped.jsonl")
 
 
+@with_sampling_options
 def reference(
     model: str = typer.Option(
         ..., "--model", help="Reference model: directory, .gguf file or DIR@settings."),
@@ -36,19 +37,7 @@ def reference(
     verifier: str = typer.Option(
         ..., "--verifier", help="exact, number, regex:PATTERN or module:function."),
     out: Path = typer.Option(..., "--out", help="pi_D's samples (.jsonl)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
-    top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
-    min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
-    dtype: DtypeOption = "float32",
-    device: str = typer.Option(
-        "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
-    trust_remote_code: bool = typer.Option(
-        False, "--trust-remote-code", help="Allow model code shipped in the directory."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    options: SamplingOptions = SamplingOptions(),
 ) -> None:
     from lmcoverage.commands._decoding import model_and_decoding
     from lmcoverage.commands._options import check_sampling
@@ -61,10 +50,11 @@ def reference(
     from lmcoverage.verify.verdicts import check_problem_ids, problem_id
     from lmcoverage.verify.verifiers import get_verifier
 
-    candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
+    candidate, spec, name = model_and_decoding(model, options)
     check_k(n)
-    check_sampling(n, seed, "--n")
-    for flag, value in (("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
+    check_sampling(n, options.seed, "--n")
+    for flag, value in (("--max-new-tokens", options.max_new_tokens),
+                        ("--batch-size", options.batch_size)):
         if value < 1:
             raise InputError(f"{flag}: must be a positive integer, got {value}")
     check_output_path(out, (".jsonl",), {"--data": data})
@@ -77,16 +67,17 @@ def reference(
             for i, (_, row) in enumerate(numbered)]
     where = [w for w, _ in numbered]
     judge.check_rows(rows, str(data))
-    dev = resolve_device(device, announce=False)
-    resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
-    tokenizer = load_tokenizer(candidate.path, trust_remote_code=trust_remote_code)
+    dev = resolve_device(options.device, announce=False)
+    resolve_dtype(options.dtype, dev)  # an unknown or unsupported --dtype fails before any work
+    tokenizer = load_tokenizer(candidate.path, trust_remote_code=options.trust_remote_code)
     for w, row in zip(where, rows, strict=True):  # every prompt encodes before loading
         encode_prompt(tokenizer, row, w)
-    lm = load_causal_lm(candidate.path, trust_remote_code=trust_remote_code, device=dev,
-                        dtype=dtype)
-    ref = build_reference(lm, tokenizer, rows, n, judge, spec, seed=seed,
-                          max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          progress=not no_progress, where=where)
+    lm = load_causal_lm(candidate.path, trust_remote_code=options.trust_remote_code,
+                        device=dev, dtype=options.dtype)
+    ref = build_reference(lm, tokenizer, rows, n, judge, spec, seed=options.seed,
+                          max_new_tokens=options.max_new_tokens,
+                          batch_size=options.batch_size, progress=not options.no_progress,
+                          where=where)
     if not ref.rows:
         raise InputError(f"--data {data}: no prompt has a correct sample among the {n} "
                          f"drawn (verifier {verifier}); pi_D is undefined on every prompt, "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lmcoverage.commands._output import DtypeOption
+from lmcoverage.commands._decoding import SamplingOptions, with_sampling_options
 from lmcoverage.sharding import (
     EXECUTOR_HELP,
     RAY_ADDRESS_HELP,
@@ -29,25 +29,14 @@ under the sampling distribution) and stopped. Decoding: --temperature, --top-p, 
 """
 
 
+@with_sampling_options
 def sample(
     model: str = typer.Option(
         ..., "--model", help="Model directory, .gguf file or DIR@temperature=T,..."),
     data: Path = typer.Option(..., "--data", help="Prompt rows (.jsonl or .parquet)."),
     n: int = typer.Option(..., "--n", help="Samples per prompt row (K)."),
     out: Path = typer.Option(..., "--out", help="Output samples (.jsonl)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Temperature (> 0)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass in (0, 1] (1 = off)."),
-    top_k: int = typer.Option(0, "--top-k", help="Keep the k likeliest tokens (0 = off)."),
-    min_p: float = typer.Option(0.0, "--min-p", help="Min-p in [0, 1] (0 = off)."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response cap."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Decoding rows per pass."),
-    dtype: DtypeOption = "float32",
-    device: str = typer.Option(
-        "auto", "--device", help="Torch device: auto (cuda if available, else cpu), cpu."),
-    trust_remote_code: bool = typer.Option(
-        False, "--trust-remote-code", help="Allow model code shipped in the directory."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    options: SamplingOptions = SamplingOptions(),
     executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
     ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     shards: int | None = typer.Option(None, "--shards", help=SHARDS_HELP),
@@ -62,12 +51,12 @@ def sample(
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer, resolve_dtype
     from lmcoverage.verify.verdicts import check_problem_ids, problem_id
 
-    candidate, spec, name = model_and_decoding(model, temperature, top_p, top_k, min_p)
-    for flag, value in (("--n", n), ("--max-new-tokens", max_new_tokens),
-                        ("--batch-size", batch_size)):
+    candidate, spec, name = model_and_decoding(model, options)
+    for flag, value in (("--n", n), ("--max-new-tokens", options.max_new_tokens),
+                        ("--batch-size", options.batch_size)):
         if value < 1:
             raise InputError(f"{flag}: must be a positive integer, got {value}")
-    check_sampling(n, seed, "--n")
+    check_sampling(n, options.seed, "--n")
     check_output_path(out, (".jsonl",), {"--data": data})
     check_executor(executor, ray_address)
     path = candidate.path
@@ -75,23 +64,25 @@ def sample(
     check_problem_ids([row for _, row in numbered], str(data))
     numbered = [(where, {"model": name, **row, "problem": problem_id(row, i)})
                 for i, (where, row) in enumerate(numbered)]
-    dev = resolve_device(device, announce=False)
-    resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
-    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    dev = resolve_device(options.device, announce=False)
+    resolve_dtype(options.dtype, dev)  # an unknown or unsupported --dtype fails before any work
+    tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code)
     for where, row in numbered:  # every prompt encodes before the model loads
         encode_prompt(tokenizer, row, where)
     if executor == "local" and shards is None:
-        lm = load_causal_lm(path, trust_remote_code=trust_remote_code, device=dev,
-                            dtype=dtype)
-        rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec, seed=seed,
-                           max_new_tokens=max_new_tokens, batch_size=batch_size,
-                           progress=not no_progress, where=[w for w, _ in numbered])
+        lm = load_causal_lm(path, trust_remote_code=options.trust_remote_code, device=dev,
+                            dtype=options.dtype)
+        rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec,
+                           seed=options.seed, max_new_tokens=options.max_new_tokens,
+                           batch_size=options.batch_size, progress=not options.no_progress,
+                           where=[w for w, _ in numbered])
     else:
         rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
-                              n, spec, out, executor, ray_address, shards, not no_progress,
-                              seed=seed, max_new_tokens=max_new_tokens,
-                              batch_size=batch_size, device=dev, dtype=dtype,
-                              trust_remote_code=trust_remote_code)
+                              n, spec, out, executor, ray_address, shards,
+                              not options.no_progress,
+                              seed=options.seed, max_new_tokens=options.max_new_tokens,
+                              batch_size=options.batch_size, device=dev, dtype=options.dtype,
+                              trust_remote_code=options.trust_remote_code)
     write_jsonl(out, rows)
     finish_sharded(out)
     typer.echo(f"wrote {out}: {len(numbered)} prompt(s) x {n} sample(s)")
