@@ -22,6 +22,8 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,26 +92,50 @@ def _unflatten_optimizer(tensors: dict[str, Any], plain: dict[str, Any]) -> dict
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def rng_state() -> dict[str, Any]:
-    """The torch RNG states (CPU, and every CUDA device when available) as uint8 tensors."""
+def _cuda_devices(device: Any) -> list[int]:
+    """The CUDA devices whose generators a run on ``device`` draws from (none on CPU)."""
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.device(device).type == "cuda" else []
+
+
+def rng_state(device: Any = "cpu") -> dict[str, Any]:
+    """The torch RNG states a run on ``device`` draws from, as uint8 tensors: the CPU's
+    (``rng/torch_cpu``) and, on a CUDA device, every CUDA device's (``rng/cuda_I``)."""
     import torch
 
     out = {"rng/torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            out[f"rng/cuda_{i}"] = s
+    for i in _cuda_devices(device):
+        out[f"rng/cuda_{i}"] = torch.cuda.get_rng_state(i)
     return out
 
 
-def set_rng_state(states: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+@contextmanager
+def run_rng(device: Any, seed: int, saved: dict[str, Any] | None = None) -> Iterator[None]:
+    """Run the block on the training run's own random stream, the caller's left untouched.
+
+    Dropout inside a model draws from torch's global generators (it takes no generator), so
+    the block runs in :func:`torch.random.fork_rng` of the CPU's (and, on a CUDA ``device``,
+    every CUDA device's) generator, set to ``saved`` (what :func:`rng_state` wrote into a
+    checkpoint: a resumed run continues the stream) or else seeded with ``seed``. The stream
+    is then a function of the run's seed and step alone, not of the process's global state
+    (which torch seeds afresh in every process, and other code may draw from), and the
+    caller's states come back on exit.
+    """
     import torch
 
-    torch.set_rng_state(states["rng/torch_cpu"])
-    cuda = sorted((k for k in states if k.startswith("rng/cuda_")),
-                  key=lambda k: int(k.rsplit("_", 1)[1]))
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([states[k] for k in cuda])
+    cuda = _cuda_devices(device)
+    with torch.random.fork_rng(devices=cuda):
+        if saved is None:
+            torch.default_generator.manual_seed(seed)
+            for i in cuda:
+                torch.cuda.default_generators[i].manual_seed(seed)
+        else:
+            torch.set_rng_state(saved["rng/torch_cpu"])
+            for i in cuda:
+                if f"rng/cuda_{i}" in saved:
+                    torch.cuda.set_rng_state(saved[f"rng/cuda_{i}"], i)
+        yield
 
 
 def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
@@ -120,9 +146,10 @@ def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
     Args:
         step: optimizer steps taken so far.
         history: ``[[step, loss], ...]`` recorded so far.
-        optimizer: the optimizer's ``state_dict()``; when given, it and the current torch RNG
-            states are saved so that the run can resume from here. An existing ``path`` is
-            replaced.
+        optimizer: the optimizer's ``state_dict()``; when given, it and the torch RNG states
+            the model's device draws from (:func:`rng_state`; inside :func:`run_rng`, the
+            run's own stream) are saved so that the run can resume from here. An existing
+            ``path`` is replaced.
         dtype: the saved weights' torch dtype (default: the model's own). When it differs,
             a converted copy is saved and, with ``optimizer``, the model's own weights go
             with the optimizer state as ``master/NAME`` (see :func:`restore_master`).
@@ -141,7 +168,7 @@ def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
     meta: dict[str, Any] = {"step": step, "history": history}
     if optimizer is not None:
         tensors, plain = _flatten_optimizer(optimizer)
-        tensors.update(rng_state())
+        tensors.update(rng_state(next(model.parameters()).device))
         if converted:
             tensors.update({f"master/{name}": p.detach().contiguous().cpu()
                             for name, p in model.named_parameters()})
@@ -193,9 +220,13 @@ def latest_resumable(run_dir: Path) -> Path | None:
     return None
 
 
-def drop_optimizer_state(path: Path) -> None:
-    """Remove ``optimizer.safetensors`` from an older checkpoint (it stays a model directory)."""
-    (path / STATE_TENSORS).unlink(missing_ok=True)
+def drop_older_optimizer_states(run_dir: Path, step: int) -> None:
+    """Remove ``optimizer.safetensors`` from every checkpoint of the run older than ``step``
+    (they stay model directories), also one that a run killed right after writing
+    ``checkpoint-STEP/`` left behind."""
+    for older, path in list_checkpoints(run_dir):
+        if older < step:
+            (path / STATE_TENSORS).unlink(missing_ok=True)
 
 
 def remove_partial(run_dir: Path) -> None:

@@ -4,8 +4,9 @@ the optimizer of ``TrainConfig.optimizer`` (AdamW by default;
 
 ``train(task, config, out_dir)`` trains a fresh GPT (or fine-tunes an HF model directory given
 by ``init_from``) and writes ``checkpoint-STEP/`` model directories and ``final/`` into
-``out_dir``. The batch of step s depends only on ``(config.seed, s)``, and the optimizer and RNG
-states are checkpointed, so a run killed at any moment and resumed (``resume=True``) reaches
+``out_dir``. The batch of step s depends only on ``(config.seed, s)``, dropout draws from the
+run's own seeded stream (never the process's), and the optimizer and RNG states are
+checkpointed, so a run killed at any moment and resumed (``resume=True``) reaches
 bit-identical weights to an uninterrupted run. With a constant learning rate (the default;
 warm-up allowed) a finished run resumed with more ``steps`` is extended to them, and its weights
 are those of a run started with the larger count; a ``cosine`` schedule spans the total, so
@@ -37,12 +38,12 @@ from lmcoverage.train.checkpoint import (
     RUN_JSON,
     STATE_JSON,
     checkpoint_path,
-    drop_optimizer_state,
+    drop_older_optimizer_states,
     latest_resumable,
     read_state,
     remove_partial,
     restore_master,
-    set_rng_state,
+    run_rng,
     write_checkpoint,
 )
 
@@ -67,7 +68,8 @@ class TrainConfig:
             ``warmup_steps`` of linear warm-up (:mod:`lmcoverage.train.schedule`).
         warmup_steps, min_lr: see ``lr_schedule``.
         grad_clip: clip the gradients' global norm to this value before each step (0: off).
-        seed: seeds the fresh model's initialisation and every batch.
+        seed: seeds the fresh model's initialisation, every batch and the run's random
+            stream (dropout; :func:`~lmcoverage.train.checkpoint.run_rng`).
         model_preset: :data:`lmcoverage.models.gpt.GPT_PRESETS` key (ignored with ``init_from``).
         model_overrides: extra ``GPT2Config`` fields for the fresh model.
         dataset_size: None: fresh samples every batch; N: a fixed dataset of N problems,
@@ -187,7 +189,7 @@ def derive_seed(*keys: int) -> int:
 
 
 # Stream identifiers for :func:`derive_seed`.
-_MODEL, _FRESH, _DATASET, _EPOCH = 0, 1, 2, 3
+_MODEL, _FRESH, _DATASET, _EPOCH, _DROPOUT = 0, 1, 2, 3, 4
 
 
 class BatchSource:
@@ -605,46 +607,47 @@ def train(
                                options=config.optimizer_options)
     if latest is not None:
         optimizer.load_state_dict(state.optimizer)
-        set_rng_state(state.rng)
-    elif config.save_initial:
-        write_checkpoint(checkpoint_path(out, 0), model, tokenizer, 0, history,
-                         optimizer.state_dict(), dtype=dtype)
-        latest = checkpoint_path(out, 0)
-
-    batches = BatchSource(task, config)
-    window: list[float] = []
-    tokens, t0 = 0, time.perf_counter()
-    with _progress_bar(config.steps, start, progress,
-                       "pre-train" if init is None else "fine-tune") as bar:
-        for step in range(start, config.steps):
-            optimizer.zero_grad(set_to_none=True)
-            value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
-                                         backward=True, autocast=autocast)
-            _stop_if_diverged(out, model, value, step + 1, latest)
-            step_settings(optimizer, model, config, step)
-            optimizer.step()
-            done = step + 1
-            window.append(value)
-            tokens += n_tokens
-            save = done == config.steps or (config.checkpoint_every > 0
-                                            and done % config.checkpoint_every == 0)
-            if save or done % config.log_every == 0:
-                history.append([done, float(np.mean(window))])
-                window = []
-            if bar is not None:
-                rate = tokens / max(time.perf_counter() - t0, 1e-9)
-                bar.update(bar.task_ids[0], completed=done, loss=f"{value:.4f}",
-                           tps=f"{rate:,.0f}")
-            if save:
-                _stop_if_diverged(out, model, value, done, latest, weights=True)
-                path = write_checkpoint(checkpoint_path(out, done), model, tokenizer, done,
-                                        history, optimizer.state_dict(), dtype=dtype)
-                if latest is not None and latest != path:
-                    drop_optimizer_state(latest)
-                latest = path
-    if latest != checkpoint_path(out, config.steps):
-        write_checkpoint(checkpoint_path(out, config.steps), model, tokenizer, config.steps,
-                         history, optimizer.state_dict(), dtype=dtype)
+    # Dropout draws from torch's global generators: the run has its own stream, seeded from
+    # its seed or continued from the checkpoint, saved in every resumable checkpoint.
+    with run_rng(device, derive_seed(config.seed, _DROPOUT),
+                 state.rng if latest is not None else None):
+        if latest is None and config.save_initial:
+            write_checkpoint(checkpoint_path(out, 0), model, tokenizer, 0, history,
+                             optimizer.state_dict(), dtype=dtype)
+            latest = checkpoint_path(out, 0)
+        batches = BatchSource(task, config)
+        window: list[float] = []
+        tokens, t0 = 0, time.perf_counter()
+        with _progress_bar(config.steps, start, progress,
+                           "pre-train" if init is None else "fine-tune") as bar:
+            for step in range(start, config.steps):
+                optimizer.zero_grad(set_to_none=True)
+                value, n_tokens = batch_loss(model, batches(step), task.pad_token_id, device,
+                                             backward=True, autocast=autocast)
+                _stop_if_diverged(out, model, value, step + 1, latest)
+                step_settings(optimizer, model, config, step)
+                optimizer.step()
+                done = step + 1
+                window.append(value)
+                tokens += n_tokens
+                save = done == config.steps or (config.checkpoint_every > 0
+                                                and done % config.checkpoint_every == 0)
+                if save or done % config.log_every == 0:
+                    history.append([done, float(np.mean(window))])
+                    window = []
+                if bar is not None:
+                    rate = tokens / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(bar.task_ids[0], completed=done, loss=f"{value:.4f}",
+                               tps=f"{rate:,.0f}")
+                if save:
+                    _stop_if_diverged(out, model, value, done, latest, weights=True)
+                    path = write_checkpoint(checkpoint_path(out, done), model, tokenizer, done,
+                                            history, optimizer.state_dict(), dtype=dtype)
+                    drop_older_optimizer_states(out, done)
+                    latest = path
+        if latest != checkpoint_path(out, config.steps):
+            write_checkpoint(checkpoint_path(out, config.steps), model, tokenizer, config.steps,
+                             history, optimizer.state_dict(), dtype=dtype)
     return link_final(out, config.steps)
 
 
