@@ -25,7 +25,7 @@ from lmcoverage.io import usual_mode
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 GGUF_SUFFIX = ".gguf"
@@ -248,7 +248,7 @@ def resolve_dtype(name: str, device: str = "cpu",
     return dtype
 
 
-def _check_dtype_works(dtype: Any, device: str, name: str) -> None:
+def _check_dtype_works(dtype: torch.dtype, device: str, name: str) -> None:
     """InputError naming ``--dtype`` when ``device`` cannot multiply matrices in ``dtype``."""
     import torch
 
@@ -368,7 +368,7 @@ def load_tokenizer(path: str | os.PathLike[str],
     return tokenizer
 
 
-def _check_chat_template(tokenizer: Any, p: Path) -> None:
+def _check_chat_template(tokenizer: PreTrainedTokenizerBase, p: Path) -> None:
     """InputError when the tokenizer's chat template does not compile (Jinja syntax)."""
     template = getattr(tokenizer, "chat_template", None)
     if not isinstance(template, str):
@@ -383,7 +383,8 @@ def _check_chat_template(tokenizer: Any, p: Path) -> None:
                          f"({type(exc).__name__}: {exc})") from None
 
 
-def save(model: Any, path: str | os.PathLike[str], tokenizer: Any = None) -> Path:
+def save(model: PreTrainedModel, path: str | os.PathLike[str],
+         tokenizer: PreTrainedTokenizerBase | None = None) -> Path:
     """Write ``model`` (and ``tokenizer``) as an HF directory with safetensors weights, atomically.
 
     Everything is written to a temporary sibling directory first and renamed onto ``path``, so a
