@@ -84,7 +84,7 @@ def test_chunks_keep_the_inputs_numbering(setup: tuple[Path, Path, Path], tmp_pa
     rows[9] = {**rows[9], "prompt_ids": [10**6], "response_ids": [1]}
     write_jsonl(bad, rows)
     monkeypatch.setattr(engine_table, "SCORE_CHUNK_ROWS", 4)
-    with pytest.raises(InputError, match="^prompt 9: token id 1000000 outside"):
+    with pytest.raises(InputError, match=rf"^{bad}:10: prompt: token id 1000000 outside"):
         score_models([m0], data_examples(bad, keep_rows=False), progress=False)
 
 

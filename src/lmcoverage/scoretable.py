@@ -22,6 +22,9 @@ Provenance (:attr:`ScoreTable.provenance`): a JSON dict stored in the Parquet sc
 key :data:`PROVENANCE_KEY`: how the table was made (``reference``, ``candidates``, ``data``,
 ``eos``, ``dtype``, ``lmcoverage_version``, ...). Kept by read/write, ``select_models`` and
 ``concat``.
+
+Files are written by :class:`ScoreTableWriter`, a batch of rows at a time (so a table need not
+be held whole to be written); :meth:`ScoreTable.write_parquet` is one batch of it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +109,40 @@ def _bad_row(column: str, mask: NDArray[np.bool_], values: NDArray[Any], why: st
     return InputError(f"column {column!r}, row {row}: {why} (got {values[row]!r})")
 
 
+def columns_table(
+    model: Sequence[str],
+    example_id: ArrayLike,
+    loglik: ArrayLike,
+    loglik_data: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    group: Sequence[str] | None = None,
+    mass_correct: ArrayLike | None = None,
+    ref_correct: ArrayLike | None = None,
+    ref_samples: ArrayLike | None = None,
+) -> pa.Table:
+    """Equal-length columns (one entry per row) as an Arrow table of ScoreTable rows, not yet
+    checked (:meth:`ScoreTable.from_columns` and :meth:`ScoreTableWriter.write` check them);
+    columns left None are absent (their defaults)."""
+    data: dict[str, Any] = {
+        "model": model if isinstance(model, pa.Array) else pa.array(list(model), pa.string()),
+        "example_id": np.asarray(example_id),
+        "loglik": np.asarray(loglik, dtype=np.float64),
+    }
+    for name, value in (("loglik_data", loglik_data), ("weight", weight),
+                        ("mass_correct", mass_correct)):
+        if value is not None:
+            data[name] = np.asarray(value, dtype=np.float64)
+    for name, value in (("ref_correct", ref_correct), ("ref_samples", ref_samples)):
+        if value is not None:
+            data[name] = np.asarray(value, dtype=np.int64)
+    if group is not None:
+        data["group"] = [str(g) for g in group]
+    lengths = {k: len(v) for k, v in data.items()}
+    if len(set(lengths.values())) != 1:
+        raise InputError(f"columns have different lengths: {lengths}")
+    return pa.table(data)
+
+
 class ScoreTable:
     """Validated (model, example) scores over a pyarrow table. See the module docstring."""
 
@@ -116,7 +155,9 @@ class ScoreTable:
             raise InputError(f"provenance: not JSON-serialisable ({exc})") from None
         self._provenance = prov
         self._table = self._normalise(table)
-        self._validate()
+        self._validate(self._table)
+        if not np.any(self._table.column("weight").to_numpy() > 0):
+            raise InputError("column 'weight': total weight must be > 0")
         self._index()
 
     # ---------------------------------------------------------------- construction
@@ -162,24 +203,8 @@ class ScoreTable:
         ref_samples: ArrayLike | None = None,
     ) -> ScoreTable:
         """Build from equal-length columns (one entry per row)."""
-        data: dict[str, Any] = {
-            "model": model if isinstance(model, pa.Array) else pa.array(list(model), pa.string()),
-            "example_id": np.asarray(example_id),
-            "loglik": np.asarray(loglik, dtype=np.float64),
-        }
-        for name, value in (("loglik_data", loglik_data), ("weight", weight),
-                            ("mass_correct", mass_correct)):
-            if value is not None:
-                data[name] = np.asarray(value, dtype=np.float64)
-        for name, value in (("ref_correct", ref_correct), ("ref_samples", ref_samples)):
-            if value is not None:
-                data[name] = np.asarray(value, dtype=np.int64)
-        if group is not None:
-            data["group"] = [str(g) for g in group]
-        lengths = {k: len(v) for k, v in data.items()}
-        if len(set(lengths.values())) != 1:
-            raise InputError(f"columns have different lengths: {lengths}")
-        return cls(pa.table(data))
+        return cls(columns_table(model, example_id, loglik, loglik_data, weight, group,
+                                 mass_correct, ref_correct, ref_samples))
 
     @classmethod
     def from_matrix(
@@ -226,8 +251,10 @@ class ScoreTable:
         )
 
     # ---------------------------------------------------------------- validation
-    def _validate(self) -> None:
-        t = self._table
+    @staticmethod
+    def _validate(t: pa.Table) -> None:
+        """Row by row checks of normalised rows (what holds for any subset of a table's
+        rows; the total weight and the (model, example) structure are checked whole)."""
         for name in ("model", "example_id", "group"):
             col = t.column(name)
             if col.null_count:
@@ -256,14 +283,12 @@ class ScoreTable:
             if name == "mass_correct" and ((values[present] < 0) | (values[present] > 1)).any():
                 raise _bad_row(name, present & ((values < 0) | (values > 1)), values,
                                "probability outside [0, 1]")
-        self._validate_reference_counts()
-        if not np.any(t.column("weight").to_numpy() > 0):
-            raise InputError("column 'weight': total weight must be > 0")
+        ScoreTable._validate_reference_counts(t)
 
-    def _validate_reference_counts(self) -> None:
+    @staticmethod
+    def _validate_reference_counts(t: pa.Table) -> None:
         """``ref_correct`` and ``ref_samples``: both filled on every row or both empty, with
         ``0 <= ref_correct <= ref_samples`` and ``ref_samples >= 1``."""
-        t = self._table
         present = {n: ~np.asarray(t.column(n).is_null()) for n in ("ref_correct", "ref_samples")}
         if not present["ref_correct"].any() and not present["ref_samples"].any():
             return
@@ -432,14 +457,78 @@ class ScoreTable:
         return cls(table)
 
     def write_parquet(self, path: str | os.PathLike[str]) -> None:
-        """Write atomically (temporary name, then rename)."""
-        table = self._table
-        if self._provenance:
-            meta = dict(table.schema.metadata or {})
-            meta[PROVENANCE_KEY] = json.dumps(self._provenance, sort_keys=True).encode()
-            table = table.replace_schema_metadata(meta)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
+        """Write atomically (temporary name, then rename): one batch of a
+        :class:`ScoreTableWriter`."""
+        with ScoreTableWriter(path, self._provenance) as out:
+            out.append_checked(self._table)
 
     def __repr__(self) -> str:
         return f"ScoreTable(models={len(self._models)}, examples={self.num_examples})"
+
+
+class ScoreTableWriter:
+    """Write a score table's rows to a Parquet file a batch at a time, so the table is never
+    held whole: the file :meth:`ScoreTable.write_parquet` writes (schema :data:`SCHEMA`,
+    ``provenance`` as JSON under :data:`PROVENANCE_KEY`), one row group per batch.
+
+    A context manager over :func:`lmcoverage.io.atomic_path`: the rows go to a temporary file
+    renamed onto ``path`` when the block ends without an exception; on an exception (a bad
+    batch, Ctrl-C) it is removed and ``path`` is left as it was. Each batch is checked row by
+    row as :class:`ScoreTable` checks rows; what concerns the rows together (every model on
+    the same example ids, no duplicate, per-example columns equal across models, a positive
+    total weight) is the caller's to keep: :meth:`ScoreTable.read_parquet` checks it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str],
+                 provenance: Mapping[str, Any] | None = None) -> None:
+        prov = dict(provenance or {})
+        try:
+            meta = ({PROVENANCE_KEY: json.dumps(prov, sort_keys=True, allow_nan=False).encode()}
+                    if prov else None)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"provenance: not JSON-serialisable ({exc})") from None
+        self.path = Path(path)
+        self.schema = SCHEMA.with_metadata(meta) if meta else SCHEMA
+        self.rows = 0
+        self._stack = ExitStack()
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ScoreTableWriter:
+        try:
+            tmp = self._stack.enter_context(atomic_path(self.path))
+            self._writer = self._stack.enter_context(pq.ParquetWriter(tmp, self.schema))
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())  # removes the temporary file
+            raise
+        return self
+
+    def write(self, rows: pa.Table) -> None:
+        """Append ``rows`` (ScoreTable columns, e.g. :func:`columns_table`; absent optional
+        columns get their defaults), checked row by row.
+
+        Raises:
+            InputError: a missing or unknown column, or a bad value (naming the column and
+                the row within ``rows``).
+        """
+        table = ScoreTable._normalise(rows)
+        ScoreTable._validate(table)
+        self.append_checked(table)
+
+    def append_checked(self, table: pa.Table) -> None:
+        """Append normalised, checked rows (a :class:`ScoreTable`'s own)."""
+        if self._writer is None:
+            raise RuntimeError("ScoreTableWriter: write inside its with block")
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def __exit__(self, *exc: Any) -> bool:
+        """Close the file and rename it into place (remove it on an exception, or when no
+        row was written: an empty table is not a score table)."""
+        self._writer = None
+        if exc[0] is None and not self.rows:
+            try:
+                raise InputError(f"{self.path}: no rows to write; a score table needs rows")
+            except InputError:
+                self._stack.__exit__(*sys.exc_info())  # removes the temporary file
+                raise
+        return bool(self._stack.__exit__(*exc))

@@ -68,7 +68,7 @@ def score(
     from lmcoverage.commands._output import resolve_device
     from lmcoverage.engine.candidates import parse_candidates, parse_one_candidate
     from lmcoverage.engine.sharded import score_sharded
-    from lmcoverage.engine.table import data_examples, score_models, task_examples
+    from lmcoverage.engine.table import data_examples, model_scores, task_examples
     from lmcoverage.errors import InputError
     from lmcoverage.io import check_output_path
     from lmcoverage.models.hf import resolve_dtype
@@ -102,13 +102,12 @@ def score(
     options: dict[str, Any] = {"batch_size": size, "device": dev, "dtype": dtype,
                "trust_remote_code": trust_remote_code,
                "specs": [c.decoding for c in candidates], "reference": ref}
-    if executor == "local" and shards is None:
-        table = score_models(dirs, examples, names=names, progress=not no_progress,
-                             **options)
+    if executor == "local" and shards is None:  # written a batch of rows at a time
+        model_scores(dirs, examples, names=names, progress=not no_progress,
+                     **options).write_parquet(out)
     else:
-        table = score_sharded(candidates, examples, out, executor, ray_address, shards,
-                              not no_progress, **options)
-    table.write_parquet(out)
+        score_sharded(candidates, examples, out, executor, ray_address, shards,
+                      not no_progress, **options).write_parquet(out)
     finish_sharded(out)
     typer.echo(f"wrote {out}: {len(dirs)} candidate(s) x {len(examples)} example(s)")
 

@@ -33,9 +33,15 @@ def vocab_size(model: PreTrainedModel) -> int:
 
 def context_length(model: PreTrainedModel) -> int | None:
     """Maximum number of positions the model accepts, or None if its config does not say."""
+    return config_context_length(model.config)
+
+
+def config_context_length(config: object) -> int | None:
+    """:func:`context_length` from a model config or from ``config.json`` as a dict (a
+    model's limit known before it is loaded)."""
     for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
+        value = config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
 

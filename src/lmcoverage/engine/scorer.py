@@ -28,6 +28,7 @@ from lmcoverage.engine.scoring import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from transformers import PreTrainedModel
 
     from lmcoverage.engine.table import Examples
@@ -73,20 +74,36 @@ def examples_table(examples: Examples, name: str, loglik: np.ndarray,
     """The ScoreTable rows of one model on ``examples``: ``loglik`` (examples,) of the
     held-out responses, ``mass`` (examples,) = ``pi_hat(G_x|x)`` or None; ``loglik_data``
     (default: the examples' own), weights, groups and reference counts from the examples;
-    ``example_id`` is the example's position."""
+    ``example_id`` is the example's position (:func:`example_rows` of every example)."""
     from lmcoverage.scoretable import ScoreTable
 
-    n = len(examples)
-    return ScoreTable.from_columns(
-        model=[name] * n,
-        example_id=np.arange(n, dtype=np.int64),
-        loglik=loglik,
-        loglik_data=examples.loglik_data if loglik_data is None else loglik_data,
-        weight=examples.weight,
-        group=examples.group,
-        mass_correct=mass,
-        ref_correct=examples.ref_correct,
-        ref_samples=examples.ref_samples,
+    return ScoreTable(example_rows(examples, name, loglik, mass, loglik_data))
+
+
+def example_rows(examples: Examples, name: str, loglik: np.ndarray, mass: np.ndarray | None,
+                 loglik_data: np.ndarray | None = None, start: int = 0,
+                 stop: int | None = None) -> pa.Table:
+    """The rows of :func:`examples_table` for the examples ``start:stop`` only (an unchecked
+    Arrow table, :func:`lmcoverage.scoretable.columns_table`): what a
+    :class:`~lmcoverage.scoretable.ScoreTableWriter` writes a batch at a time. ``loglik``,
+    ``mass`` and ``loglik_data`` cover every example."""
+    from lmcoverage.scoretable import columns_table
+
+    stop = len(examples) if stop is None else stop
+
+    def part(values: Any) -> Any:
+        return None if values is None else values[start:stop]
+
+    return columns_table(
+        model=[name] * (stop - start),
+        example_id=np.arange(start, stop, dtype=np.int64),
+        loglik=loglik[start:stop],
+        loglik_data=part(examples.loglik_data if loglik_data is None else loglik_data),
+        weight=part(examples.weight),
+        group=part(examples.group),
+        mass_correct=part(mass),
+        ref_correct=part(examples.ref_correct),
+        ref_samples=part(examples.ref_samples),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
 import math
 import os
 import sys
@@ -29,6 +30,7 @@ from lmcoverage.errors import InputError
 from lmcoverage.models.hf import dtype_name, load_causal_lm, load_tokenizer
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from transformers import PreTrainedTokenizerBase
 
     from lmcoverage.scoretable import ScoreTable
@@ -38,6 +40,8 @@ CorrectSet = Literal["valid", "support"]
 #: Examples that :func:`score_models` encodes and scores at a time: memory for rows, token ids
 #: and the engine's bookkeeping is bounded by a chunk, not by the input.
 SCORE_CHUNK_ROWS = 8192
+#: Rows :meth:`ModelScores.write_parquet` writes at a time (one Parquet row group each).
+WRITE_BATCH_ROWS = 65536
 
 
 @dataclass(frozen=True)
@@ -371,7 +375,26 @@ def score_models(
     reference: tuple[Path, DecodingSpec] | None = None,
     dtype: str = "float32",
 ) -> ScoreTable:
-    """Score every candidate on ``examples``; returns a ScoreTable.
+    """:func:`model_scores` as one ScoreTable in memory (for shards and the Python API;
+    ``lmcoverage score`` writes its file a batch at a time with
+    :meth:`ModelScores.write_parquet` instead, never holding the table whole)."""
+    return model_scores(model_dirs, examples, names, batch_size, device, trust_remote_code,
+                        progress, specs, reference, dtype).table()
+
+
+def model_scores(
+    model_dirs: Sequence[Path],
+    examples: Examples,
+    names: Sequence[str] | None = None,
+    batch_size: int | str = "auto",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    progress: bool = True,
+    specs: Sequence[DecodingSpec] | None = None,
+    reference: tuple[Path, DecodingSpec] | None = None,
+    dtype: str = "float32",
+) -> ModelScores:
+    """Score every candidate on ``examples``: the columns of its ScoreTable.
 
     Rows: ``loglik = log pi_hat(y|x)`` of the held-out response, ``loglik_data``,
     ``weight``, ``group`` from the examples, ``mass_correct = pi_hat(G_x|x)`` when correct sets
@@ -388,16 +411,17 @@ def score_models(
             The provenance records the dtype the models ran in (one name, or ``{name: dtype}``
             when ``auto`` gave them different ones).
 
-    Examples are encoded and scored :data:`SCORE_CHUNK_ROWS` at a time
+    First a check pass (:func:`check_examples`): every example is encoded and checked against
+    each distinct tokenizer and model limits, without loading a model, so a bad row anywhere
+    in the input fails (InputError naming the row) before anything is scored. Then examples
+    are encoded and scored :data:`SCORE_CHUNK_ROWS` at a time
     (:func:`example_chunks`; rows of a ``row_file`` are re-read per model), so memory does not
     grow with the input beyond a few numbers per example; scores do not depend on the chunks.
     Rows that share a prompt within a chunk are grouped, so each prompt runs once per model
     and chunk. Each model (and its tokenizer) is read once, the reference too when it is also
     a candidate.
     """
-    from lmcoverage.engine.scorer import examples_table
     from lmcoverage.engine.scoring import score_variants
-    from lmcoverage.scoretable import ScoreTable
 
     names = list(names) if names is not None else model_names(model_dirs)
     specs = list(specs) if specs is not None else [DecodingSpec()] * len(model_dirs)
@@ -413,6 +437,7 @@ def score_models(
     loglik_data = examples.loglik_data
     ran_in: dict[str, str] = {}  # model name (or "reference") -> the dtype it ran in
     ref_key = Path(reference[0]).resolve() if reference is not None else None
+    ref_tok = None
     if reference is not None:
         ref_path, ref_spec = reference
         ref_tok = (tokenizers[ref_key] if ref_key in by_path
@@ -420,6 +445,11 @@ def score_models(
         for key, ks in by_path.items():
             if ref_tok is not None and (tok := tokenizers[key]) is not None:
                 _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tok, examples)
+    checks = [(Path(model_dirs[ks[0]]), tokenizers[key], True) for key, ks in by_path.items()]
+    if reference is not None and ref_key not in by_path:  # its held-out responses only
+        checks.append((Path(reference[0]), ref_tok, False))
+    _check_pass(examples, checks, trust_remote_code, progress)
+    if reference is not None:
         loglik_data = np.empty(n, dtype=np.float64)
         if ref_key not in by_path:  # else scored with the candidates of the same model
             model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code,
@@ -466,14 +496,130 @@ def score_models(
                 if mass is not None:
                     columns[k][1][start:stop] = mass  # type: ignore[index]
         del model
-    table = ScoreTable.concat([
-        examples_table(examples, names[k], *columns[k], loglik_data=loglik_data)
-        for k in range(len(model_dirs))
-    ])
     kinds = set(ran_in.values())
-    return table.with_provenance(**score_provenance(
-        model_dirs, names, specs, examples, reference,
-        dtype=kinds.pop() if len(kinds) == 1 else ran_in))
+    prov = score_provenance(model_dirs, names, specs, examples, reference,
+                            dtype=kinds.pop() if len(kinds) == 1 else ran_in)
+    return ModelScores(examples, names, [columns[k][0] for k in range(len(model_dirs))],
+                       [columns[k][1] for k in range(len(model_dirs))], loglik_data,
+                       {k: v for k, v in prov.items() if v is not None})
+
+
+def _check_pass(examples: Examples,
+                checks: Sequence[tuple[Path, PreTrainedTokenizerBase | None, bool]],
+                trust_remote_code: bool, progress: bool) -> None:
+    """:func:`check_examples` for each ``(model, tokenizer, with correct sets)`` of
+    ``checks``, once per distinct tokenizer and model limits (checkpoints of one run share
+    them)."""
+    done: set[tuple[Any, ...]] = set()
+    for path, tok, correct in checks:
+        key = (None if tok is None else _fingerprint(tok), model_limits(path))
+        if (*key, True) in done or (*key, correct) in done:
+            continue
+        done.add((*key, correct))
+        if progress:
+            print(f"checking {len(examples):,} example(s) for {path}", file=sys.stderr)
+        check_examples(examples, path, tok, trust_remote_code, correct=correct)
+
+
+def model_limits(path: str | os.PathLike[str]) -> tuple[int | None, int | None]:
+    """``(vocabulary size, context length)`` from a model directory's ``config.json``, read
+    without loading the model; None for what it does not say (and for a GGUF file)."""
+    from lmcoverage.engine._hf import config_context_length
+    from lmcoverage.models.hf import is_gguf
+
+    p = Path(path)
+    try:
+        config = (None if is_gguf(p) else
+                  json.loads((p / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        return None, None
+    vocab = config.get("vocab_size")
+    return (vocab if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0
+            else None), config_context_length(config)
+
+
+def check_examples(examples: Examples, model_dir: Path,
+                   tokenizer: PreTrainedTokenizerBase | None, trust_remote_code: bool = False,
+                   correct: bool = True) -> None:
+    """The check pass of :func:`model_scores`: every example encoded with ``tokenizer`` as
+    :func:`encode_examples` encodes it (rows re-read a chunk at a time, nothing kept), its
+    prompt, held-out response and (``correct``) correct responses checked against the
+    vocabulary and context of ``model_dir``'s config (:func:`model_limits`). Only the
+    tokenizer runs, no model, so a bad row late in a large input fails before any scoring.
+
+    Raises:
+        InputError: naming the row (its place in the input) and the model.
+    """
+    from lmcoverage.engine._hf import as_ids, check_fits
+
+    vocab, ctx = model_limits(model_dir)
+    for start, chunk in example_chunks(examples):
+        prompts, responses, sets = encode_examples(chunk, model_dir, trust_remote_code,
+                                                   tokenizer=tokenizer)
+        places = chunk.where or [f"{examples.source}: example {i}"
+                                 for i in range(start, start + len(chunk))]
+        for k, (prompt, response, where) in enumerate(zip(prompts, responses, places,
+                                                          strict=True)):
+            try:
+                ids = as_ids(prompt, vocab or sys.maxsize, "prompt")
+                if not ids:
+                    raise InputError("prompt: empty; every prompt needs at least one token")
+                extra = sets[k] if sets is not None and correct else []
+                for j, r in enumerate([response, *extra]):
+                    what = "response" if j == 0 else f"valid_paths[{j - 1}]"
+                    check_fits(len(ids), len(as_ids(r, vocab or sys.maxsize, what)), ctx, what)
+            except InputError as exc:
+                raise InputError(f"{where}: {exc} (model {model_dir})") from None
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """The columns :func:`model_scores` computed, a few numbers per example: per candidate
+    (``names``) its ``loglik`` (examples,) and ``mass`` (examples,) = ``pi_hat(G_x|x)`` or
+    None, the ``loglik_data`` (examples,) of pi_D or None, the per-example columns of
+    ``examples`` and the ``provenance``. :meth:`write_parquet` writes them a batch of rows at
+    a time, :meth:`table` builds the ScoreTable whole: the same rows and metadata."""
+
+    examples: Examples
+    names: list[str]
+    loglik: list[np.ndarray]
+    mass: list[np.ndarray | None]
+    loglik_data: np.ndarray | None
+    provenance: dict[str, Any]
+
+    def batches(self, size: int | None = None) -> Iterator[pa.Table]:
+        """The table's rows, model by model in ``names`` order, ``size`` examples (default
+        :data:`WRITE_BATCH_ROWS`) at a time (:func:`lmcoverage.engine.scorer.example_rows`)."""
+        from lmcoverage.engine.scorer import example_rows
+
+        n = len(self.examples)
+        size = size or WRITE_BATCH_ROWS
+        for name, loglik, mass in zip(self.names, self.loglik, self.mass, strict=True):
+            for start in range(0, n, size):
+                yield example_rows(self.examples, name, loglik, mass, self.loglik_data,
+                                   start, min(n, start + size))
+
+    def table(self) -> ScoreTable:
+        """The ScoreTable, whole in memory."""
+        import pyarrow as pa
+
+        from lmcoverage.scoretable import ScoreTable
+
+        return ScoreTable(pa.concat_tables(list(self.batches(len(self.examples)))),
+                          provenance=self.provenance)
+
+    def write_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the file ``self.table().write_parquet(path)`` would, without building the
+        table: :data:`WRITE_BATCH_ROWS` rows at a time through a
+        :class:`~lmcoverage.scoretable.ScoreTableWriter` (atomic: temporary name, then
+        rename; nothing under ``path`` on an error)."""
+        from lmcoverage.scoretable import ScoreTableWriter
+
+        with ScoreTableWriter(path, self.provenance) as out:
+            for rows in self.batches():
+                out.write(rows)
 
 
 def candidate_label(path: str | os.PathLike[str], spec: DecodingSpec) -> str:
