@@ -8,10 +8,13 @@ draws nothing when the output is not a terminal (a log file, a pipe, CI), so log
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
-def standard_progress(*extra: str, transient: bool = True) -> Any:
+def standard_progress(*extra: str, transient: bool = True) -> Progress:
     """A ``rich.progress.Progress`` with the standard columns.
 
     ``extra`` are ``TextColumn`` format strings (e.g. ``"loss {task.fields[loss]}"``) placed
