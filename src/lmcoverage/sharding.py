@@ -33,13 +33,22 @@ import socket
 import sys
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from lmcoverage.errors import EnvError, InputError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    class _PerRow(DataclassInstance, Protocol):
+        """A dataclass of per-row fields with ``len()`` rows (:func:`subset`)."""
+
+        def __len__(self) -> int: ...
+
 T = TypeVar("T")
+RowsT = TypeVar("RowsT", bound="_PerRow")
 EXECUTORS = ("local", "ray")
 EXECUTOR_HELP = "Where shards run: local (this process) or ray (a Ray cluster)."
 RAY_ADDRESS_HELP = "Address of an existing Ray cluster (--executor ray; default: start one here)."
@@ -69,7 +78,7 @@ def plan_shards(keys: Sequence[Hashable], shards: int) -> list[list[int]]:
     return [sorted(rows) for rows in plan if rows]
 
 
-def subset(examples: Any, rows: Sequence[int]) -> Any:
+def subset(examples: RowsT, rows: Sequence[int]) -> RowsT:
     """A dataclass of per-row lists/arrays (e.g. :class:`~lmcoverage.engine.table.Examples`)
     restricted to ``rows``; fields that are not per-row (names, sources) are kept."""
     n = len(examples)
@@ -227,7 +236,7 @@ def _digest(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def data_sha256(data: Any) -> str:
+def data_sha256(data: object) -> str:
     """SHA-256 of ``data`` (rows, or a dataclass of per-row lists) as canonical JSON: the
     manifest records this instead of the rows themselves."""
     if dataclasses.is_dataclass(data) and not isinstance(data, type):
@@ -235,7 +244,7 @@ def data_sha256(data: Any) -> str:
     return _digest({"data": data})
 
 
-def _plain(obj: Any) -> Any:
+def _plain(obj: object) -> object:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
