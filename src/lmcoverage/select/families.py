@@ -211,6 +211,29 @@ def _on_subset(
     return _normalise((1.0 - eps) * _normalise(inside) + eps * rest)
 
 
+def _noise(data: NDArray[np.float64], s: float, rng: np.random.Generator
+           ) -> tuple[NDArray[np.float64], str]:
+    """``noise-s``: pi_D(y|x) exp(s g_xy), g ~ N(0, 1), renormalised."""
+    return _normalise(data * np.exp(s * rng.standard_normal(data.shape))), f"noise-{s:g}"
+
+
+def _slice(data: NDArray[np.float64], p: float, factor: float, rng: np.random.Generator
+           ) -> tuple[NDArray[np.float64], str]:
+    """``slice-p``: pi_D (prompts, responses) except on a random slice of (x, y) pairs of
+    mass at most ``p`` under uniform mu, where it is ``factor`` times too small."""
+    mask = _subset(data / data.shape[0], p, rng)
+    return _normalise(np.where(mask, factor * data, data)), f"slice-{p:g}"
+
+
+def _uniform_prompts(data: NDArray[np.float64],
+                     candidates: list[tuple[NDArray[np.float64], str]]) -> FiniteFamily:
+    """The family of ``(pi_j, name)`` candidates around pi_D ``data``, mu uniform."""
+    prompts = data.shape[0]
+    return FiniteFamily(np.full(prompts, 1.0 / prompts), data,
+                        np.stack([model for model, _ in candidates]),
+                        tuple(name for _, name in candidates))
+
+
 def random_family(
     seed: int,
     prompts: int = 16,
@@ -233,19 +256,10 @@ def random_family(
     """
     rng = np.random.default_rng(seed)
     data = rng.dirichlet(np.full(responses, 0.5), size=prompts)
-    models: list[NDArray[np.float64]] = []
-    names: list[str] = []
-    for s in sigmas:
-        models.append(_normalise(data * np.exp(s * rng.standard_normal(data.shape))))
-        names.append(f"noise-{s:g}")
-    for p in slices:
-        mask = _subset(data / prompts, p, rng)
-        models.append(_normalise(np.where(mask, slice_factor * data, data)))
-        names.append(f"slice-{p:g}")
-    for b in temperatures:
-        models.append(_normalise(data**b))
-        names.append(f"temp-{b:g}")
-    return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))
+    candidates = [_noise(data, s, rng) for s in sigmas]
+    candidates += [_slice(data, p, slice_factor, rng) for p in slices]
+    candidates += [(_normalise(data**b), f"temp-{b:g}") for b in temperatures]
+    return _uniform_prompts(data, candidates)
 
 
 def bound_breaking_family(
@@ -272,19 +286,10 @@ def bound_breaking_family(
     rng = np.random.default_rng(seed)
     data = rng.dirichlet(np.full(responses, 0.1), size=prompts)
     data = _normalise(np.maximum(data, 1e-12))  # no response exactly impossible
-    models: list[NDArray[np.float64]] = []
-    names: list[str] = []
-    for lam in smooths:
-        models.append((1.0 - lam) * data + lam / responses)
-        names.append(f"smooth-{lam:g}")
-    for p in slices:
-        mask = _subset(data / prompts, p, rng)
-        models.append(_normalise(np.where(mask, slice_factor * data, data)))
-        names.append(f"slice-{p:g}")
-    for s in sigmas:
-        models.append(_normalise(data * np.exp(s * rng.standard_normal(data.shape))))
-        names.append(f"noise-{s:g}")
-    return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))
+    candidates = [((1.0 - lam) * data + lam / responses, f"smooth-{lam:g}") for lam in smooths]
+    candidates += [_slice(data, p, slice_factor, rng) for p in slices]
+    candidates += [_noise(data, s, rng) for s in sigmas]
+    return _uniform_prompts(data, candidates)
 
 
 def offset_family(
@@ -308,12 +313,9 @@ def offset_family(
     """
     rng = np.random.default_rng(seed)
     data = rng.dirichlet(np.full(responses, 20.0), size=prompts)
-    models = [data]
-    names = ["good"]
-    for n in ns:
-        models.append(_on_subset(data, ~_per_prompt_subset(data, 1.0 / (2.0 * n), rng), eps))
-        names.append(f"sharp-{n:g}")
-    for n in ns:
-        models.append(_on_subset(data, _per_prompt_subset(data, (1.0 - 1e-3) / n, rng), eps))
-        names.append(f"adversary-{n:g}")
-    return FiniteFamily(np.full(prompts, 1.0 / prompts), data, np.stack(models), tuple(names))
+    candidates = [(data, "good")]
+    candidates += [(_on_subset(data, ~_per_prompt_subset(data, 1.0 / (2.0 * n), rng), eps),
+                    f"sharp-{n:g}") for n in ns]
+    candidates += [(_on_subset(data, _per_prompt_subset(data, (1.0 - 1e-3) / n, rng), eps),
+                    f"adversary-{n:g}") for n in ns]
+    return _uniform_prompts(data, candidates)
