@@ -13,6 +13,7 @@ from typing import Any
 from lmcoverage.errors import InputError
 from lmcoverage.tasks.base import Task
 from lmcoverage.tasks.graph import (
+    GraphClass,
     GraphTask,
     default_node_range,
     figure1_classes,
@@ -68,6 +69,24 @@ def _weights(options: dict[str, Any], default: dict[int, float]) -> dict[int, fl
         raise InputError(f"class_weights labels must be integers, got {list(raw)}") from None
 
 
+def _graph_task(name: str, options: dict[str, Any], layers: int, per_layer: int,
+                classes: tuple[GraphClass, ...], class_weights: dict[int, float]) -> GraphTask:
+    """The :class:`GraphTask` of both figures, with the options they share: ``node_range``
+    (default :func:`~lmcoverage.tasks.graph.default_node_range`), ``edge_order``
+    (``layer``) and ``hidden_seed`` (0)."""
+    return GraphTask(
+        name=name,
+        options=options,
+        layers=layers,
+        nodes_per_layer=per_layer,
+        node_range=options.get("node_range") or default_node_range(layers, per_layer),
+        classes=classes,
+        class_weights=class_weights,
+        edge_order=options.get("edge_order", "layer"),
+        hidden_seed=options.get("hidden_seed", 0),
+    )
+
+
 def get_task(name: str, **options: Any) -> Task:
     """Build the task ``name`` with optional size/format ``options``.
 
@@ -80,19 +99,10 @@ def get_task(name: str, **options: Any) -> Task:
     """
     if name in FIGURE1_WEIGHTS:
         _check_options(name, options, FIGURE1_OPTIONS)
-        layers = options.get("layers", 8)
-        per_layer = options.get("nodes_per_layer", 4)
-        return GraphTask(
-            name=name,
-            options=options,
-            layers=layers,
-            nodes_per_layer=per_layer,
-            node_range=options.get("node_range") or default_node_range(layers, per_layer),
-            classes=figure1_classes(options.get("n_double", 2)),
-            class_weights=_weights(options, FIGURE1_WEIGHTS[name]),
-            edge_order=options.get("edge_order", "layer"),
-            hidden_seed=options.get("hidden_seed", 0),
-        )
+        return _graph_task(name, options, options.get("layers", 8),
+                           options.get("nodes_per_layer", 4),
+                           figure1_classes(options.get("n_double", 2)),
+                           _weights(options, FIGURE1_WEIGHTS[name]))
     match = _FIGURE2.fullmatch(name)
     if match:
         horizon = int(match.group(1))
@@ -103,15 +113,7 @@ def get_task(name: str, **options: Any) -> Task:
         uniform_layers = options.get("uniform_layers", 4)
         if uniform_layers > horizon:
             raise InputError(f"uniform_layers must be <= H={horizon}, got {uniform_layers}")
-        return GraphTask(
-            name=name,
-            options=options,
-            layers=horizon,
-            nodes_per_layer=per_layer,
-            node_range=options.get("node_range") or default_node_range(horizon, per_layer),
-            classes=figure2_classes(horizon, uniform_layers),
-            class_weights=_weights(options, FIGURE2_WEIGHTS),
-            edge_order=options.get("edge_order", "layer"),
-            hidden_seed=options.get("hidden_seed", 0),
-        )
+        return _graph_task(name, options, horizon, per_layer,
+                           figure2_classes(horizon, uniform_layers),
+                           _weights(options, FIGURE2_WEIGHTS))
     raise InputError(f"unknown task {name!r}; choose from {', '.join(task_names())}")
