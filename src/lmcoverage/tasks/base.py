@@ -17,11 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lmcoverage.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Tokens = tuple[int, ...]
 
@@ -47,14 +50,14 @@ class Problem:
     valid_paths: tuple[Tokens, ...]
 
 
-def check_seed(seed: Any, name: str = "seed") -> int:
+def check_seed(seed: object, name: str = "seed") -> int:
     """Return ``seed`` as a non-negative int; ValueError naming ``name`` otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"{name} must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 
-def check_count(n: Any, name: str = "n") -> int:
+def check_count(n: object, name: str = "n") -> int:
     """Return ``n`` as a non-negative int; ValueError naming ``name`` otherwise."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
         raise InputError(f"{name} must be a non-negative integer, got {n!r}")
@@ -187,7 +190,7 @@ class Task(ABC):
         """Text form of a response, e.g. ``"3 7 9"``."""
         return self.ids_to_text(ids)
 
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         """A Hugging Face ``PreTrainedTokenizerFast`` mapping :meth:`ids_to_text` back to ids."""
         from lmcoverage.tasks.tokenizer import build_tokenizer
 

@@ -18,7 +18,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from lmcoverage.errors import InputError
 from lmcoverage.models.encoding import encode_prompt, encode_response
 from lmcoverage.tasks.base import Problem, Task, check_count
 from lmcoverage.train.loop import TrainConfig, train
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 #: Defaults of ``lmcoverage train --model``: small steps for a pretrained model.
 FINETUNE_DEFAULTS: dict[str, Any] = {"steps": 100, "batch_size": 8, "lr": 5e-5,
@@ -42,8 +45,8 @@ class PairsTask(Task):
     name = "pairs"
     symbols: tuple[str, ...] = ()
 
-    def __init__(self, problems: Sequence[Problem], hf_tokenizer: Any, source: str,
-                 digest: str) -> None:
+    def __init__(self, problems: Sequence[Problem], hf_tokenizer: PreTrainedTokenizerBase,
+                 source: str, digest: str) -> None:
         if not problems:
             raise InputError(f"{source}: no pairs")
         self._problems = list(problems)
@@ -64,7 +67,7 @@ class PairsTask(Task):
     def max_length(self) -> int:
         return max(len(p.prompt_ids) + len(p.response_ids) for p in self._problems)
 
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         return self._tokenizer
 
     def sample(self, n: int, seed: int, group: int | None = None) -> list[Problem]:
