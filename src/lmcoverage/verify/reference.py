@@ -25,14 +25,17 @@ score table however many of its samples were kept).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.decoding.spec import DecodingSpec
 from lmcoverage.errors import InputError
 from lmcoverage.verify.verdicts import problem_id
 from lmcoverage.verify.verifiers import Verifier
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -108,15 +111,15 @@ def reference_rows(
     return Reference(kept, skipped, k, verifier.spec)
 
 
-def _response_key(sample: dict[str, Any]) -> Any:
+def _response_key(sample: dict[str, Any]) -> Hashable:
     """What makes two samples the same response: their token ids, else their text."""
     ids = sample.get("response_ids")
     return tuple(ids) if ids is not None else sample["response"]
 
 
 def build_reference(
-    model: Any,
-    tokenizer: Any,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     inputs: Sequence[dict[str, Any]],
     k: int,
     verifier: Verifier,

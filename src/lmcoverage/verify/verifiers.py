@@ -35,9 +35,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.errors import InputError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 VerifierFn = Callable[[dict[str, Any], str], Any]
 
@@ -69,7 +72,7 @@ def last_number(text: str) -> Fraction | None:
     return found[-1] if found else None
 
 
-def answer_number(answer: Any) -> Fraction | None:
+def answer_number(answer: object) -> Fraction | None:
     """The answer's number: an int/float as is, a string's last number, else None."""
     if isinstance(answer, bool):
         return None
@@ -131,7 +134,7 @@ class WorkerError(Exception):
     """What the verifier raised in its worker process (``"Type: message"``)."""
 
 
-def _short(value: Any, limit: int = 200) -> str:
+def _short(value: object, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -234,7 +237,7 @@ class _WorkerVerifier:
             self.stop()
             raise InputError(f"--verifier {self.spec}: {value}")
 
-    def __call__(self, row: dict[str, Any], response: str) -> Any:
+    def __call__(self, row: dict[str, Any], response: str) -> object:
         if self._proc is None or not self._proc.is_alive():
             self._start()
         self._conn.send((row, response))
@@ -262,7 +265,7 @@ class _WorkerVerifier:
         self.stop()
 
 
-def _serve(conn: Any, spec: str, cwd: str) -> None:
+def _serve(conn: Connection, spec: str, cwd: str) -> None:
     """The worker's loop: import the verifier, then answer ``(row, text)`` with ``("ok",
     verdict)`` or ``("raised", "Type: message")``."""
     os.chdir(cwd)
