@@ -16,7 +16,9 @@
 set -uo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 PY=${PY:-.venv/bin/python}
-[ -x "$PY" ] || PY=python
+[ -x "$PY" ] || PY=python3
+# A lent machine starts bare (its python3 holds torch, not lmcoverage): use the checkout's src/.
+$PY -c 'import lmcoverage' 2>/dev/null || export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 LMC="$PY -m lmcoverage"
 DEST=${OUT:-benchmarks}
 mkdir -p "$DEST"
