@@ -460,6 +460,9 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     results = analyse(table, [it for it, _ in checkpoints], config, onpolicy)
     results["reference"] = reference_optima(vset)
     results["effect_checks"] = effect_checks(results)
+    # Reproducible at a fixed thread count only (float sums split by threads): this call's
+    # count (the checkpoints and scores a resumed run found cached may come from another).
+    results["threads"] = ctx.threads
     results["config"] = config
     atomic_write_json(out_dir / "results.json", results)
     write_report(results, config, out_dir)

@@ -167,7 +167,8 @@ def _train_and_score(unit: Unit) -> dict[str, Any]:
     table = ScoreTable.concat(tables)
     unit_dir = Path(unit.unit_dir)
     table.write_parquet(unit_dir / "scores.parquet")
-    record = {**unit_metrics(table, accuracy), "iterations": [step for step, _ in checkpoints]}
+    record = {**unit_metrics(table, accuracy), "iterations": [step for step, _ in checkpoints],
+              "threads": unit.threads}
     atomic_write_json(unit_dir / "metrics.json", record)  # marks the unit done
     return record
 
@@ -350,6 +351,10 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     results = aggregate(horizons, iterations, per_unit)
     results["training_data"] = training_data(config)
     results["node_range"] = node_range(config)
+    # The numbers are reproducible at a fixed thread count only (float sums split by threads):
+    # the count each unit ran with (None: a unit cached before it was recorded).
+    results["threads"] = {Path(u.unit_dir).name: per_unit[(u.horizon, u.seed)].get("threads")
+                          for u in units}
     results["effect_checks"] = effect_checks(results)
     results["config"] = config
     atomic_write_json(out_dir / "results.json", results)
