@@ -38,7 +38,8 @@ def convert(
         raise InputError(f"--out {out}: give a new directory, not the GGUF file's folder")
     torch_dtype = resolve_dtype(dtype, "cpu")  # auto: float32, as GGUF is dequantised
     tokenizer = load_tokenizer(gguf)
-    model = load_causal_lm(gguf, device="cpu").to(torch_dtype)
+    # PreTrainedModel.to is typed through functools.wraps, which mypy does not bind to self
+    model = load_causal_lm(gguf, device="cpu").to(dtype=torch_dtype)  # type: ignore[call-arg]
     if not no_progress:
         typer.echo(f"read {gguf}: {sum(p.numel() for p in model.parameters()):,} "
                    "parameters", err=True)

@@ -7,9 +7,12 @@ Absolute learned position embeddings, GeLU MLPs, pre-LayerNorm: the Hugging Face
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
 
 GPT_PRESETS: dict[str, dict[str, int]] = {
     "paper": {"n_layer": 6, "n_head": 4, "n_embd": 384},
@@ -20,7 +23,7 @@ GPT_PRESETS: dict[str, dict[str, int]] = {
 
 def build_gpt(
     preset: str, vocab_size: int, n_positions: int, seed: int | None = None, **overrides: Any
-) -> Any:  # GPT2LMHeadModel; transformers' typing of .to() would reject the callers
+) -> GPT2LMHeadModel:
     """A freshly initialised ``GPT2LMHeadModel`` (float32, training mode, no dropout).
 
     Args:

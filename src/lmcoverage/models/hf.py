@@ -278,7 +278,7 @@ def dtype_name(dtype: torch.dtype | str) -> str:
 def load_causal_lm(
     path: str | os.PathLike[str], trust_remote_code: bool = False, device: str = "cpu",
     dtype: torch.dtype | str = "float32",
-) -> Any:  # a PreTrainedModel; transformers' typing of .to() would reject the callers
+) -> PreTrainedModel:
     """Load a causal LM from a local directory (safetensors only) or a GGUF file, in eval mode
     on ``device`` with weights in ``dtype``.
 

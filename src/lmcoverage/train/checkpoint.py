@@ -26,9 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "optimizer.safetensors"
@@ -92,14 +96,14 @@ def _unflatten_optimizer(tensors: dict[str, Any], plain: dict[str, Any]) -> dict
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def _cuda_devices(device: Any) -> list[int]:
+def _cuda_devices(device: str | torch.device) -> list[int]:
     """The CUDA devices whose generators a run on ``device`` draws from (none on CPU)."""
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.device(device).type == "cuda" else []
 
 
-def rng_state(device: Any = "cpu") -> dict[str, Any]:
+def rng_state(device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The torch RNG states a run on ``device`` draws from, as uint8 tensors: the CPU's
     (``rng/torch_cpu``) and, on a CUDA device, every CUDA device's (``rng/cuda_I``)."""
     import torch
@@ -111,7 +115,8 @@ def rng_state(device: Any = "cpu") -> dict[str, Any]:
 
 
 @contextmanager
-def run_rng(device: Any, seed: int, saved: dict[str, Any] | None = None) -> Iterator[None]:
+def run_rng(device: str | torch.device, seed: int,
+            saved: dict[str, torch.Tensor] | None = None) -> Iterator[None]:
     """Run the block on the training run's own random stream, the caller's left untouched.
 
     Dropout inside a model draws from torch's global generators (it takes no generator), so
@@ -138,9 +143,10 @@ def run_rng(device: Any, seed: int, saved: dict[str, Any] | None = None) -> Iter
         yield
 
 
-def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
-                     history: list[list[float]], optimizer: dict[str, Any] | None = None,
-                     dtype: Any = None) -> Path:
+def write_checkpoint(path: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                     step: int, history: list[list[float]],
+                     optimizer: dict[str, Any] | None = None,
+                     dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` + ``tokenizer`` (+ resumable state) to ``path`` atomically.
 
     Args:
@@ -164,7 +170,9 @@ def write_checkpoint(path: Path, model: Any, tokenizer: Any, step: int,
     tmp = path.parent / f"{PARTIAL_PREFIX}{path.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     converted = dtype is not None and dtype != next(model.parameters()).dtype
-    save(copy.deepcopy(model).to(dtype) if converted else model, tmp, tokenizer)
+    # PreTrainedModel.to is typed through functools.wraps, which mypy does not bind to self
+    save(copy.deepcopy(model).to(dtype=dtype) if converted else model,  # type: ignore[call-arg]
+         tmp, tokenizer)
     meta: dict[str, Any] = {"step": step, "history": history}
     if optimizer is not None:
         tensors, plain = _flatten_optimizer(optimizer)
@@ -195,7 +203,7 @@ def read_state(path: Path) -> TrainerState:
                         meta["optimizer"]), rng=rng, history=meta["history"], master=master)
 
 
-def restore_master(model: Any, master: dict[str, Any]) -> None:
+def restore_master(model: torch.nn.Module, master: dict[str, torch.Tensor]) -> None:
     """Copy a checkpoint's float32 master weights (``TrainerState.master``) into ``model``
     (loaded from that checkpoint's lower-precision weights); nothing when there are none."""
     import torch

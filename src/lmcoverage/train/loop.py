@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,10 @@ from lmcoverage.train.checkpoint import (
     run_rng,
     write_checkpoint,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
 RUN_FORMAT = "lmcoverage-train-run/1"
 
@@ -220,7 +224,8 @@ class BatchSource:
         return out
 
 
-def collate(problems: Sequence[Problem], pad_id: int) -> tuple[Any, Any, int]:
+def collate(problems: Sequence[Problem],
+            pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Left-aligned ``(input_ids, targets, first)`` for the response-only loss.
 
     ``input_ids``: ``(B, T)`` prompt + response + pad. ``targets``: ``(B, T - first)``, the token
@@ -242,7 +247,8 @@ def collate(problems: Sequence[Problem], pad_id: int) -> tuple[Any, Any, int]:
     return torch.from_numpy(ids), torch.from_numpy(targets[:, first:]), first
 
 
-def response_nll(model: Any, input_ids: Any, targets: Any, first: int) -> Any:
+def response_nll(model: PreTrainedModel, input_ids: torch.Tensor, targets: torch.Tensor,
+                 first: int) -> torch.Tensor:
     """Summed next-token cross-entropy (nats) over response tokens; logits only where needed."""
     import torch.nn.functional as F
 
@@ -286,8 +292,8 @@ def length_chunks(lengths: Sequence[int], max_chunks: int = 4,
     return groups[::-1]
 
 
-def batch_loss(model: Any, problems: Sequence[Problem], pad_id: int, device: str,
-               backward: bool, autocast: Any = None) -> tuple[float, int]:
+def batch_loss(model: PreTrainedModel, problems: Sequence[Problem], pad_id: int, device: str,
+               backward: bool, autocast: torch.dtype | None = None) -> tuple[float, int]:
     """Mean response-token loss of ``problems`` (and its gradient if ``backward``).
 
     The batch is split by :func:`length_chunks`; each chunk's summed loss is divided by the
@@ -383,7 +389,8 @@ def _check_steps(out: Path, before: dict[str, Any], meta: dict[str, Any]) -> Non
                          "steps; give --steps >= that")
 
 
-def _first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:
+def _first_difference(a: object, b: object,
+                      where: str = "") -> tuple[str, object, object] | None:
     """``(dotted path, a's value, b's value)`` of the first leaf where two JSON values differ."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
@@ -459,8 +466,8 @@ def _clear_run(out: Path) -> None:
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def _stop_if_diverged(out: Path, model: Any, loss: float, step: int, latest: Path | None,
-                      weights: bool = False) -> None:
+def _stop_if_diverged(out: Path, model: torch.nn.Module, loss: float, step: int,
+                      latest: Path | None, weights: bool = False) -> None:
     """Stop training at the first non-finite ``loss`` (or, with ``weights``, non-finite
     parameters) before anything is saved from it: record the step in ``run.json`` and raise
     an :class:`InputError` (exit 2) naming the step, the loss and the checkpoint kept."""
@@ -484,16 +491,16 @@ def _stop_if_diverged(out: Path, model: Any, loss: float, step: int, latest: Pat
 
 
 def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, device: str,
-                   dtype: Any) -> Any:
+                   dtype: torch.dtype) -> PreTrainedModel:
     from lmcoverage.models.gpt import build_gpt
     from lmcoverage.models.hf import load_causal_lm
 
-    if init_from is None:
+    if init_from is None:  # PreTrainedModel.to: typed through functools.wraps, unbound for mypy
         return build_gpt(config.model_preset, task.vocab_size, task.max_length,
                          seed=derive_seed(config.seed, _MODEL), **config.model_overrides
-                         ).to(device=device, dtype=dtype)
+                         ).to(device=device, dtype=dtype)  # type: ignore[call-arg]
     model = load_causal_lm(init_from, device=device, dtype=dtype)
-    vocab = model.get_input_embeddings().weight.shape[0]
+    vocab = model.get_input_embeddings().weight.shape[0]  # type: ignore[index]  # a Module
     if vocab < task.vocab_size:
         raise InputError(f"init_from {init_from}: model vocabulary {vocab} is smaller than the "
                          f"task's {task.vocab_size}")
@@ -505,8 +512,8 @@ def _initial_model(task: Task, config: TrainConfig, init_from: Path | None, devi
     return model
 
 
-def _model_record(model: Any, config: TrainConfig, init_from: Path | None,
-                  dtype: Any) -> dict[str, Any]:
+def _model_record(model: PreTrainedModel, config: TrainConfig, init_from: Path | None,
+                  dtype: torch.dtype) -> dict[str, Any]:
     """``run.json``'s ``model``: what is trained (the directory fine-tuned, else the GPT
     preset), its architecture, parameter count and the checkpoints' ``dtype``."""
     return {"from": str(init_from.resolve()) if init_from is not None
