@@ -22,12 +22,15 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lmcoverage.commands._options import is_number
 from lmcoverage.errors import EnvError, InputError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 class Format(StrEnum):
@@ -89,7 +92,7 @@ def check_output(out: Path | None, inputs: dict[str, Path | None] | None = None)
     check_output_path(out, (), inputs)
 
 
-def render(rows: list[dict[str, Any]], fmt: Format, payload: Any = None,
+def render(rows: list[dict[str, Any]], fmt: Format, payload: object = None,
            title: str | None = None, width: int | None = None, wide: bool = False) -> str:
     """``rows`` (one dict per row, same keys) as text in ``fmt``.
 
@@ -110,7 +113,7 @@ def render(rows: list[dict[str, Any]], fmt: Format, payload: Any = None,
     return rich_table_text(rows, title, width, wide)
 
 
-def cell(value: Any) -> str:
+def cell(value: object) -> str:
     """A table cell: floats with 4 significant digits, everything else as ``str``."""
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -165,7 +168,7 @@ def _needed(header: list[str], body: list[list[str]], columns: list[int]) -> int
 
 
 def _build(header: list[str], body: list[list[str]], title: str | None,
-           wrap: bool = False) -> Any:
+           wrap: bool = False) -> Table:
     from rich.table import Table
     from rich.text import Text
 
@@ -180,7 +183,7 @@ def _build(header: list[str], body: list[list[str]], title: str | None,
 
 
 def emit(rows: list[dict[str, Any]], fmt: Format | None, out: Path | None,
-         title: str | None = None, payload: Any = None,
+         title: str | None = None, payload: object = None,
          display: list[dict[str, Any]] | None = None, wide: bool = False) -> None:
     """Print ``rows`` in ``fmt`` (default table) and write them to ``out`` if given.
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lmcoverage.commands._notes import table_notes
 from lmcoverage.commands._output import FormatOption, OutOption, WideOption, check_output, emit
+
+if TYPE_CHECKING:
+    from lmcoverage.scoretable import ScoreTable
 
 
 def _flat_profile_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def _shown_profile_row(row: dict[str, Any], by_group: bool) -> dict[str, Any]:
     return shown
 
 
-def _add_normaliser_range(table: Any, rows: list[dict[str, Any]], ns: list[float],
+def _add_normaliser_range(table: ScoreTable, rows: list[dict[str, Any]], ns: list[float],
                           confidence: float) -> None:
     """For a table from ``lmcoverage reference`` (ref_correct/ref_samples): each row's
     ``cov_norm_lo``/``cov_norm_hi``, Cov_N with p(x) at both ends of its interval."""

@@ -113,7 +113,7 @@ def offset_theorem_note(n: float, a: float) -> str | None:
             "tournament ran as a heuristic, without the theorem's guarantee")
 
 
-def _normaliser_note(table: Any, selection: Selection, n: float) -> None:
+def _normaliser_note(table: ScoreTable, selection: Selection, n: float) -> None:
     """For a table from ``lmcoverage reference``: one stderr line with Cov_N of the pick and
     the runner-up at both ends of p(x)'s interval (how much is normaliser noise)."""
     from lmcoverage.metrics.normaliser import table_normaliser_range
