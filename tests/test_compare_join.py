@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lmcoverage.cli import main
+from lmcoverage.errors import InputError
 from lmcoverage.io import read_jsonl, write_jsonl
 from lmcoverage.scoretable import ScoreTable
 
@@ -51,7 +52,7 @@ def test_align_links_examples_by_the_recorded_data_file(tmp_path: Path) -> None:
     aligned = align(table, read_verdicts(verdicts), links)
     assert [aligned.problems[p] for p in aligned.example_prompt] == links
     data.write_text(data.read_text().replace("q1", "q9"))  # edited after scoring: refused
-    with pytest.raises(ValueError, match="changed since it was scored"):
+    with pytest.raises(InputError, match="changed since it was scored"):
         example_problems(table)
 
 

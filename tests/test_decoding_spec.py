@@ -13,6 +13,7 @@ from lmcoverage.decoding.spec import (
     parse_candidate,
     token_logprobs,
 )
+from lmcoverage.errors import InputError
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -26,7 +27,7 @@ from lmcoverage.decoding.spec import (
     ({"min_p": 1.5}, "min_p"),
 ])
 def test_invalid_values_are_refused(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         DecodingSpec(**kwargs)
 
 
@@ -53,7 +54,7 @@ def test_parse_candidate_splits_only_a_trailing_spec() -> None:
     ("@temperature=0.5", "no model path"),
 ])
 def test_bad_candidate_specs_are_one_line_errors(text: str, match: str) -> None:
-    with pytest.raises(ValueError, match=match) as info:
+    with pytest.raises(InputError, match=match) as info:
         parse_candidate(text)
     assert "\n" not in str(info.value)
 

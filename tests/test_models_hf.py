@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmcoverage.errors import InputError
 from lmcoverage.models.gpt import GPT_PRESETS, build_gpt
 from lmcoverage.models.hf import load_causal_lm, load_tokenizer, save
 
@@ -26,7 +27,7 @@ def test_presets_are_seeded_and_overridable() -> None:
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
     assert build_gpt("cpu", 10, 16, n_layer=1).config.n_layer == 1
     assert set(GPT_PRESETS) >= {"paper", "cpu", "tiny"}
-    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
+    with pytest.raises(InputError, match="unknown model preset 'huge'"):
         build_gpt("huge", 10, 16)
 
 
@@ -57,18 +58,18 @@ def test_load_refuses_pickles_and_missing_weights(tmp_path: Path) -> None:
     pickled.mkdir()
     (pickled / "config.json").write_text((good / "config.json").read_text())
     torch.save(model.state_dict(), pickled / "pytorch_model.bin")
-    with pytest.raises(ValueError, match="pickle checkpoints.*pytorch_model.bin"):
+    with pytest.raises(InputError, match="pickle checkpoints.*pytorch_model.bin"):
         load_causal_lm(pickled)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "config.json").write_text((good / "config.json").read_text())
-    with pytest.raises(ValueError, match="no weights"):
+    with pytest.raises(InputError, match="no weights"):
         load_causal_lm(empty)
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(InputError, match="no config.json"):
         load_causal_lm(tmp_path)
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         load_causal_lm(tmp_path / "missing")
-    with pytest.raises(ValueError, match="no usable tokenizer"):
+    with pytest.raises(InputError, match="no usable tokenizer"):
         load_tokenizer(good)
-    with pytest.raises(ValueError, match="device"):
+    with pytest.raises(InputError, match="device"):
         load_causal_lm(good, device="gpu0")

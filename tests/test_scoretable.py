@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from lmcoverage.errors import InputError
 from lmcoverage.scoretable import ScoreTable
 
 
@@ -47,9 +48,9 @@ def test_from_matrix_select_and_concat() -> None:
     assert both.models == ["m2", "m0", "m1"]
     np.testing.assert_array_equal(both.example_column("weight"), [1.0, 3.0])
     assert not table.has("loglik_data") and not table.has("mass_correct")
-    with pytest.raises(ValueError, match="not filled"):
+    with pytest.raises(InputError, match="not filled"):
         table.matrix("mass_correct")
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(InputError, match="unknown model"):
         table.select_models(["zz"])
 
 
@@ -71,5 +72,5 @@ def test_validation_names_the_problem(columns: dict, message: str | None) -> Non
     if message is None:
         assert ScoreTable(pa.table(columns)).matrix()[0, 1] == -np.inf
         return
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         ScoreTable(pa.table(columns))

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmcoverage.cli import main
+from lmcoverage.errors import InputError
 from lmcoverage.tasks import GraphClass, GraphTask, Problem, get_task
 
 
@@ -222,7 +223,7 @@ def test_tokenizer_round_trip(tmp_path) -> None:
         assert task.text_to_ids(task.prompt_text(p)) == p.prompt_ids
     assert loaded.pad_token_id == task.pad_token_id == 0
     assert loaded("1 foo")["input_ids"][1] == loaded.unk_token_id == task.vocab_size - 1
-    with pytest.raises(ValueError, match="unknown symbol 'foo'"):
+    with pytest.raises(InputError, match="unknown symbol 'foo'"):
         task.text_to_ids("1 foo")
 
 
@@ -242,20 +243,20 @@ def test_tokenizer_round_trip(tmp_path) -> None:
     ],
 )
 def test_bad_task_arguments(name: str, options: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         get_task(name, **options)
 
 
 def test_bad_sample_arguments() -> None:
     task = get_task("figure2-h4")
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(InputError, match="seed"):
         task.sample(2, seed=-1)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(InputError, match="n must be"):
         task.sample(-2, seed=0)
-    with pytest.raises(ValueError, match="group must be"):
+    with pytest.raises(InputError, match="group must be"):
         task.sample(2, seed=0, group=7)
     p = task.sample(1, seed=0)[0]
-    with pytest.raises(ValueError, match="probability 0"):
+    with pytest.raises(InputError, match="probability 0"):
         task.token_distribution(p, (p.response_ids[-1],))
 
 
@@ -316,6 +317,6 @@ def test_hidden_feature_needs_spare_node_ids() -> None:
                      {1: 1, 2: 1})
     # With m equal to the number of graph nodes every graph uses every id: the hidden bit is
     # constant, so one of the two classes cannot be drawn.
-    with pytest.raises(ValueError, match="node_range 6 is too small"):
+    with pytest.raises(InputError, match="node_range 6 is too small"):
         task.sample(1, seed=0, group=1)
         task.sample(1, seed=0, group=2)

@@ -170,11 +170,11 @@ def test_fine_tuning_from_a_model_directory(tmp_path: Path) -> None:
     assert meta["model"]["from"] == str(pre.resolve())  # the real model, not a GPT preset
     assert "model_preset" not in meta["config"]
     bigger = get_task("figure1-finetune", layers=2, nodes_per_layer=2, node_range=40)
-    with pytest.raises(ValueError, match="vocabulary"):
+    with pytest.raises(InputError, match="vocabulary"):
         train(bigger, tiny_config(steps=2), tmp_path / "ft2", init_from=pre, progress=False)
     # The failed start left only run.json: the same directory can be reused at once.
     train(task, tiny_config(steps=2), tmp_path / "ft2", init_from=pre, progress=False)
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(InputError, match="no config.json"):
         train(task, tiny_config(steps=2), tmp_path / "ft3", init_from=tmp_path, progress=False)
 
 
@@ -243,27 +243,27 @@ def test_bad_run_directories_and_configs(tmp_path: Path,
     assert train(task, tiny_config(steps=2), run, progress=False) == run / "final"
     with pytest.raises(InputError, match="--lr differs from the run"):
         train(task, tiny_config(steps=2, lr=0.5), run, progress=False)
-    with pytest.raises(ValueError, match="has already trained 2 steps; give --steps >= that"):
+    with pytest.raises(InputError, match="has already trained 2 steps; give --steps >= that"):
         train(task, tiny_config(steps=1), run, resume=True, progress=False)
     import lmcoverage.train.loop as loop
 
     spanning = tmp_path / "spanning"
     monkeypatch.setattr(loop, "schedule_of", lambda c: {"lr": "cosine", "total_steps": c.steps})
     train(task, tiny_config(steps=2), spanning, progress=False)
-    with pytest.raises(ValueError, match="schedule of the run .* spans its 2 steps"):
+    with pytest.raises(InputError, match="schedule of the run .* spans its 2 steps"):
         train(task, tiny_config(steps=3), spanning, resume=True, progress=False)
     monkeypatch.undo()
-    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+    with pytest.raises(InputError, match="unknown preset 'huge'"):
         config_from_preset("huge")
-    with pytest.raises(ValueError, match="unknown training option 'epochs'"):
+    with pytest.raises(InputError, match="unknown training option 'epochs'"):
         config_from_preset("tiny", epochs=3)
-    with pytest.raises(ValueError, match="batch_size must be"):
+    with pytest.raises(InputError, match="batch_size must be"):
         tiny_config(batch_size=0)
-    with pytest.raises(ValueError, match="lr must be"):
+    with pytest.raises(InputError, match="lr must be"):
         tiny_config(lr=-1.0)
-    with pytest.raises(ValueError, match="unknown model preset"):
+    with pytest.raises(InputError, match="unknown model preset"):
         tiny_config(model_preset="huge")
-    with pytest.raises(ValueError, match="device must be"):
+    with pytest.raises(InputError, match="device must be"):
         train(task, tiny_config(), tmp_path / "dev", device="abacus", progress=False)
 
 
@@ -317,5 +317,5 @@ def test_bfloat16_training_saves_bfloat16(tmp_path: Path) -> None:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
     assert checkpoint_dtype(final) == "bfloat16"
     assert json.loads((out / "run.json").read_text())["model"]["dtype"] == "bfloat16"
-    with pytest.raises(ValueError, match="dtype must be one of"):
+    with pytest.raises(InputError, match="dtype must be one of"):
         tiny_config(dtype="float8")
