@@ -131,3 +131,28 @@ def test_profile_notes_a_table_scored_below_float32(llama: Path, tmp_path: Path,
         assert len(noted) == (dtype == "bfloat16"), err
         if noted:
             assert "bfloat16, not float32" in noted[0] and "--dtype float32" in noted[0]
+
+
+def test_compare_notes_a_table_scored_below_float32(llama: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    """compare prints (and records in results.json) the same note as profile."""
+    import json
+
+    data = llama.parent / "data.jsonl"
+    scores = tmp_path / "bf16.parquet"
+    assert main(["score", "--model", str(llama), f"{llama}@temperature=0.5", "--data",
+                 str(data), "--out", str(scores), "--dtype", "bfloat16", "--no-progress"]) == 0
+    names = ScoreTable.read_parquet(scores).models
+    verdicts = tmp_path / "v.jsonl"
+    write_jsonl(verdicts, [{"model": name, "problem": str(i), "sample_index": k,
+                            "response": "x", "correct": k <= j}
+                           for j, name in enumerate(names)
+                           for i in range(len(read_jsonl(data))) for k in range(4)])
+    capsys.readouterr()
+    report = tmp_path / "report.html"
+    assert main(["compare", str(scores), "--verdicts", str(verdicts), "--out", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert any(line.startswith("note: scored in bfloat16, not float32")
+               for line in err.splitlines()), err
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert any("scored in bfloat16" in w for w in results["warnings"]), results["warnings"]
