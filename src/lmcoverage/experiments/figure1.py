@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from lmcoverage.io import atomic_write_json
 if TYPE_CHECKING:
     from lmcoverage.engine.table import Examples
     from lmcoverage.scoretable import ScoreTable
+    from lmcoverage.select import Selection
+
+_V = TypeVar("_V")
 
 TITLE = "Figure 1: coverage, not KL, predicts Pass@N across fine-tuning checkpoints"
 
@@ -153,7 +156,7 @@ def score_job(job: ScoreJob) -> str:
 # analysis
 
 
-def _ties(selection: Any) -> tuple[str, ...]:
+def _ties(selection: Selection) -> tuple[str, ...]:
     """Names tied with the pick, pick first (``Selection.ties``; just the pick without it)."""
     return tuple(getattr(selection, "ties", (selection.name,)))
 
@@ -196,7 +199,7 @@ def analyse(table: ScoreTable, iterations: list[int], config: dict[str, Any],
     }
 
 
-def _pick(selection: Any, table: Any, iterations: list[int],
+def _pick(selection: Selection, table: ScoreTable, iterations: list[int],
           metrics: dict[str, Any]) -> dict[str, Any]:
     """results.json's record of one pick: checkpoint, margin, ties and its metrics."""
     i = selection.index
@@ -225,7 +228,7 @@ def reference_optima(vset: Examples) -> dict[str, Any]:
     return out
 
 
-def _key(d: dict[Any, Any], n: float) -> Any:
+def _key(d: dict[Any, _V], n: float) -> _V:
     """``d[n]`` for dicts keyed by int (in memory) or str (read back from JSON)."""
     return d[n] if n in d else d[str(n)]
 

@@ -32,6 +32,8 @@ from lmcoverage.io import atomic_write_json
 
 if TYPE_CHECKING:
     from lmcoverage.engine.table import Examples
+    from lmcoverage.scoretable import ScoreTable
+    from lmcoverage.tasks import Task
 
 TITLE = "Figure 2: KL grows with the horizon H, coverage does not"
 
@@ -113,21 +115,21 @@ def node_range(config: dict[str, Any]) -> int:
     return default_node_range(max(int(h) for h in config["horizons"]), FIGURE2_NODES_PER_LAYER)
 
 
-def _task(horizon: int, config: dict[str, Any]) -> Any:
+def _task(horizon: int, config: dict[str, Any]) -> Task:
     from lmcoverage.tasks import get_task
 
     return get_task(f"figure2-h{horizon}", edge_order=config["edge_order"],
                     node_range=node_range(config))
 
 
-def validation_set(task: Any, config: dict[str, Any]) -> Examples:
+def validation_set(task: Task, config: dict[str, Any]) -> Examples:
     """Per-class validation sets of ``val_per_class`` prompts, mixed with the class weights."""
     per_class = {g: task.sample(config["val_per_class"], seed=config["val_seed"] + g, group=g)
                  for g in task.class_weights}
     return gc.make_validation_set(per_class, task.class_weights)
 
 
-def unit_metrics(table: Any, accuracy: dict[int, float]) -> dict[str, Any]:
+def unit_metrics(table: ScoreTable, accuracy: dict[int, float]) -> dict[str, Any]:
     """Mixture KL / Cov_8 / Cov_16 per checkpoint and per-class KL and accuracy at the end."""
     mix = gc.curve_metrics(table, COV_NS, pass_ns=(1,))
     per_class = {}

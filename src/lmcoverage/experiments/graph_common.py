@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
     from lmcoverage.scoretable import ScoreTable
-    from lmcoverage.tasks import Problem
+    from lmcoverage.tasks import Problem, Task
 
 #: The reports' pointer to where the presets' sizing is documented with every measurement.
 SIZING_NOTE = ("How the presets were sized, with every measurement: docs/experiments/presets.md "
@@ -176,7 +176,7 @@ class HFSequenceModel:
 # training
 
 
-def train_checkpoints(task: Any, out_dir: Path, *, seed: int, steps: int, lr: float,
+def train_checkpoints(task: Task, out_dir: Path, *, seed: int, steps: int, lr: float,
                       checkpoint_every: int, config: Mapping[str, Any],
                       examples: int | None = None, init_from: Path | None = None,
                       save_initial: bool = False,
@@ -221,7 +221,7 @@ def score_model(model: SequenceModel, name: str, vset: Examples,
     return score_table(model, vset, name, encoded=(problems, held_out, correct_sets))
 
 
-def greedy_accuracy(model: SequenceModel, vset: Examples, task: Any) -> dict[int, float]:
+def greedy_accuracy(model: SequenceModel, vset: Examples, task: Task) -> dict[int, float]:
     """Fraction of each class's problems whose greedy response is a valid path (by class)."""
     problems, groups = _problems(vset), classes(vset)
     decoded = model.greedy(problems)

@@ -39,13 +39,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from lmcoverage.errors import InputError
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.io import atomic_write_json, read_jsonl, write_jsonl
+
+if TYPE_CHECKING:
+    from lmcoverage.decoding.spec import DecodingSpec
+
+T = TypeVar("T")
 
 TITLE = "Real LM: does coverage predict Best-of-N better than cross-entropy?"
 
@@ -106,7 +111,7 @@ class Cand:
 
     name: str
     path: Path
-    spec: Any
+    spec: DecodingSpec
 
 
 class _Clock:
@@ -117,7 +122,7 @@ class _Clock:
         self.spent: dict[str, dict[str, float]] = (json.loads(path.read_text())
                                                    if path.is_file() else {})
 
-    def stage(self, name: str, fn: Callable[[], Any]) -> Any:
+    def stage(self, name: str, fn: Callable[[], T]) -> T:
         wall, cpu = time.perf_counter(), time.process_time()
         out = fn()
         entry = self.spent.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})

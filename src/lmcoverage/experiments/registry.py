@@ -115,7 +115,7 @@ _KINDS: tuple[tuple[type, str], ...] = (
 )
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     """The JSON kind of a preset value, in words (bool before int: True is an int)."""
     return next((name for cls, name in _KINDS if isinstance(value, cls)), "null")
 
@@ -133,7 +133,7 @@ def _coerce_like(key: str, preset_value: Any, value: Any) -> Any:
                      f"got {json.dumps(value)}")
 
 
-def _nullable(key: str, kind: type, value: Any) -> Any:
+def _nullable(key: str, kind: type, value: object) -> float | None:
     """``value`` if it is null or a positive ``kind`` (bools are not integers), else
     InputError."""
     if value is None:

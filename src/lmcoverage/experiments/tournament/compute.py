@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,8 +16,13 @@ from lmcoverage.experiments.theory_common import checks_to_json, finish_run, mak
 from lmcoverage.experiments.tournament.checks import effect_checks, thm63_bound, thm64_bound
 from lmcoverage.experiments.tournament.report import plot_figures, write_html
 
+if TYPE_CHECKING:
+    from lmcoverage.select.families import FiniteFamily
 
-def _steps(items: list[Any], description: str, progress: bool) -> Any:
+T = TypeVar("T")
+
+
+def _steps(items: list[T], description: str, progress: bool) -> Iterable[T]:
     """``items`` with a transient rich progress bar (none when ``progress`` is False)."""
     from rich.progress import track
 
@@ -85,7 +90,7 @@ def _unit_thm63(config: dict[str, Any], seed: int, progress: bool
     return {"tournament": tour, "min_ce": ce}
 
 
-def _offset_picks(fam: Any, a: float, n_thr: float, level: float, config: dict[str, Any],
+def _offset_picks(fam: FiniteFamily, a: float, n_thr: float, level: float, config: dict[str, Any],
                   rng: np.random.Generator) -> dict[str, NDArray[np.float64]]:
     """Exact Cov_level of the simple and offset (exact / sampled on-policy) picks, per draw."""
     from lmcoverage.select import offset_tournament, onpolicy_from_samples, simple_tournament
@@ -105,7 +110,7 @@ def _offset_picks(fam: Any, a: float, n_thr: float, level: float, config: dict[s
     return out
 
 
-def _offset_fam(config: dict[str, Any]) -> Any:
+def _offset_fam(config: dict[str, Any]) -> FiniteFamily:
     from lmcoverage.select.families import offset_family
 
     return offset_family(int(config["offset_family_seed"]),
