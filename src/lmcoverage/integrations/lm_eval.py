@@ -96,7 +96,7 @@ def _ordered(args: dict[str, Any]) -> list[Any]:
         return list(args.values())
 
 
-def _pair(value: Any) -> tuple[Any, ...] | None:
+def _pair(value: object) -> tuple[Any, ...] | None:
     """The arguments of one request as a tuple (lm-eval 0.4 writes ``{"arg_0": .., "arg_1":
     ..}``; older files a list)."""
     if isinstance(value, dict):

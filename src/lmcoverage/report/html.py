@@ -50,7 +50,7 @@ pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}
 """
 
 
-def _format_cell(value: Any) -> str:
+def _format_cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

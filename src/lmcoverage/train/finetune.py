@@ -79,8 +79,8 @@ class PairsTask(Task):
         return self._problems[int(rng.integers(len(self._problems)))]
 
 
-def encode_pairs(rows: Sequence[tuple[int, dict[str, Any]]], tokenizer: Any, source: str
-                 ) -> list[Problem]:
+def encode_pairs(rows: Sequence[tuple[int, dict[str, Any]]],
+                 tokenizer: PreTrainedTokenizerBase, source: str) -> list[Problem]:
     """``(line, row)`` pairs as :class:`Problem` s (token ids), encoded as ``score`` encodes
     rows (:mod:`lmcoverage.models.encoding`: ``prompt_ids``, ``messages`` or ``prompt``;
     ``response_ids`` or ``response`` text plus EOS).

@@ -366,7 +366,7 @@ def annotate(results: dict[str, Any], table: ScoreTable, group: str | None = Non
     return results
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: float | None) -> bool:
     return value is not None and bool(np.isfinite(value))
 
 
