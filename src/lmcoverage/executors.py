@@ -12,9 +12,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lmcoverage.errors import EnvError, InputError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Executor(Protocol):
@@ -22,7 +25,7 @@ class Executor(Protocol):
 
     name: str
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]: ...
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
 
 
 class LocalExecutor:
@@ -30,7 +33,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return [fn(item) for item in items]
 
 
@@ -45,7 +48,7 @@ class ProcessExecutor:
                              f"got {workers!r}")
         self.workers = workers
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -137,7 +140,7 @@ class RayExecutor:
                     raise EnvError(f"--executor ray: could not start or reach {where} "
                                    f"({attempts} attempts): {reason}") from None
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """``[fn(item) ...]`` as Ray tasks. A task's own error is re-raised as itself (not
         wrapped with the remote traceback); an interruption (SIGINT/SIGTERM, which Ray can
         wrap in a ``SystemError``) cancels the tasks and is re-raised."""
