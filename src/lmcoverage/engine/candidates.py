@@ -24,7 +24,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lmcoverage.decoding.spec import DecodingSpec, parse_candidate
 from lmcoverage.errors import InputError
@@ -48,7 +47,7 @@ class Candidate:
         return self.spec if self.spec is not None else DecodingSpec()
 
 
-def natural_key(text: str) -> list[Any]:
+def natural_key(text: str) -> list[int | str]:
     """Sort key that orders embedded numbers numerically (``checkpoint-200 < checkpoint-1000``)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 

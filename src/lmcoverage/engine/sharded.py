@@ -24,6 +24,8 @@ from lmcoverage.sharding import (
 )
 
 if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
     from lmcoverage.decoding.spec import DecodingSpec
     from lmcoverage.engine.candidates import Candidate
     from lmcoverage.engine.table import Examples
@@ -71,15 +73,15 @@ def _score_shard(model_dirs: list[Path], names: list[str], examples: Examples,
                         **options)
 
 
-def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
+def _merge_tables(tables: Sequence[ScoreTable], plan: list[list[int]], n: int) -> ScoreTable:
     """One ScoreTable from shard tables (example ids 0..len(shard)-1 each) over ``n`` rows."""
     from lmcoverage.scoretable import ScoreTable
 
     first = tables[0]
     models = first.models
 
-    def gather(get: Callable[[Any], np.ndarray], shape: tuple[int, ...],
-               dtype: Any = np.float64) -> np.ndarray:
+    def gather(get: Callable[[ScoreTable], np.ndarray], shape: tuple[int, ...],
+               dtype: DTypeLike = np.float64) -> np.ndarray:
         full = np.empty(shape, dtype=dtype)
         for rows, table in zip(plan, tables, strict=True):
             full[..., rows] = get(table)
@@ -101,11 +103,12 @@ def _merge_tables(tables: Sequence[Any], plan: list[list[int]], n: int) -> Any:
     )
 
 
-def _prompt_keys(examples: Any) -> list[Hashable]:
+def _prompt_keys(examples: Examples) -> list[Hashable]:
     """Per row, what identifies its prompt (token ids, or an input row's prompt fields:
     ``prompt_ids``, ``prompt``, ``messages``)."""
-    if getattr(examples, "prompt_ids", None) is not None:
+    if examples.prompt_ids is not None:
         return [tuple(p) for p in examples.prompt_ids]
+    assert examples.rows is not None  # a sharded run keeps its rows (data_examples(keep_rows))
     return [json.dumps([row.get(k) for k in ("prompt_ids", "prompt", "messages")],
                        sort_keys=True) for row in examples.rows]
 
