@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcoverage.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Suffixes of Arrow IPC files.
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
@@ -23,7 +26,7 @@ def is_arrow_input(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in ARROW_SUFFIXES
 
 
-def _read_ipc(path: Path) -> Any:
+def _read_ipc(path: Path) -> pa.Table:
     import pyarrow as pa
 
     try:
