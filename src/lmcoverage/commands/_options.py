@@ -84,7 +84,7 @@ def _is_key_value(value: str | None) -> bool:
     return value is not None and _KEY_VALUE.match(value) is not None
 
 
-def _split(value: Any, numeric: bool) -> list[Any]:
+def _split(value: object, numeric: bool) -> list[object]:
     if numeric and isinstance(value, str) and "," in value:
         return [part for part in value.split(",") if part]
     return [value]
