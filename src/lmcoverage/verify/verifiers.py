@@ -42,7 +42,7 @@ from lmcoverage.errors import InputError
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-VerifierFn = Callable[[dict[str, Any], str], Any]
+VerifierFn = Callable[[dict[str, Any], str], object]
 
 #: Seconds one verdict may take (``--verifier-timeout``).
 DEFAULT_TIMEOUT = 5.0
@@ -170,7 +170,7 @@ def _regex(pattern: str, timeout: float) -> VerifierFn:
     return check
 
 
-def import_verifier(spec: str) -> Callable[..., Any]:
+def import_verifier(spec: str) -> VerifierFn:
     """The function named by ``module:function``, checked before any work: importable (the
     current directory searched last), a Python function or callable object (not a builtin,
     not a class), and callable as ``fn(row, response_text)``.
