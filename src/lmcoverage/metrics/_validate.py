@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -74,7 +72,8 @@ def check_loglik(name: str, loglik: NDArray[np.float64]) -> None:
     """Sequence log-likelihoods must be <= 0 (a probability above one is an error)."""
     if (loglik > 0).any():
         idx = np.argwhere(loglik > 0)[0]
-        where: Any = int(idx[0]) if len(idx) == 1 else tuple(int(i) for i in idx)
+        where: int | tuple[int, ...] = (int(idx[0]) if len(idx) == 1
+                                        else tuple(int(i) for i in idx))
         raise InputError(
             f"{name}: log-likelihood {loglik[tuple(idx)]:g} > 0 at index {where} "
             "(a probability above one)"
