@@ -315,8 +315,9 @@ def encode_examples(
     """``(prompts, responses, correct sets or None)`` as token ids for one model: token-id
     examples as they are, rows encoded with ``tokenizer`` (default: the one saved
     with ``model_dir``; ``model_dir`` None: an in-memory model's ``tokenizer``) under the EOS
-    convention of :mod:`lmcoverage.engine.rows`."""
-    from lmcoverage.engine.rows import complete, encode_prompt, encode_response, encode_text
+    convention of :mod:`lmcoverage.engine.rows`. A prompt text repeated in ``examples`` (the
+    K samples of one prompt) is tokenized once and its rows share one id list."""
+    from lmcoverage.engine.rows import complete, encode_response, encode_text
 
     if examples.prompt_ids is not None and examples.response_ids is not None:
         return examples.prompt_ids, examples.response_ids, examples.correct_ids
@@ -327,7 +328,9 @@ def encode_examples(
             raise InputError("encode_examples: give model_dir or tokenizer")
         tok = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
     try:
-        prompts = [encode_prompt(tok, row, w) for row, w in zip(rows, places, strict=True)]
+        seen: dict[str, list[int]] = {}
+        prompts = [_encode_prompt_once(tok, row, w, seen)
+                   for row, w in zip(rows, places, strict=True)]
         responses = [encode_response(tok, row, w) for row, w in zip(rows, places, strict=True)]
         if examples.correct_text is None:
             return prompts, responses, None
@@ -338,6 +341,20 @@ def encode_examples(
             raise
         raise InputError(f"{exc} (tokenizer of {model_dir})") from None
     return prompts, responses, correct
+
+
+def _encode_prompt_once(tok: PreTrainedTokenizerBase, row: dict[str, Any], where: str,
+                        seen: dict[str, list[int]]) -> list[int]:
+    """``encode_prompt(tok, row, where)``, looked up in ``seen`` (text -> ids) for a row
+    whose prompt is text alone (its ids depend on nothing else)."""
+    from lmcoverage.engine.rows import encode_prompt
+
+    text = row.get("prompt")
+    if "prompt_ids" in row or "messages" in row or not isinstance(text, str):
+        return encode_prompt(tok, row, where)
+    if text not in seen:
+        seen[text] = encode_prompt(tok, row, where)
+    return seen[text]
 
 
 def _vocab_check(reference: Path, ref_tok: PreTrainedTokenizerBase, model_dir: Path,
