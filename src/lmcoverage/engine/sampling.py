@@ -54,13 +54,37 @@ class Sample:
     stopped: bool
 
 
+# Bytes of float64 CDF drawn from at once on a CPU: a group of rows whose CDF fits the core's
+# L2 cache runs log-softmax, exp, cumsum and the search without a trip to memory (the whole
+# batch at once, 32 x 49,152 tokens = 12.6 MB per pass, made the draw 7% of sampling time).
+_DRAW_BYTES = 1 << 20
+
+
+def _draw_step(logits: torch.Tensor, spec: DecodingSpec, uniforms: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decoding step: tokens ``(B,)`` drawn from ``spec``'s distribution over ``logits
+    (B, V)`` at ``uniforms (B,)``, and their float64 log-probs ``(B,)``. On a CPU the rows go a
+    few at a time (``_DRAW_BYTES``); each row's numbers are the same either way."""
+    rows = len(logits)
+    if logits.device.type == "cpu":
+        rows = max(1, _DRAW_BYTES // (8 * logits.shape[-1]))
+    tokens, logps = [], []
+    for part, u in zip(logits.split(rows), uniforms.split(rows), strict=True):
+        logprobs = decoding_logprobs(part, spec)
+        token = _draw(logprobs, u)
+        tokens.append(token)
+        logps.append(logprobs.gather(1, token[:, None])[:, 0].double())
+    return torch.cat(tokens), torch.cat(logps)
+
+
 def _draw(logprobs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """Tokens ``(B,)`` from log-probs ``(B, V)``: inverse CDF at ``uniforms`` (0, 1] of the
     float64 probabilities (tokens of probability 0 are never drawn)."""
-    probs = logprobs.double().exp()
-    cdf = probs.cumsum(dim=-1)
+    cdf = logprobs.to(torch.float64, copy=True)
+    cdf.exp_()
+    cdf.cumsum_(dim=-1)
     target = (uniforms.to(cdf.device) * cdf[:, -1])[:, None]
-    return torch.searchsorted(cdf, target)[:, 0].clamp(max=probs.shape[-1] - 1)
+    return torch.searchsorted(cdf, target)[:, 0].clamp(max=cdf.shape[-1] - 1)
 
 
 def sample_responses(
@@ -206,9 +230,7 @@ def _decode(model: PreTrainedModel, batch: Any, prompts: int, n: int, spec: Deco
         if spec is None:
             token = logits.argmax(dim=-1)
         else:
-            logprobs = decoding_logprobs(logits, spec)
-            token = _draw(logprobs, uniforms[:, t])
-            token_logp[:, t] = logprobs.gather(1, token[:, None])[:, 0].double()
+            token, token_logp[:, t] = _draw_step(logits, spec, uniforms[:, t])
         tokens[:, t] = token
         steps = t + 1
         if stops:
