@@ -31,7 +31,7 @@ def test_build_gpt_seeds_without_touching_the_global_generator() -> None:
 
 def test_no_module_sets_threads_or_global_seeds() -> None:
     """No module of the package (CLI and commands included) sets torch's thread count outside
-    :func:`torch_threads`, or a global seed outside ``torch.random.fork_rng``."""
+    :func:`torch_threads`, or a global seed or RNG state outside ``torch.random.fork_rng``."""
     src = Path(lmcoverage.__file__).parent
     found = []
     for path in sorted(src.rglob("*.py")):
@@ -44,7 +44,8 @@ def test_no_module_sets_threads_or_global_seeds() -> None:
                      and rel == THREADS_HOME and f.name == "torch_threads"
                      for n in ast.walk(f)}
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and node.attr in ("set_num_threads", "manual_seed")
+            if (isinstance(node, ast.Attribute)
+                    and node.attr in ("set_num_threads", "manual_seed", "set_rng_state", "seed")
                     and isinstance(node.value, ast.Name) and node.value.id == "torch"
                     and id(node) not in forked | restoring):
                 found.append(f"{rel}:{node.lineno} torch.{node.attr}")
