@@ -38,8 +38,9 @@ def train_cmd(
         "--model", help="Fine-tune this pretrained HF model directory (or .gguf) on "
                         "--data instead of training on a task.")] = None,
     data: Annotated[Path | None, typer.Option(
-        help="Pairs JSONL for --model: prompt text, messages or prompt_ids; response "
-             "text or response_ids (encoded as score encodes rows)."
+        help="Pairs for --model (.jsonl, .parquet, a datasets save_to_disk folder or .arrow): "
+             "prompt text, messages or prompt_ids; response text or response_ids (encoded "
+             "as score encodes rows)."
     )] = None,
     preset: Annotated[str, typer.Option(help="Model and training preset: cpu, paper, "
                                         "tiny.")] = "cpu",
@@ -96,6 +97,7 @@ def train_cmd(
     resolve_dtype(dtype, resolve_device(device, announce=False))  # before any work
 
     if task is None:
+        from lmcoverage.engine.rows import read_rows
         from lmcoverage.train.finetune import finetune
 
         if model is None or data is None:
@@ -106,6 +108,7 @@ def train_cmd(
         start, t0 = _announce(out, resume, device), time.perf_counter()
         final = finetune(model, data, out, resume=resume, progress=progress,
                          device=resolve_device(device, announce=False), seed=seed,
+                         rows=read_rows(data),
                          **{k: v for k, v in tuning.items() if v is not None})
         _finish(final, start, time.perf_counter() - t0)
         return

@@ -79,10 +79,11 @@ class PairsTask(Task):
         return self._problems[int(rng.integers(len(self._problems)))]
 
 
-def encode_pairs(rows: Sequence[tuple[int, dict[str, Any]]],
+def encode_pairs(rows: Sequence[tuple[int | str, dict[str, Any]]],
                  tokenizer: PreTrainedTokenizerBase, source: str) -> list[Problem]:
     """``(line, row)`` pairs as :class:`Problem` s (token ids), encoded as ``score`` encodes
-    rows (:mod:`lmcoverage.models.encoding`: ``prompt_ids``, ``messages`` or ``prompt``;
+    rows (``line``: a JSONL line number, or already a place such as ``FILE:row N``;
+    :mod:`lmcoverage.models.encoding`: ``prompt_ids``, ``messages`` or ``prompt``;
     ``response_ids`` or ``response`` text plus EOS).
 
     Raises:
@@ -92,7 +93,7 @@ def encode_pairs(rows: Sequence[tuple[int, dict[str, Any]]],
     out = []
     vocab = len(tokenizer)
     for line, row in rows:
-        where = f"{source}:{line}"
+        where = line if isinstance(line, str) else f"{source}:{line}"
         prompt = tuple(encode_prompt(tokenizer, row, where))
         response = tuple(encode_response(tokenizer, row, where))
         for key, ids in (("prompt_ids", prompt), ("response_ids", response)):
@@ -119,8 +120,24 @@ def model_vocab_size(model_dir: Path) -> int:
     return int(text.vocab_size)
 
 
-def load_pairs(model_dir: str | os.PathLike[str], data: str | os.PathLike[str]) -> PairsTask:
+def _digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's files (names and bytes, in sorted order)."""
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def load_pairs(model_dir: str | os.PathLike[str], data: str | os.PathLike[str],
+               rows: Sequence[tuple[int | str, dict[str, Any]]] | None = None) -> PairsTask:
     """The pairs of ``data`` encoded with ``model_dir``'s tokenizer, checked before any work.
+
+    ``rows``: ``data``'s rows as ``(place, row)`` when the caller read them (``train --data``
+    reads JSONL, Parquet, ``datasets`` folders and ``.arrow`` files with
+    :func:`lmcoverage.engine.rows.read_rows`); default: ``data`` read as JSONL.
 
     Raises:
         InputError: a model directory or pairs file that is unusable; a tokenizer with more
@@ -130,14 +147,15 @@ def load_pairs(model_dir: str | os.PathLike[str], data: str | os.PathLike[str]) 
     from lmcoverage.models.hf import check_model_dir, load_tokenizer
 
     model_path = check_model_dir(model_dir)
-    rows = read_jsonl_numbered(data)
+    if rows is None:
+        rows = read_jsonl_numbered(data)
     tokenizer = load_tokenizer(model_path)
     vocab = model_vocab_size(model_path)
     if len(tokenizer) > vocab:
         raise InputError(f"--model {model_path}: its tokenizer has {len(tokenizer)} tokens but "
                          f"the model's vocabulary has {vocab}; they do not belong together")
-    digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()
-    return PairsTask(encode_pairs(rows, tokenizer, str(data)), tokenizer, str(data), digest)
+    return PairsTask(encode_pairs(rows, tokenizer, str(data)), tokenizer, str(data),
+                     _digest(Path(data)))
 
 
 def finetune(
@@ -147,15 +165,17 @@ def finetune(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
+    rows: Sequence[tuple[int | str, dict[str, Any]]] | None = None,
     **overrides: Any,
 ) -> Path:
-    """Fine-tune ``model_dir`` on the pairs in ``data``; return the ``final/`` directory.
+    """Fine-tune ``model_dir`` on the pairs in ``data`` (``rows``: as for :func:`load_pairs`);
+    return the ``final/`` directory.
 
     ``overrides``: :class:`~lmcoverage.train.loop.TrainConfig` fields (``steps``, ``lr``,
     ``batch_size``, ``checkpoint_every``, ``seed``, ``weight_decay``) over
     :data:`FINETUNE_DEFAULTS`. Every epoch visits each pair once in a seeded order.
     """
-    task = load_pairs(model_dir, data)
+    task = load_pairs(model_dir, data, rows)
     config = TrainConfig(**{**FINETUNE_DEFAULTS, **overrides,
                             "dataset_size": task.options["rows"]})
     return train(task, config, Path(out_dir), init_from=Path(model_dir), resume=resume,
