@@ -52,10 +52,14 @@ def test_streamed_file_equals_the_whole_table(setup: tuple[Path, Path, list[dict
     m0, m1, rows = setup
     data = tmp_path / "rows.jsonl"
     write_jsonl(data, rows)
-    scores = model_scores([m0, m1, m0], data_examples(data, keep_rows=False),
+    streamed = data_examples(data, keep_rows=False)
+    assert streamed.correct_text is None and streamed.correct_in_rows  # re-read with the rows
+    scores = model_scores([m0, m1, m0], streamed,
                           names=["a", "b", "a-hot"], reference=(m1, DecodingSpec()),
                           specs=[DecodingSpec(), DecodingSpec(), DecodingSpec(temperature=2.0)],
                           progress=False)
+    kept = model_scores([m0], data_examples(data), progress=False)
+    assert np.array_equal(kept.mass[0], scores.mass[0])  # type: ignore[arg-type]
     whole = scores.table()
     whole.write_parquet(tmp_path / "whole.parquet")
     monkeypatch.setattr(engine_table, "WRITE_BATCH_ROWS", 4)  # 3 batches per model

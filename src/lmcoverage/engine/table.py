@@ -56,8 +56,10 @@ class Examples:
     of a reference made of good responses (rows of ``lmcoverage reference``), else None.
     ``row_file``: with ``rows`` None, the file the rows are re-read from, a chunk at a time
     (:func:`data_examples` with ``keep_rows=False``); ``row_ids``: every row gives
-    ``prompt_ids`` and ``response_ids``. ``problems``: the task problems themselves, for
-    scorers whose prompts are problems (the graph experiments' hand-built models), else None.
+    ``prompt_ids`` and ``response_ids``; ``correct_in_rows``: ``correct_text`` is each row's
+    ``valid_paths``, re-read with the rows (not kept). ``problems``: the task problems
+    themselves, for scorers whose prompts are problems (the graph experiments' hand-built
+    models), else None.
     """
 
     group: list[str]
@@ -75,6 +77,7 @@ class Examples:
     reference: str | None = None
     row_file: Path | None = None
     row_ids: bool = False
+    correct_in_rows: bool = False
     problems: list[Problem] | None = None
 
     def __len__(self) -> int:
@@ -152,9 +155,9 @@ def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examp
     :mod:`lmcoverage.engine.rows`).
 
     The file is read in one pass that checks every row and keeps only the per-row numbers
-    (and ``valid_paths`` when given); with ``keep_rows=False`` the rows themselves are not
-    kept either (``row_file`` is set instead and :func:`score_models` re-reads them a chunk
-    at a time), so memory does not grow with the rows' text.
+    (and ``valid_paths`` when given); with ``keep_rows=False`` neither the rows nor their
+    ``valid_paths`` are kept (``row_file`` is set instead and :func:`score_models` re-reads
+    them a chunk at a time), so memory does not grow with the rows' text.
 
     Raises:
         InputError: naming the file and line of a malformed row.
@@ -197,7 +200,7 @@ def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examp
             raise InputError(f"{where}: valid_paths must be a list of non-empty strings")
         for key, present in (("logp_data", value is not None), ("valid_paths", paths is not None)):
             _same_fields(key, present, where, given, missing)
-        if paths is not None:
+        if paths is not None and keep_rows:
             correct.append(paths)
         counts.extend(ref.add(row, where))
         row_ids = row_ids and "prompt_ids" in row and "response_ids" in row
@@ -210,7 +213,7 @@ def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examp
         group=groups,
         weight=np.frombuffer(weights, dtype=np.float64).copy(),
         loglik_data=np.frombuffer(data, dtype=np.float64).copy() if has_data else None,
-        correct_text=correct if has_correct else None,
+        correct_text=correct if has_correct and keep_rows else None,
         source=str(p),
         rows=rows if keep_rows else None,
         where=places if keep_rows else None,
@@ -219,6 +222,7 @@ def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examp
         reference=ref.label(),
         row_file=None if keep_rows else p,
         row_ids=row_ids,
+        correct_in_rows=bool(has_correct) and not keep_rows,
     )
 
 
@@ -303,6 +307,10 @@ def example_chunks(examples: Examples, size: int | None = None) -> Iterator[tupl
                 raise InputError(f"{examples.row_file}: changed while it was read")
             fields["rows"] = [row for _, row in numbered]
             fields["where"] = [where for where, _ in numbered]
+            if examples.correct_in_rows:
+                fields["correct_text"] = [row.get("valid_paths") for row in fields["rows"]]
+                if not all(isinstance(paths, list) for paths in fields["correct_text"]):
+                    raise InputError(f"{examples.row_file}: changed while it was read")
         elif examples.rows is not None and examples.where is None:
             fields["where"] = [f"{examples.source}: row {k + 1}" for k in range(start, stop)]
         yield start, dataclasses.replace(examples, **fields)
