@@ -131,6 +131,17 @@ def test_profile_notes_a_table_scored_below_float32(llama: Path, tmp_path: Path,
         assert len(noted) == (dtype == "bfloat16"), err
         if noted:
             assert "bfloat16, not float32" in noted[0] and "--dtype float32" in noted[0]
+            assert "float16's error was not measured" not in noted[0]
+
+
+def test_a_float16_table_does_not_pass_off_bfloat16_numbers_as_its_own() -> None:
+    from lmcoverage.metrics.warnings import precision_warning
+
+    table = ScoreTable.from_matrix(np.zeros((1, 2)), ["m"]).with_provenance(dtype="float16")
+    note = precision_warning(table)
+    assert note is not None and note.startswith("note: scored in float16, not float32: "
+                                                "float16's error was not measured; ")
+    assert precision_warning(table.with_provenance(dtype="float32")) is None
 
 
 def test_compare_notes_a_table_scored_below_float32(llama: Path, tmp_path: Path,
