@@ -148,6 +148,21 @@ def test_a_bad_last_row_fails_before_any_model_is_loaded(
     assert len(loaded) == 2 and ScoreTable.read_parquet(out).num_examples == 11
 
 
+def test_a_sharded_run_checks_every_row_before_any_shard(
+        setup: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    m0, _, rows = setup
+    data = tmp_path / "rows.jsonl"
+    write_jsonl(data, [*({"prompt": r["prompt"], "response": r["response"]} for r in rows),
+                       {"prompt": "19 3 =", "response": "zebra"}])
+    monkeypatch.setattr(engine_table, "load_causal_lm", lambda *a, **k: pytest.fail("loaded"))
+    assert main(["score", "--model", str(m0), "--data", str(data), "--shards", "2", "--out",
+                 str(tmp_path / "s.parquet"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lmcoverage: error: {data}:12: ") and "zebra" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]  # no shard either
+
+
 def test_engine_messages_keep_the_inputs_prompt_index() -> None:
     model = tiny_llama(10, 16, seed=0)
     with pytest.raises(InputError, match="^prompt 9: token id 12 outside"):

@@ -68,7 +68,12 @@ def score(
     from lmcoverage.commands._output import resolve_device
     from lmcoverage.engine.candidates import parse_candidates, parse_one_candidate
     from lmcoverage.engine.sharded import score_sharded
-    from lmcoverage.engine.table import data_examples, model_scores, task_examples
+    from lmcoverage.engine.table import (
+        check_inputs,
+        data_examples,
+        model_scores,
+        task_examples,
+    )
     from lmcoverage.errors import InputError
     from lmcoverage.io import check_output_path
     from lmcoverage.models.hf import resolve_dtype
@@ -105,7 +110,8 @@ def score(
     if executor == "local" and shards is None:  # written a batch of rows at a time
         model_scores(dirs, examples, names=names, progress=not no_progress,
                      **options).write_parquet(out)
-    else:
+    else:  # every row checked before any shard runs
+        check_inputs(dirs, examples, ref, trust_remote_code, not no_progress)
         score_sharded(candidates, examples, out, executor, ray_address, shards,
                       not no_progress, **options).write_parquet(out)
     finish_sharded(out)

@@ -436,9 +436,10 @@ def model_scores(
             The provenance records the dtype the models ran in (one name, or ``{name: dtype}``
             when ``auto`` gave them different ones).
 
-    First a check pass (:func:`check_examples`): every example is encoded and checked against
-    each distinct tokenizer and model limits, without loading a model, so a bad row anywhere
-    in the input fails (InputError naming the row) before anything is scored. Then examples
+    First :func:`check_inputs`, with its check pass (:func:`check_examples`): every example is
+    encoded and checked against each distinct tokenizer and model limits, without loading a
+    model, so a bad row anywhere in the input fails (InputError naming the row) before
+    anything is scored. Then examples
     are encoded and scored :data:`SCORE_CHUNK_ROWS` at a time
     (:func:`example_chunks`; rows of a ``row_file`` are re-read per model), so memory does not
     grow with the input beyond a few numbers per example; scores do not depend on the chunks.
@@ -453,28 +454,14 @@ def model_scores(
     if not len(names) == len(specs) == len(model_dirs):
         raise InputError(f"names, specs: expected {len(model_dirs)} each, got {len(names)} "
                          f"and {len(specs)}")
-    by_path: dict[Path, list[int]] = {}
-    for k, d in enumerate(model_dirs):
-        by_path.setdefault(Path(d).resolve(), []).append(k)
-    tokenizers = {key: _tokenizer(Path(model_dirs[ks[0]]), examples, trust_remote_code)
-                  for key, ks in by_path.items()}
+    by_path, tokenizers, ref_tok = check_inputs(model_dirs, examples, reference,
+                                                trust_remote_code, progress)
     n = len(examples)
     loglik_data = examples.loglik_data
     ran_in: dict[str, str] = {}  # model name (or "reference") -> the dtype it ran in
     ref_key = Path(reference[0]).resolve() if reference is not None else None
-    ref_tok = None
     if reference is not None:
         ref_path, ref_spec = reference
-        ref_tok = (tokenizers[ref_key] if ref_key in by_path
-                   else _tokenizer(ref_path, examples, trust_remote_code))
-        for key, ks in by_path.items():
-            if ref_tok is not None and (tok := tokenizers[key]) is not None:
-                _vocab_check(ref_path, ref_tok, Path(model_dirs[ks[0]]), tok, examples)
-    checks = [(Path(model_dirs[ks[0]]), tokenizers[key], True) for key, ks in by_path.items()]
-    if reference is not None and ref_key not in by_path:  # its held-out responses only
-        checks.append((Path(reference[0]), ref_tok, False))
-    _check_pass(examples, checks, trust_remote_code, progress)
-    if reference is not None:
         loglik_data = np.empty(n, dtype=np.float64)
         if ref_key not in by_path:  # else scored with the candidates of the same model
             model = load_causal_lm(ref_path, trust_remote_code=trust_remote_code,
@@ -527,6 +514,42 @@ def model_scores(
     return ModelScores(examples, names, [columns[k][0] for k in range(len(model_dirs))],
                        [columns[k][1] for k in range(len(model_dirs))], loglik_data,
                        {k: v for k, v in prov.items() if v is not None})
+
+
+def check_inputs(
+    model_dirs: Sequence[Path],
+    examples: Examples,
+    reference: tuple[Path, DecodingSpec] | None = None,
+    trust_remote_code: bool = False,
+    progress: bool = False,
+) -> tuple[dict[Path, list[int]], dict[Path, PreTrainedTokenizerBase | None],
+           PreTrainedTokenizerBase | None]:
+    """What :func:`model_scores` checks before it loads any model: the tokenizers, the
+    reference's vocabulary (:func:`_vocab_check`) and the check pass over every example
+    (:func:`check_examples`). Returns the candidates' indices by resolved path, each path's
+    tokenizer (None for token-id examples) and the reference's.
+
+    Raises:
+        InputError: naming the bad row (its place in the input) or the model.
+    """
+    by_path: dict[Path, list[int]] = {}
+    for k, d in enumerate(model_dirs):
+        by_path.setdefault(Path(d).resolve(), []).append(k)
+    tokenizers = {key: _tokenizer(Path(model_dirs[ks[0]]), examples, trust_remote_code)
+                  for key, ks in by_path.items()}
+    ref_tok = None
+    if reference is not None:
+        ref_key = Path(reference[0]).resolve()
+        ref_tok = (tokenizers[ref_key] if ref_key in by_path
+                   else _tokenizer(reference[0], examples, trust_remote_code))
+        for key, ks in by_path.items():
+            if ref_tok is not None and (tok := tokenizers[key]) is not None:
+                _vocab_check(reference[0], ref_tok, Path(model_dirs[ks[0]]), tok, examples)
+    checks = [(Path(model_dirs[ks[0]]), tokenizers[key], True) for key, ks in by_path.items()]
+    if reference is not None and Path(reference[0]).resolve() not in by_path:
+        checks.append((Path(reference[0]), ref_tok, False))  # its held-out responses only
+    _check_pass(examples, checks, trust_remote_code, progress)
+    return by_path, tokenizers, ref_tok
 
 
 def _check_pass(examples: Examples,
