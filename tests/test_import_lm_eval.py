@@ -146,3 +146,23 @@ def test_a_bfloat16_candidate_among_float32_ones_gets_the_precision_note(
     capsys.readouterr()
     assert main(["profile", str(out), "--n", "2"]) == 0
     assert "note: scored in bfloat16, not float32" in capsys.readouterr().err
+
+
+def test_several_tasks_of_one_model_are_united(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """One samples file per task: the candidate's files are joined to the reference's by task,
+    doc_id and request index; a task the candidate lacks is named."""
+    files: dict[str, list[Path]] = {"cand": [], "ref": []}
+    for task in ("tiny_mc", "tiny_other"):
+        for side, seed in (("cand", 0), ("ref", 1)):
+            files[side].append(_write(tmp_path / side / "__models__model" /
+                                      f"samples_{task}_2026-01-01T00-00-00.0.jsonl",
+                                      _rows(seed)))
+    table = import_scores(files["cand"], files["ref"])
+    assert table.models == ["model"] and table.num_examples == 20
+    assert sorted(set(table.example_column("group"))) == ["tiny_mc", "tiny_other"]
+    one = import_scores(files["cand"][:1], files["ref"][:1])
+    np.testing.assert_array_equal(table.matrix("loglik")[0][:10], one.matrix("loglik")[0])
+    _fails(["import", "lm-eval", str(files["cand"][0]), "--reference", *map(str, files["ref"]),
+            "--out", str(tmp_path / "out.parquet")], capsys,
+           "lacks 10 of the reference's requests (tiny_other doc 0 request 0")
