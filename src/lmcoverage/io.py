@@ -7,6 +7,7 @@ destination directory and renamed into place, so a crash never leaves half a fil
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -177,6 +178,22 @@ def to_jsonable(obj: object) -> JSONValue:
 def atomic_write_json(path: str | os.PathLike[str], obj: JSONValue) -> None:
     """Write ``obj`` as indented, standard JSON (no NaN/Infinity literals) atomically."""
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def path_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, or of a folder's files (a ``datasets`` ``save_to_disk``
+    folder): each file's path relative to the folder, a NUL byte and its bytes, in sorted
+    order, so a renamed, added or edited file changes it. Read 1 MiB at a time."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for file in files:
+        if file != root:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with file.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def read_jsonl_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:

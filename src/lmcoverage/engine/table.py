@@ -10,7 +10,6 @@ set (if any) in one engine call, so the prompt runs once per model and chunk.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
@@ -686,9 +685,11 @@ def score_provenance(
 ) -> dict[str, Any]:
     """What :func:`score_models` records in :attr:`ScoreTable.provenance`: the reference
     (model and decoding, ``logp_data from FILE`` or the task's exact pi_D), each candidate's
-    model and decoding, the data file's path and SHA-256, the EOS convention, the dtype and
-    the lmcoverage version."""
+    model and decoding, the data file's (or ``datasets`` folder's) path and SHA-256
+    (:func:`lmcoverage.io.path_sha256`), the EOS convention, the dtype and the lmcoverage
+    version."""
     from lmcoverage import __version__
+    from lmcoverage.io import path_sha256
 
     prov: dict[str, Any] = {
         "candidates": {n: candidate_label(d, s) for n, d, s in zip(names, model_dirs, specs,
@@ -698,12 +699,8 @@ def score_provenance(
     }
     source = Path(examples.source) if examples.source else None
     if ((examples.rows is not None or examples.row_file is not None) and source is not None
-            and source.is_file()):
-        digest = hashlib.sha256()
-        with source.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        prov["data"] = {"path": source.resolve().as_posix(), "sha256": digest.hexdigest()}
+            and source.exists()):  # a file, or a datasets save_to_disk folder
+        prov["data"] = {"path": source.resolve().as_posix(), "sha256": path_sha256(source)}
         prov["eos"] = ("response text + the tokenizer's EOS unless it ends with a stop token; "
                        "response_ids as given")
     else:

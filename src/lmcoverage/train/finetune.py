@@ -14,7 +14,6 @@ special tokens, then EOS appended so the model learns to stop).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,17 +119,6 @@ def model_vocab_size(model_dir: Path) -> int:
     return int(text.vocab_size)
 
 
-def _digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, or of a folder's files (names and bytes, in sorted order)."""
-    if not path.is_dir():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
 def load_pairs(model_dir: str | os.PathLike[str], data: str | os.PathLike[str],
                rows: Sequence[tuple[int | str, dict[str, Any]]] | None = None) -> PairsTask:
     """The pairs of ``data`` encoded with ``model_dir``'s tokenizer, checked before any work.
@@ -143,7 +131,7 @@ def load_pairs(model_dir: str | os.PathLike[str], data: str | os.PathLike[str],
         InputError: a model directory or pairs file that is unusable; a tokenizer with more
             tokens than the model's vocabulary.
     """
-    from lmcoverage.io import read_jsonl_numbered
+    from lmcoverage.io import path_sha256, read_jsonl_numbered
     from lmcoverage.models.hf import check_model_dir, load_tokenizer
 
     model_path = check_model_dir(model_dir)
@@ -155,7 +143,7 @@ def load_pairs(model_dir: str | os.PathLike[str], data: str | os.PathLike[str],
         raise InputError(f"--model {model_path}: its tokenizer has {len(tokenizer)} tokens but "
                          f"the model's vocabulary has {vocab}; they do not belong together")
     return PairsTask(encode_pairs(rows, tokenizer, str(data)), tokenizer, str(data),
-                     _digest(Path(data)))
+                     path_sha256(data))
 
 
 def finetune(

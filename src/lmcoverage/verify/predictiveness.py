@@ -106,16 +106,16 @@ def example_problems(table: ScoreTable, examples: str | os.PathLike[str] | None 
                      ) -> list[str] | None:
     """The problem of each of ``table``'s examples, for :func:`align`: from the rows of
     ``examples`` (the scored file), else from the data file the table's provenance names
-    (``lmcoverage score --data FILE`` records its path and SHA-256), else None (a task's
+    (``lmcoverage score --data`` records the file's or ``datasets`` folder's path and
+    :func:`~lmcoverage.io.path_sha256`), else None (a task's
     examples: example ``i`` is problem ``str(i)``). A row's problem is its ``problem`` or
     ``id`` field, else its position (:func:`lmcoverage.verify.verdicts.problem_id`).
 
     Raises:
         InputError: the recorded data file is missing or changed since it was scored.
     """
-    import hashlib
-
     from lmcoverage.engine.rows import read_rows
+    from lmcoverage.io import path_sha256
     from lmcoverage.verify.verdicts import problem_id
 
     if examples is None:
@@ -123,15 +123,12 @@ def example_problems(table: ScoreTable, examples: str | os.PathLike[str] | None 
         if not isinstance(data, dict) or "path" not in data:
             return None
         examples = Path(data["path"])
-        digest = hashlib.sha256()
         try:
-            with examples.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            digest = path_sha256(examples)  # a file, or a datasets save_to_disk folder
         except OSError as exc:
             raise InputError(f"scores: scored from {examples}, which cannot be read "
                              f"({exc.strerror}); give --examples FILE (the scored rows)") from None
-        if data.get("sha256") not in (None, digest.hexdigest()):
+        if data.get("sha256") not in (None, digest):
             raise InputError(f"scores: {examples} changed since it was scored; give --examples "
                              "FILE (the scored rows)")
     return [problem_id(row, i) for i, (_, row) in enumerate(read_rows(Path(examples)))]
