@@ -16,8 +16,9 @@ judges them with --verifier (as on `verify`) and keeps the correct ones as pi_D'
 pi_D(y|x) = pi_ref(y|x) 1[y correct] / p(x), with p(x) estimated by c(x)/K. Each --out row is
 a sample row (prompt_ids, response_ids, response, the input fields, problem, ...) with
 logp_ref (log-prob under the reference's decoding), logp_data = logp_ref - log(c(x)/K),
-n_correct (c(x)), n_samples (K), weight (1/c(x) times the input weight) and reference (how it
-was made). `score --data OUT` reads logp_data and carries n_correct/n_samples into the table.
+n_correct (c(x)), n_samples (K), weight (1/c(x) times the input weight), reference (how it
+was made) and ref_dtype (the --dtype it ran in). `score --data OUT` reads logp_data, carries
+n_correct/n_samples into the table and ref_dtype into its provenance (reference_dtype).
 Prompts with no correct sample are left out (pi_D is undefined there), counted on stderr and
 listed in OUT.skipped.jsonl; if none remains, nothing is written (exit 2).
 """

@@ -52,7 +52,8 @@ class Examples:
     row used as they are; ``correct_text`` their correct responses). ``loglik_data``,
     ``correct_*`` are None when unknown. ``where``: each row's place for error messages.
     ``ref_correct``, ``ref_samples`` (int64) and ``reference``: c(x), K and the description
-    of a reference made of good responses (rows of ``lmcoverage reference``), else None.
+    of a reference made of good responses (rows of ``lmcoverage reference``), else None;
+    ``reference_dtype``: the dtype(s) that reference ran in (its rows' ``ref_dtype``), else None.
     ``row_file``: with ``rows`` None, the file the rows are re-read from, a chunk at a time
     (:func:`data_examples` with ``keep_rows=False``); ``row_ids``: every row gives
     ``prompt_ids`` and ``response_ids``; ``correct_in_rows``: ``correct_text`` is each row's
@@ -74,6 +75,7 @@ class Examples:
     ref_correct: np.ndarray | None = None
     ref_samples: np.ndarray | None = None
     reference: str | None = None
+    reference_dtype: str | tuple[str, ...] | None = None
     row_file: Path | None = None
     row_ids: bool = False
     correct_in_rows: bool = False
@@ -149,7 +151,8 @@ def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examp
     ``prompt_ids``), a response (``response`` or ``response_ids``) and optional ``logp_data``,
     ``group``, ``weight``, ``valid_paths`` (correct responses as texts, for ``mass_correct``),
     ``n_correct`` and ``n_samples`` (c(x) and K of ``lmcoverage reference`` rows, with their
-    ``reference`` description). Optional numeric fields must be present on all rows or none.
+    ``reference`` description and ``ref_dtype``). Optional numeric fields must be present on
+    all rows or none.
     Rows are encoded per model tokenizer by :func:`encode_examples` (see
     :mod:`lmcoverage.engine.rows`).
 
@@ -219,6 +222,7 @@ def data_examples(path: str | os.PathLike[str], keep_rows: bool = True) -> Examp
         ref_correct=None if ref_counts is None else ref_counts[:, 0].copy(),
         ref_samples=None if ref_counts is None else ref_counts[:, 1].copy(),
         reference=ref.label(),
+        reference_dtype=ref.dtype(),
         row_file=None if keep_rows else p,
         row_ids=row_ids,
         correct_in_rows=bool(has_correct) and not keep_rows,
@@ -239,13 +243,15 @@ def _same_fields(key: str, present: bool, where: str, given: dict[str, str | Non
 
 
 class _ReferenceFields:
-    """``n_correct``, ``n_samples`` and ``reference`` of ``lmcoverage reference`` rows, checked
-    row by row: on every row or on none, ``0 <= n_correct <= n_samples``, ``n_samples >= 1``."""
+    """``n_correct``, ``n_samples``, ``reference`` and ``ref_dtype`` of ``lmcoverage reference``
+    rows, checked row by row: on every row or on none, ``0 <= n_correct <= n_samples``,
+    ``n_samples >= 1``."""
 
     def __init__(self) -> None:
         self.seen: bool | None = None  # whether the first row has them
         self.first = ""  # the first row's place
         self.labels: set[Any] = set()
+        self.dtypes: set[str] = set()
 
     def add(self, row: dict[str, Any], where: str) -> tuple[int, ...]:
         """``(c, K)`` of ``row`` (``()`` when rows have none)."""
@@ -267,12 +273,20 @@ class _ReferenceFields:
                              f"got {c} and {k}")
         if len(self.labels) < 2:
             self.labels.add(row.get("reference"))
+        if row.get("ref_dtype") is not None:
+            self.dtypes.add(str(row["ref_dtype"]))
         return c, k
 
     def label(self) -> str | None:
         """The rows' one ``reference`` description (None when they differ or give none)."""
         label = next(iter(self.labels)) if self.seen and len(self.labels) == 1 else None
         return label if isinstance(label, str) else None
+
+    def dtype(self) -> str | tuple[str, ...] | None:
+        """The dtype the rows' reference ran in (their ``ref_dtype``; sorted names when they
+        differ; None when no row gives one)."""
+        names = tuple(sorted(self.dtypes))
+        return None if not names else names[0] if len(names) == 1 else names
 
 
 def _input_rows(examples: Examples) -> tuple[list[dict[str, Any]], list[str]]:
@@ -687,7 +701,8 @@ def score_provenance(
     (model and decoding, ``logp_data from FILE`` or the task's exact pi_D), each candidate's
     model and decoding, the data file's (or ``datasets`` folder's) path and SHA-256
     (:func:`lmcoverage.io.path_sha256`), the EOS convention, the dtype and the lmcoverage
-    version."""
+    version; ``reference_dtype`` when ``logp_data`` comes from ``lmcoverage reference`` rows
+    (the dtype that reference ran in: below float32 its rounding error is in ``loglik_data``)."""
     from lmcoverage import __version__
     from lmcoverage.io import path_sha256
 
@@ -713,6 +728,9 @@ def score_provenance(
     elif examples.loglik_data is not None:
         prov["reference"] = (f"logp_data from {prov['data']['path']}" if "path" in prov["data"]
                              else f"task {examples.source} (exact log pi_D)")
+    if reference is None and examples.loglik_data is not None and examples.reference_dtype:
+        dtypes = examples.reference_dtype
+        prov["reference_dtype"] = dtypes if isinstance(dtypes, str) else list(dtypes)
     return prov
 
 

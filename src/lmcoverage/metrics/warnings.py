@@ -59,20 +59,33 @@ def is_saturated(cov: ArrayLike, threshold: float = SATURATION) -> bool:
 LOW_PRECISION = ("bfloat16", "float16")
 
 
-def precision_warning(table: ScoreTable) -> str | None:
-    """A line when the provenance says the table was scored below float32, with the accuracy
-    measured in ``benchmarks/precision.md``; None for float32 (or unrecorded) tables."""
-    dtype = table.provenance.get("dtype")
+def _below_float32(dtype: object) -> list[str]:
+    """The names in a recorded dtype (a name, a list of names or ``{model: name}``) that are
+    below float32, sorted."""
     values = dtype.values() if isinstance(dtype, dict) else (
         dtype if isinstance(dtype, list) else [dtype])
-    low = sorted({str(v) for v in values if str(v) in LOW_PRECISION})
-    if not low:
+    return sorted({str(v) for v in values if str(v) in LOW_PRECISION})
+
+
+def precision_warning(table: ScoreTable) -> str | None:
+    """A line when the provenance says the table was scored below float32 (``dtype``), or that
+    its ``loglik_data`` came from an ``lmcoverage reference`` built below float32
+    (``reference_dtype``), with the accuracy measured in ``benchmarks/precision.md``; None
+    when both are float32 (or unrecorded)."""
+    scored = _below_float32(table.provenance.get("dtype"))
+    built = _below_float32(table.provenance.get("reference_dtype"))
+    if not scored and not built:
         return None
-    measured = "" if "bfloat16" in low else "float16's error was not measured; "
-    return (f"note: scored in {' and '.join(low)}, not float32: {measured}on SmolLM2-135M, "
+    what = ([f"scored in {' and '.join(scored)}"] if scored else []) + (
+        [f"pi_D's logp_data (lmcoverage reference) computed in {' and '.join(built)}"]
+        if built else [])
+    redo = ("rescore" if not built else "rebuild the reference" if not scored
+            else "rescore and rebuild the reference")
+    measured = "" if "bfloat16" in scored + built else "float16's error was not measured; "
+    return (f"note: {', and '.join(what)}, not float32: {measured}on SmolLM2-135M, "
             "bfloat16 moved per-response log-likelihoods by 0.17-0.18 nats on average "
             "(0.011-0.012 per token, max 0.97 over 16 tokens) and flipped the Cov_N indicator "
-            "of up to 1.7% of rows (N = 2-16); rescore with --dtype float32 for exact numbers")
+            f"of up to 1.7% of rows (N = 2-16); {redo} with --dtype float32 for exact numbers")
 
 
 def degenerate_warnings(table: ScoreTable, ns: Sequence[float] | None = None,

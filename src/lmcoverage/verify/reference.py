@@ -17,9 +17,11 @@ has no pi_D estimate and is left out (listed as skipped).
 Each kept row is a sample row of :func:`lmcoverage.engine.rows.sample_rows` (``prompt_ids``,
 ``response_ids``, ``response``, the input row's fields, ``problem``, ...) with ``logp`` renamed
 ``logp_ref``, plus ``logp_data``, ``p_correct`` (p_hat(x)), ``n_correct`` (c(x)),
-``n_samples`` (K) and ``weight``
+``n_samples`` (K), ``weight``
 (the input row's weight, default 1, divided by c(x), so that every prompt weighs the same in a
-score table however many of its samples were kept).
+score table however many of its samples were kept) and ``ref_dtype``, the dtype the reference
+model ran in (``float32``, ``bfloat16``, ...: ``logp_ref`` and ``logp_data`` carry its
+rounding error; ``score --data`` records it as the table's ``reference_dtype``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def reference_rows(
     k: int,
     verifier: Verifier,
     where: Sequence[str] | None = None,
+    dtype: str | None = None,
 ) -> Reference:
     """Judge ``k`` samples per input row and keep the correct ones as pi_D's samples.
 
@@ -78,6 +81,8 @@ def reference_rows(
         k: samples per prompt (>= 2).
         verifier: judges ``(input row, response)``.
         where: per input row, its place for error messages.
+        dtype: the dtype the samples' ``logp`` were computed in, kept as each row's
+            ``ref_dtype`` (not recorded when None).
 
     Raises:
         InputError: ``k < 2``, a sample count other than ``P * k``, a verifier that raises or
@@ -107,6 +112,8 @@ def reference_rows(
             out.update(problem=s.get("problem", problem), logp_ref=s["logp"],
                        logp_data=min(s["logp"] - log_p, 0.0), p_correct=math.exp(log_p),
                        n_correct=c, n_samples=k, weight=weight)
+            if dtype is not None:
+                out["ref_dtype"] = dtype
             kept.append(out)
     return Reference(kept, skipped, k, verifier.spec)
 
@@ -138,10 +145,11 @@ def build_reference(
             ``answer``).
     """
     from lmcoverage.engine.rows import sample_rows
+    from lmcoverage.models.hf import dtype_name
 
     check_k(k)
     verifier.check_rows(inputs, "--data")
     samples = sample_rows(model, tokenizer, inputs, k, spec, seed=seed,
                           max_new_tokens=max_new_tokens, batch_size=batch_size,
                           progress=progress, where=where)
-    return reference_rows(inputs, samples, k, verifier, where)
+    return reference_rows(inputs, samples, k, verifier, where, dtype_name(model.dtype))
