@@ -54,9 +54,10 @@ class Sample:
     stopped: bool
 
 
-# Bytes of float64 CDF drawn from at once on a CPU: a group of rows whose CDF fits the core's
+# Bytes of float64 CDF drawn from at once on a CPU: a group of rows whose CDF fits a core's
 # L2 cache runs log-softmax, exp, cumsum and the search without a trip to memory (the whole
-# batch at once, 32 x 49,152 tokens = 12.6 MB per pass, made the draw 7% of sampling time).
+# batch at once, 32 x 49,152 tokens = 12.6 MB per pass, made the draw 6-10% of SmolLM2's
+# sampling time; benchmarks/engine.md, section 4).
 _DRAW_BYTES = 1 << 20
 
 
