@@ -104,3 +104,21 @@ def test_path_sha256_covers_a_folders_names_and_bytes(tmp_path: Path) -> None:
     assert path_sha256(folder) == first
     (folder / "a").write_bytes(b"9")
     assert path_sha256(folder) != first
+
+
+def test_a_sharded_score_records_the_provenance_of_the_unsharded_one(llama: Path,
+                                                                      tmp_path: Path) -> None:
+    """``score --shards`` merges its shards' provenance: the table still names the folder it
+    was scored from (else compare would link example i to problem "i")."""
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_list(_rows([f"q{i}" for i in range(PROBLEMS)])).save_to_disk(
+        str(folder))
+    provs = []
+    for extra in ([], ["--shards", "3"]):
+        out = tmp_path / f"s{len(extra)}.parquet"
+        assert main(["score", "--model", str(llama), f"{llama}@temperature=0.5", "--data",
+                     str(folder), "--out", str(out), "--no-progress", *extra]) == 0
+        provs.append(ScoreTable.read_parquet(out).provenance)
+    assert provs[1] == provs[0]
+    assert provs[0]["data"]["path"] == folder.resolve().as_posix()

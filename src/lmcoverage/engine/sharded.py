@@ -74,8 +74,9 @@ def _score_shard(model_dirs: list[Path], names: list[str], examples: Examples,
 
 
 def _merge_tables(tables: Sequence[ScoreTable], plan: list[list[int]], n: int) -> ScoreTable:
-    """One ScoreTable from shard tables (example ids 0..len(shard)-1 each) over ``n`` rows."""
-    from lmcoverage.scoretable import ScoreTable
+    """One ScoreTable from shard tables (example ids 0..len(shard)-1 each) over ``n`` rows,
+    with their provenance merged (:func:`~lmcoverage.scoretable.merge_provenance`)."""
+    from lmcoverage.scoretable import ScoreTable, merge_provenance
 
     first = tables[0]
     models = first.models
@@ -100,7 +101,7 @@ def _merge_tables(tables: Sequence[ScoreTable], plan: list[list[int]], n: int) -
         if has["ref_correct"] else None,
         ref_samples=gather(lambda t: t.example_column("ref_samples"), (n,), np.int64)
         if has["ref_correct"] else None,
-    )
+    ).with_provenance(**merge_provenance([t.provenance for t in tables]))
 
 
 def _prompt_keys(examples: Examples) -> list[Hashable]:
