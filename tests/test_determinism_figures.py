@@ -1,7 +1,7 @@
 """Same seed, same numbers for Figure 2: two runs in one process give byte-identical
 results.json whatever the process's global random state, and results.json records the
-thread count every unit ran with (float sums depend on it, so the promise holds at a fixed
-count; docs/experiments/figures.md)."""
+thread count, library versions and CPU kernel set every unit ran with (float sums depend on
+them, so the promise holds on one machine at a fixed count; docs/experiments/figures.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from lmcoverage.cli import main
+from lmcoverage.experiments.numerics import numeric_environment
 
 SHORT = ["--set", "steps=10", "--set", "checkpoint_every=5"]
 
@@ -35,7 +36,11 @@ def test_figure2_results_are_identical_across_runs_in_one_process(tmp_path: Path
     first, second = outputs
     assert first == second
     results = json.loads(first)
-    assert results["threads"] == {f"h{h}-seed{s}": 1 for h in (4, 8) for s in (0, 1)}
+    units = [f"h{h}-seed{s}" for h in (4, 8) for s in (0, 1)]
+    assert results["threads"] == dict.fromkeys(units, 1)
+    assert results["environment"] == dict.fromkeys(units, numeric_environment())
+    assert results["environment"]["h4-seed0"]["cpu_kernels"] == (
+        torch.backends.cpu.get_cpu_capability())
     assert json.loads((tmp_path / "a" / "units" / "h8-seed1" / "metrics.json").read_text()
                       )["threads"] == 1
 

@@ -26,6 +26,7 @@ import numpy as np
 from lmcoverage.errors import InputError
 from lmcoverage.experiments import graph_common as gc
 from lmcoverage.experiments import graph_oracle as go
+from lmcoverage.experiments.numerics import numeric_environment
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.io import atomic_write_json
@@ -463,9 +464,10 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     results = analyse(table, [it for it, _ in checkpoints], config, onpolicy)
     results["reference"] = reference_optima(vset)
     results["effect_checks"] = effect_checks(results)
-    # Reproducible at a fixed thread count only (float sums split by threads): this call's
-    # count (the checkpoints and scores a resumed run found cached may come from another).
+    # Reproducible at a fixed thread count, library build and CPU kernel set only: this
+    # call's (the checkpoints and scores a resumed run found cached may come from another).
     results["threads"] = ctx.threads
+    results["environment"] = numeric_environment()
     results["config"] = config
     atomic_write_json(out_dir / "results.json", results)
     write_report(results, config, out_dir)

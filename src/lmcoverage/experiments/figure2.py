@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lmcoverage.experiments import graph_common as gc
+from lmcoverage.experiments.numerics import numeric_environment
 from lmcoverage.experiments.registry import RunContext
 from lmcoverage.experiments.threads import torch_threads
 from lmcoverage.io import atomic_write_json
@@ -170,7 +171,7 @@ def _train_and_score(unit: Unit) -> dict[str, Any]:
     unit_dir = Path(unit.unit_dir)
     table.write_parquet(unit_dir / "scores.parquet")
     record = {**unit_metrics(table, accuracy), "iterations": [step for step, _ in checkpoints],
-              "threads": unit.threads}
+              "threads": unit.threads, "environment": numeric_environment()}
     atomic_write_json(unit_dir / "metrics.json", record)  # marks the unit done
     return record
 
@@ -353,10 +354,11 @@ def run(config: dict[str, Any], out_dir: Path, ctx: RunContext) -> dict[str, Any
     results = aggregate(horizons, iterations, per_unit)
     results["training_data"] = training_data(config)
     results["node_range"] = node_range(config)
-    # The numbers are reproducible at a fixed thread count only (float sums split by threads):
-    # the count each unit ran with (None: a unit cached before it was recorded).
-    results["threads"] = {Path(u.unit_dir).name: per_unit[(u.horizon, u.seed)].get("threads")
-                          for u in units}
+    # The numbers are reproducible at a fixed thread count, library build and CPU kernel set
+    # only: each unit's (None: a unit cached before they were recorded).
+    for key in ("threads", "environment"):
+        results[key] = {Path(u.unit_dir).name: per_unit[(u.horizon, u.seed)].get(key)
+                        for u in units}
     results["effect_checks"] = effect_checks(results)
     results["config"] = config
     atomic_write_json(out_dir / "results.json", results)
