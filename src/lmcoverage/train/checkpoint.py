@@ -164,7 +164,7 @@ def write_checkpoint(path: Path, model: PreTrainedModel, tokenizer: PreTrainedTo
 
     from safetensors.torch import save_file
 
-    from lmcoverage.io import atomic_write_json
+    from lmcoverage.io import atomic_write_json, usual_mode
     from lmcoverage.models.hf import save
 
     tmp = path.parent / f"{PARTIAL_PREFIX}{path.name}"
@@ -181,6 +181,7 @@ def write_checkpoint(path: Path, model: PreTrainedModel, tokenizer: PreTrainedTo
             tensors.update({f"master/{name}": p.detach().contiguous().cpu()
                             for name, p in model.named_parameters()})
         save_file(tensors, str(tmp / STATE_TENSORS))
+        os.chmod(tmp / STATE_TENSORS, usual_mode())  # safetensors writes 0600
         meta["optimizer"] = plain
     atomic_write_json(tmp / STATE_JSON, meta)
     if path.exists():
