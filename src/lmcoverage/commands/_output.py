@@ -161,6 +161,21 @@ def rich_table_text(rows: list[dict[str, Any]], title: str | None = None,
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
+def prose_table_text(rows: list[dict[str, Any]], title: str | None = None,
+                     width: int | None = None) -> str:
+    """One rich table of ``rows`` in ``width`` columns (default: the terminal) whose cells
+    after the first column wrap at spaces: for rows of words (``run --list``), where the rule
+    of :func:`rich_table_text` that cells never wrap (numbers, candidate names) would print
+    one block per row."""
+    from rich.console import Console
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    body = [[cell(row.get(c)) for c in columns] for row in rows]
+    console = Console(width=width, file=io.StringIO())
+    console.print(_build(columns, body, title, wrap=True))
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
 def _needed(header: list[str], body: list[list[str]], columns: list[int]) -> int:
     """Characters a table of ``columns`` needs with every header and cell on one line."""
     widths = [max([len(header[j]), *(len(r[j]) for r in body)]) for j in columns]

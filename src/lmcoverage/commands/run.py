@@ -157,11 +157,11 @@ def run_cmd(
                                          "presets are sized on 1).")] = 1,
 ) -> None:
     """Run an experiment and write results.json, figures and report.html to the run dir."""
-    from lmcoverage.commands._output import rich_table_text
+    from lmcoverage.commands._output import prose_table_text
 
     if list_:
-        typer.echo(rich_table_text(experiment_rows(), title="lmcoverage run NAME --preset "
-                                   "PRESET"), nl=False)
+        typer.echo(prose_table_text(experiment_rows(), title="lmcoverage run NAME --preset "
+                                    "PRESET"), nl=False)
         return
     if name is None:
         raise InputError("run: give an experiment name (lmcoverage run --list shows them)")
