@@ -133,8 +133,8 @@ def run_rng(device: str | torch.device, seed: int,
     with torch.random.fork_rng(devices=cuda):
         if saved is None:
             torch.default_generator.manual_seed(seed)
-            for i in cuda:
-                torch.cuda.default_generators[i].manual_seed(seed)
+            if cuda:
+                torch.cuda.manual_seed_all(seed)
         else:
             torch.set_rng_state(saved["rng/torch_cpu"])
             for i in cuda:
