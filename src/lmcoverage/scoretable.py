@@ -426,7 +426,9 @@ class ScoreTable:
     @property
     def provenance(self) -> dict[str, Any]:
         """How the table was made (a copy): ``reference``, ``candidates`` ({name: spec or
-        path}), ``data`` ({"path", "sha256"}), ``eos``, ``dtype``, ``lmcoverage_version``."""
+        path}), ``data`` ({"path", "sha256"} of the file or ``datasets`` folder scored),
+        ``eos``, ``dtype``, ``reference_dtype`` (scored from ``lmcoverage reference`` rows),
+        ``lmcoverage_version``."""
         return json.loads(json.dumps(self._provenance))
 
     def with_provenance(self, **fields: Any) -> ScoreTable:
