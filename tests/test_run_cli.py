@@ -62,6 +62,17 @@ def test_run_refuses_foreign_or_different_directories(tmp_path: Path, capsys) ->
     assert "different configuration" in capsys.readouterr().err
 
 
+def test_run_refuses_to_resume_at_another_thread_count(tmp_path: Path, capsys) -> None:
+    # float sums depend on the thread count: a resumed run must not mix units of two counts
+    out = tmp_path / "run"
+    assert _run(out) == 0
+    assert json.loads((out / "config.json").read_text())["threads"] == 1
+    capsys.readouterr()
+    assert _run(out, "--threads", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "threads" in err, err
+
+
 def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
     from lmcoverage.io import atomic_write_text
     from lmcoverage.models.gpt import build_gpt

@@ -53,7 +53,10 @@ def run_experiment(
     ctx = RunContext(seeds=seeds, executor=make_executor(executor, ray_address, workers),
                      progress=progress, threads=check_threads(threads))
     fresh = not out.exists()
-    prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds})
+    # the thread count is part of the record: float sums, and so the numbers, depend on it, and
+    # a resumed run must not mix units computed at two counts
+    prepare_run_dir(out, {"experiment": name, "config": config, "seeds": seeds,
+                          "threads": ctx.threads})
     try:
         with torch_threads(ctx.threads):
             results: dict[str, Any] = module.run(config, out, ctx)

@@ -128,6 +128,6 @@ def tiny_llama(out_dir: Path, seed: int = 0) -> Path:
                          max_position_embeddings=256, bos_token_id=None,
                          eos_token_id=words.index(END_OF_TURN), pad_token_id=0)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is untouched
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         model = LlamaForCausalLM(config)
     return save(model, out_dir, tokenizer=tokenizer)

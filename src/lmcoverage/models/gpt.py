@@ -63,5 +63,5 @@ def build_gpt(
     # transformers initialises from torch's global generator: seed it inside a fork, so the
     # caller's random state is left as it was
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return GPT2LMHeadModel(config)
