@@ -15,7 +15,11 @@ the same command from another source tree (``git archive COMMIT src | tar -x -C 
 same run. The check pass (:func:`lmcoverage.engine.table.check_examples`) is timed alone in this
 process. ``--invariance N`` scores N distinct rows in-process under each ``--chunks`` size
 (``SCORE_CHUNK_ROWS``) and counts the scores that differ from the first size's, recording for
-every prompt the padded width of the prompt pass it ran in.
+every prompt the padded width of the prompt pass it ran in; two diagnostics, not the engine's
+batching: ``--one-length-passes`` restricts each prompt pass to prompts of one length (no
+padding), ``--eager`` runs the model with eager attention instead of SDPA. ``--kernels``
+prints the two float32 kernel effects alone: a tiny Llama's logits with its prompt padded to
+several widths (SDPA and eager), and row 0 of ``F.linear`` for inputs of 1-19 rows.
 """
 
 from __future__ import annotations
@@ -115,6 +119,24 @@ def invariance(args: argparse.Namespace) -> None:
         return run_chunk(model, chunk, prompt_ids, *rest)
 
     scoring._score_chunk = recording  # type: ignore[assignment]
+    if args.one_length_passes:
+        next_chunk = scoring._next_chunk
+
+        def one_length(pending: Any, start: int, counts: Any, lengths: Any,
+                       budget: Any) -> list[int]:
+            chunk = next_chunk(pending, start, counts, lengths, budget)  # sorted by length
+            return [i for i in chunk if lengths[i] == lengths[chunk[0]]]
+
+        scoring._next_chunk = one_length  # type: ignore[assignment]
+    if args.eager:
+        load = engine_table.load_causal_lm
+
+        def eager(*a: Any, **k: Any) -> Any:
+            model = load(*a, **k)
+            model.set_attn_implementation("eager")
+            return model
+
+        engine_table.load_causal_lm = eager  # type: ignore[assignment]
     sizes = _sizes(args.chunks)
     with tempfile.TemporaryDirectory() as tmp:
         task, model, _ = _setup(Path(tmp))
@@ -146,6 +168,38 @@ def invariance(args: argparse.Namespace) -> None:
                   f"{Counter((first[2][prompts[i]], w[prompts[i]]) for i in differ)}")
 
 
+def kernels() -> None:
+    """The float32 kernel effects behind chunk-dependent scores, each alone (one thread)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.set_num_threads(1)
+    ids = torch.randint(0, 53, (1, 54), generator=torch.Generator().manual_seed(1))
+    for impl in ("sdpa", "eager"):
+        config = LlamaConfig(vocab_size=53, hidden_size=32, intermediate_size=64,
+                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=128, attn_implementation=impl)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = LlamaForCausalLM(config).eval()
+        with torch.inference_mode():
+            alone = model(ids).logits[0, -1]
+            gaps = {}
+            for width in (60, 69, 78, 93, 128):
+                padded = torch.zeros(1, width, dtype=torch.long)
+                padded[0, :54] = ids
+                mask = (torch.arange(width) < 54).long()[None]
+                logits = model(padded, attention_mask=mask).logits[0, 53]
+                gaps[width] = float((logits - alone).abs().max())
+        print(f"{impl} attention, 54-token prompt padded to width: max logit change {gaps}")
+    g = torch.Generator().manual_seed(0)
+    weight, x = torch.randn(53, 32, generator=g), torch.randn(19, 32, generator=g)
+    rows = {m: torch.nn.functional.linear(x[:m], weight)[0] for m in range(1, 20)}
+    print("F.linear row 0, max change against M = 1 and M = 4 rows:",
+          {m: (float((r - rows[1]).abs().max()), float((r - rows[4]).abs().max()))
+           for m, r in rows.items()})
+
+
 def _sizes(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
@@ -159,8 +213,14 @@ def main() -> None:
     parser.add_argument("--chunks", default="8192,1000,333")
     parser.add_argument("--batch-size", default="auto",
                         type=lambda v: v if v == "auto" else int(v))
+    parser.add_argument("--one-length-passes", action="store_true")
+    parser.add_argument("--eager", action="store_true")
+    parser.add_argument("--kernels", action="store_true")
     args = parser.parse_args()
-    (invariance if args.invariance else memory)(args)
+    if args.kernels:
+        kernels()
+    else:
+        (invariance if args.invariance else memory)(args)
 
 
 if __name__ == "__main__":
