@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
-from lmcoverage.commands._output import DtypeOption
+from lmcoverage.commands._output import BatchSizeOption, DtypeOption
 
 if TYPE_CHECKING:
     from lmcoverage.decoding.spec import DecodingSpec
@@ -33,8 +33,7 @@ class SamplingOptions:
     min_p: Annotated[float, typer.Option("--min-p", help="Min-p in [0, 1] (0 = off).")] = 0.0
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Response cap.")] = 256
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", help="Decoding rows per pass.")] = 64
+    batch_size: BatchSizeOption = "auto"
     dtype: DtypeOption = "float32"
     device: Annotated[str, typer.Option(
         "--device", help="Torch device: auto (cuda if available, else cpu), cpu.")] = "auto"

@@ -42,7 +42,7 @@ def reference(
 ) -> None:
     from lmcoverage.commands._decoding import model_and_decoding
     from lmcoverage.commands._options import check_sampling
-    from lmcoverage.commands._output import resolve_device
+    from lmcoverage.commands._output import parse_batch_size, resolve_device
     from lmcoverage.engine.rows import encode_prompt, read_rows
     from lmcoverage.errors import InputError
     from lmcoverage.io import check_output_path, write_jsonl
@@ -54,10 +54,10 @@ def reference(
     candidate, spec, name = model_and_decoding(model, options)
     check_k(n)
     check_sampling(n, options.seed, "--n")
-    for flag, value in (("--max-new-tokens", options.max_new_tokens),
-                        ("--batch-size", options.batch_size)):
-        if value < 1:
-            raise InputError(f"{flag}: must be a positive integer, got {value}")
+    if options.max_new_tokens < 1:
+        raise InputError(f"--max-new-tokens: must be a positive integer, got "
+                         f"{options.max_new_tokens}")
+    batch_size = parse_batch_size(options.batch_size)
     check_output_path(out, (".jsonl",), {"--data": data})
     check_output_path(skipped_path(out), (".jsonl",), {"--data": data})
     judge = get_verifier(verifier)
@@ -77,7 +77,7 @@ def reference(
                         device=dev, dtype=options.dtype)
     ref = build_reference(lm, tokenizer, rows, n, judge, spec, seed=options.seed,
                           max_new_tokens=options.max_new_tokens,
-                          batch_size=options.batch_size, progress=not options.no_progress,
+                          batch_size=batch_size, progress=not options.no_progress,
                           where=where)
     if not ref.rows:
         raise InputError(f"--data {data}: no prompt has a correct sample among the {n} "

@@ -43,7 +43,7 @@ def sample(
 ) -> None:
     from lmcoverage.commands._decoding import model_and_decoding
     from lmcoverage.commands._options import check_sampling
-    from lmcoverage.commands._output import resolve_device
+    from lmcoverage.commands._output import parse_batch_size, resolve_device
     from lmcoverage.engine.rows import encode_prompt, read_rows, sample_rows
     from lmcoverage.engine.sharded import sample_sharded
     from lmcoverage.errors import InputError
@@ -52,10 +52,10 @@ def sample(
     from lmcoverage.verify.verdicts import check_problem_ids, problem_id
 
     candidate, spec, name = model_and_decoding(model, options)
-    for flag, value in (("--n", n), ("--max-new-tokens", options.max_new_tokens),
-                        ("--batch-size", options.batch_size)):
+    for flag, value in (("--n", n), ("--max-new-tokens", options.max_new_tokens)):
         if value < 1:
             raise InputError(f"{flag}: must be a positive integer, got {value}")
+    batch_size = parse_batch_size(options.batch_size)
     check_sampling(n, options.seed, "--n")
     check_output_path(out, (".jsonl",), {"--data": data})
     check_executor(executor, ray_address)
@@ -74,14 +74,14 @@ def sample(
                             dtype=options.dtype)
         rows = sample_rows(lm, tokenizer, [row for _, row in numbered], n, spec,
                            seed=options.seed, max_new_tokens=options.max_new_tokens,
-                           batch_size=options.batch_size, progress=not options.no_progress,
+                           batch_size=batch_size, progress=not options.no_progress,
                            where=[w for w, _ in numbered])
     else:
         rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
                               n, spec, out, executor, ray_address, shards,
                               not options.no_progress,
                               seed=options.seed, max_new_tokens=options.max_new_tokens,
-                              batch_size=options.batch_size, device=dev, dtype=options.dtype,
+                              batch_size=batch_size, device=dev, dtype=options.dtype,
                               trust_remote_code=options.trust_remote_code)
     write_jsonl(out, rows)
     finish_sharded(out)

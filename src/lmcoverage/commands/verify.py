@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lmcoverage.commands._output import DeviceOption, DtypeOption, WideOption
+from lmcoverage.commands._output import BatchSizeOption, DeviceOption, DtypeOption, WideOption
 from lmcoverage.errors import InputError
 from lmcoverage.sharding import (
     EXECUTOR_HELP,
@@ -50,6 +50,7 @@ def verify_candidates(
     out: Path | None = None,
     dtype: str = "float32",
     verifier_timeout: float = DEFAULT_TIMEOUT,
+    batch_size: int | str = "auto",
 ) -> list[dict[str, Any]]:
     """Verdict rows of every candidate on the prompts of ``data`` (cheap checks first).
 
@@ -83,13 +84,14 @@ def verify_candidates(
             raise InputError("sharded verify needs the output path (out) for its shards")
         sharded = verify_texts_sharded(parsed, rows, samples, out, executor, ray_address, shards,
                                        progress, max_new_tokens=max_new_tokens, seed=seed,
-                                       device=device, source=str(data), dtype=dtype)
+                                       device=device, source=str(data), dtype=dtype,
+                                       batch_size=batch_size)
     verdicts: list[dict[str, Any]] = []
     for c, candidate in enumerate(parsed):
         texts = (sharded[c] if sharded is not None
                  else sample_texts(candidate, rows, samples, max_new_tokens, seed=seed,
                                    device=device, progress=progress, source=str(data),
-                                   dtype=dtype))
+                                   dtype=dtype, batch_size=batch_size))
         verdicts += judge(candidate.name, rows, texts, check, str(data))
     return verdicts
 
@@ -115,6 +117,7 @@ def verify(
     = 0.95,
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float32",
+    batch_size: BatchSizeOption = "auto",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")]
     = False,
     executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
@@ -127,13 +130,14 @@ def verify(
     wide: WideOption = False,
 ) -> None:
     """Sample, verify and print pass@k (see ``lmcoverage verify --help``)."""
-    from lmcoverage.commands._output import emit, resolve_device
+    from lmcoverage.commands._output import emit, parse_batch_size, resolve_device
     from lmcoverage.errors import InputError
     from lmcoverage.io import check_output_path, write_jsonl
     from lmcoverage.models.hf import resolve_dtype
     from lmcoverage.verify.verdicts import counts_by_model, passk_rows, powers_of_two
 
     k, files = _samples_option(n, samples)
+    size = parse_batch_size(batch_size)
     inputs: dict[str, str | os.PathLike[str] | None] = {"--data": data}
     inputs.update({f"--samples {f}": f for f in files})
     check_output_path(out, (".jsonl",), inputs)
@@ -153,7 +157,7 @@ def verify(
         resolve_dtype(dtype, dev)  # an unknown or unsupported --dtype fails before any work
         verdicts = verify_candidates(model, data, k, verifier, max_new_tokens, seed, dev,
                                      not no_progress, executor, ray_address, shards, out, dtype,
-                                     verifier_timeout)
+                                     verifier_timeout, size)
         counts = counts_by_model(verdicts)
     rows = passk_rows(counts, powers_of_two(k), confidence)
     write_jsonl(out, verdicts)

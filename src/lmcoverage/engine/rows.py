@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmcoverage.decoding.spec import DecodingSpec
-from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
 from lmcoverage.errors import InputError
 from lmcoverage.models.encoding import (  # re-exported: the engine's row encoders
     complete,  # noqa: F401
@@ -127,7 +126,7 @@ def sample_rows(
     spec: DecodingSpec = DecodingSpec(),
     seed: int = 0,
     max_new_tokens: int = 256,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
     where: Sequence[str] | None = None,
     first_index: int = 0,
@@ -163,7 +162,7 @@ def sample_rows_variants(
     specs: Sequence[DecodingSpec],
     seed: int = 0,
     max_new_tokens: int = 256,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
     where: Sequence[str] | None = None,
     first_index: int = 0,

@@ -6,7 +6,13 @@ one token per step. Tokens are drawn from the decoding distribution of a ``Decod
 sample's log-prob under it is summed in float64.
 Randomness is per prompt: prompt ``i`` draws its uniforms from ``numpy.random.default_rng([seed,
 i])`` and tokens come from the inverse CDF of the float64 probabilities, so the samples of a
-prompt depend on ``seed`` and on ``i`` only, not on the batch size.
+prompt depend on ``seed`` and on ``i`` only, not on the batch size (their log-probs only up to
+float32 rounding of the logits, which depends on the batch's shape: 4.8e-7 nats at most in
+``tests/test_sampling_batching.py``).
+
+Batching is scoring's (:func:`lmcoverage.engine.scoring.batch_budget`): ``batch_size="auto"``
+(the default) bounds each decode batch by :data:`AUTO_DECODE_BUDGETS`, and when the device runs
+out of memory the budget halves and the prompts of the failed pass are redone (same samples).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from lmcoverage.engine._hf import (
     select_rows,
     vocab_size,
 )
-from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE, _check_batch_size
+from lmcoverage.engine.scoring import _OOM, Budget, _check_batch_size, batch_budget
 from lmcoverage.errors import InputError
 
 if TYPE_CHECKING:
@@ -52,6 +58,13 @@ class Sample:
     ids: list[int]
     logp: float
     stopped: bool
+
+
+#: ``batch_size="auto"`` for sampling per device type: (sequences x (padded prompt length +
+#: ``max_new_tokens``) per decode batch, the positions of KV cache it holds; logits, rows x
+#: vocabulary, per step). 2^15 on CPU is 64 sequences of 512 positions (``--batch-size 64``, the
+#: former default, at that length); rows stay under scoring's ``AUTO_MAX_ROWS``.
+AUTO_DECODE_BUDGETS = {"cpu": (2**15, 2**25), "cuda": (2**18, 2**28)}
 
 
 # Bytes of float64 CDF drawn from at once on a CPU: a group of rows whose CDF fits a core's
@@ -96,7 +109,7 @@ def sample_responses(
     temperature: float = 1.0,
     seed: int = 0,
     stop_token_id: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
 ) -> list[list[list[int]]]:
     """Sample ``n`` responses for every prompt from ``softmax(logits / temperature)``.
@@ -109,7 +122,11 @@ def sample_responses(
         temperature: >= 0; 0 is greedy decoding (all n samples equal).
         seed: same seed, same samples (independently of ``batch_size``).
         stop_token_id: if given, a response ends after this token (which is kept in it).
-        batch_size: decoding rows per forward pass (prompts per pass: ``max(1, batch_size//n)``).
+        batch_size: sequences per decode batch (a prompt pass runs ``max(1, batch_size // n)``
+            prompts), or ``"auto"`` (the default): sequences x (prompt + ``max_new_tokens``)
+            per decode batch within :data:`AUTO_DECODE_BUDGETS` for the model's device,
+            halved and redone when the device runs out of memory; the samples are the same
+            either way.
         progress: show a rich progress bar over prompts.
 
     Returns:
@@ -132,7 +149,7 @@ def sample_with_logp(
     spec: DecodingSpec | None = DecodingSpec(),
     seed: int = 0,
     stop_token_ids: Collection[int] = (),
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
     first_index: int = 0,
 ) -> list[list[Sample]]:
@@ -162,7 +179,7 @@ def sample_variants(
     specs: Sequence[DecodingSpec | None],
     seed: int = 0,
     stop_token_ids: Collection[int] = (),
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | str = "auto",
     progress: bool = True,
     first_index: int = 0,
 ) -> list[list[list[Sample]]]:
@@ -175,7 +192,7 @@ def sample_variants(
         ``out[m][i][k]``: the k-th :class:`Sample` for prompt i under ``specs[m]``, the same
         as :func:`sample_with_logp` with ``specs[m]`` and the same seed draws.
     """
-    _check_batch_size(batch_size, auto=False)
+    _check_batch_size(batch_size)
     if not isinstance(n, int) or n < 1:
         raise InputError(f"n must be a positive integer, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -190,35 +207,81 @@ def sample_variants(
             raise InputError(f"prompt {i} is empty; every prompt needs at least one token")
         check_fits(len(p), max_new_tokens, ctx, f"prompt {i}")
 
-    per_pass = max(1, batch_size // n)
+    budget = batch_budget(batch_size, model_device(model), AUTO_DECODE_BUDGETS)
+    lengths = [len(p) for p in prompt_ids]
     out: list[list[list[Sample]]] = [[] for _ in specs]
     with inference(model), progress_bar(len(prompts), "prompts sampled", progress) as advance:
-        for start in range(0, len(prompt_ids), per_pass):
-            chunk = list(range(start, min(start + per_pass, len(prompt_ids))))
-            batch = run_prompts(model, [prompt_ids[i] for i in chunk])
-            uniforms = torch.from_numpy(
-                np.concatenate(
-                    [1.0 - np.random.default_rng([seed, first_index + i])
-                     .random((n, max_new_tokens))
-                     for i in chunk]
-                )
-            )
-            for m, spec in enumerate(specs):
-                out[m] += _decode(model, batch, len(chunk), n, spec, uniforms, stops,
-                                  max_new_tokens)
-            advance(len(chunk))
+        start = 0
+        while start < len(prompt_ids):
+            stop = _prompt_pass(lengths, start, n, max_new_tokens, budget)
+            try:
+                done = _sample_pass(model, prompt_ids[start:stop], n, max_new_tokens, specs,
+                                    seed, first_index + start, stops, budget, vocab)
+            except _OOM:
+                budget = budget.halved("sampling")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            for m, samples in enumerate(done):
+                out[m] += samples
+            advance(stop - start)
+            start = stop
     return out
 
 
-def _decode(model: PreTrainedModel, batch: Any, prompts: int, n: int, spec: DecodingSpec | None,
-            uniforms: torch.Tensor, stops: list[int], max_new_tokens: int
-            ) -> list[list[Sample]]:
-    """``n`` samples for each of the ``prompts`` prompts of ``batch`` (its cache is left
-    intact), decoding one token per step from ``spec``'s distribution at ``uniforms``
-    ``(prompts * n, max_new_tokens)``."""
+def _prompt_pass(lengths: Sequence[int], start: int, n: int, max_new_tokens: int,
+                 budget: Budget) -> int:
+    """``stop``: the prompts ``start..stop-1`` (in input order) of one prompt pass, as many as
+    keep all their ``n`` samples in one decode batch of ``budget`` (``budget.rows`` sequences,
+    sequences x (longest prompt + ``max_new_tokens``) <= ``budget.tokens``); at least one."""
+    stop, width = start + 1, lengths[start]
+    while stop < len(lengths):
+        wider, rows = max(width, lengths[stop]), (stop - start + 1) * n
+        if rows > budget.rows or (budget.tokens is not None
+                                  and rows * (wider + max_new_tokens) > budget.tokens):
+            break
+        stop, width = stop + 1, wider
+    return stop
+
+
+def _decode_rows(budget: Budget, width: int, max_new_tokens: int, vocab: int) -> int:
+    """Sequences per decode batch after a prompt pass of padded ``width``: at most
+    ``budget.rows``, rows x (``width + max_new_tokens``) <= ``budget.tokens`` and rows x
+    ``vocab`` <= ``budget.logits``; at least one."""
+    rows = min(budget.rows, budget.logits // vocab)
+    if budget.tokens is not None:
+        rows = min(rows, budget.tokens // (width + max_new_tokens))
+    return max(1, rows)
+
+
+def _sample_pass(model: PreTrainedModel, prompts: list[list[int]], n: int, max_new_tokens: int,
+                 specs: Sequence[DecodingSpec | None], seed: int, first: int, stops: list[int],
+                 budget: Budget, vocab: int) -> list[list[list[Sample]]]:
+    """``out[m][i][k]``: the samples of one prompt pass over ``prompts`` (prompt i draws as
+    prompt ``first + i``), its ``len(prompts) * n`` sequences decoded in batches of
+    :func:`_decode_rows`."""
+    batch = run_prompts(model, prompts)
+    uniforms = torch.from_numpy(np.concatenate(
+        [1.0 - np.random.default_rng([seed, first + i]).random((n, max_new_tokens))
+         for i in range(len(prompts))]))
+    rows = torch.arange(len(prompts), device=batch.lengths.device).repeat_interleave(n)
+    step = _decode_rows(budget, int(batch.mask.shape[1]), max_new_tokens, vocab)
+    out = []
+    for spec in specs:
+        samples = [s for lo in range(0, len(rows), step)
+                   for s in _decode(model, batch, rows[lo:lo + step], spec,
+                                    uniforms[lo:lo + step], stops, max_new_tokens)]
+        out.append([samples[k * n:(k + 1) * n] for k in range(len(prompts))])
+    return out
+
+
+def _decode(model: PreTrainedModel, batch: Any, rows: torch.Tensor, spec: DecodingSpec | None,
+            uniforms: torch.Tensor, stops: list[int], max_new_tokens: int) -> list[Sample]:
+    """One :class:`Sample` per row: row r continues prompt ``rows[r]`` of ``batch`` (its cache is
+    left intact), decoding one token per step from ``spec``'s distribution at ``uniforms``
+    ``(len(rows), max_new_tokens)``."""
     device = model_device(model)
     stop_tensor = torch.tensor(stops, dtype=torch.long, device=device)
-    rows = torch.arange(prompts, device=device).repeat_interleave(n)
     cache = preallocate(select_rows(batch.cache, rows), max_new_tokens)
     mask = batch.mask[rows]
     positions = batch.lengths[rows][:, None]
@@ -242,8 +305,7 @@ def _decode(model: PreTrainedModel, batch: Any, prompts: int, n: int, spec: Deco
         step_logits, cache = forward(model, token[:, None], mask, positions + t, cache)
         logits = step_logits[:, -1]
     ids, lps = tokens[:, :steps].cpu().tolist(), token_logp[:, :steps].cpu().numpy()
-    return [[_finish(ids[r], lps[r], stops) for r in range(k * n, (k + 1) * n)]
-            for k in range(prompts)]
+    return [_finish(ids[r], lps[r], stops) for r in range(len(rows))]
 
 
 def _finish(tokens: list[int], logps: np.ndarray, stops: Sequence[int]) -> Sample:

@@ -58,23 +58,26 @@ class Budget:
     tokens: int | None = None
     logits: int = LOGITS_BUDGET
 
-    def halved(self) -> Budget:
-        """Half of every limit (after an out-of-memory error); EnvError when already 1 row."""
+    def halved(self, doing: str = "scoring") -> Budget:
+        """Half of every limit (after an out-of-memory error); EnvError when already 1 row
+        (its message says what was being done: ``doing`` a single sequence)."""
         if self.rows == 1 and (self.tokens or 0) <= 1:
-            raise EnvError("out of device memory scoring a single sequence; use a smaller "
+            raise EnvError(f"out of device memory {doing} a single sequence; use a smaller "
                            "model, --dtype bfloat16, or --device cpu")
         return Budget(max(1, self.rows // 2),
                       None if self.tokens is None else max(1, self.tokens // 2),
                       max(1, self.logits // 2))
 
 
-def batch_budget(batch_size: int | str, device: Any = "cpu") -> Budget:
+def batch_budget(batch_size: int | str, device: Any = "cpu",
+                 auto_budgets: dict[str, tuple[int, int]] = AUTO_BUDGETS) -> Budget:
     """The :class:`Budget` of ``batch_size``: an int is a number of rows (the logits cap
-    :data:`LOGITS_BUDGET` still applies); ``"auto"`` is the token budget of
-    :data:`AUTO_BUDGETS` for ``device``'s type (rows up to :data:`AUTO_MAX_ROWS`)."""
+    :data:`LOGITS_BUDGET` still applies); ``"auto"`` is the (tokens, logits) budget of
+    ``auto_budgets`` (scoring's :data:`AUTO_BUDGETS` by default) for ``device``'s type
+    (rows up to :data:`AUTO_MAX_ROWS`)."""
     _check_batch_size(batch_size)
     if batch_size == "auto":
-        tokens, logits = AUTO_BUDGETS.get(torch.device(device).type, AUTO_BUDGETS["cpu"])
+        tokens, logits = auto_budgets.get(torch.device(device).type, auto_budgets["cpu"])
         return Budget(AUTO_MAX_ROWS, tokens, logits)
     assert isinstance(batch_size, int)
     return Budget(batch_size)

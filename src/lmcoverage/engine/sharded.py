@@ -132,14 +132,15 @@ def sample_sharded(
     rows, in the same order, as one call.
 
     Shards are contiguous runs of rows cut at the engine's decoding batches
-    (``batch_size // n`` prompts) and each draws with its rows' global indices
-    (``first_index``), so every sample and its ``logp`` are those of the unsharded run.
+    (``batch_size // n`` prompts; between any rows under ``"auto"``) and each draws with its
+    rows' global indices (``first_index``), so every sample and its ``logp`` are those of the
+    unsharded run.
     ``options``: ``seed``, ``max_new_tokens``, ``batch_size``, ``device``, ``dtype``,
     ``trust_remote_code``.
     """
     from lmcoverage.io import read_jsonl, write_jsonl
 
-    plan = decoding_plan(len(rows), int(options.get("batch_size", 64)), n,
+    plan = decoding_plan(len(rows), options.get("batch_size", "auto"), n,
                          shard_count(executor, address, shards))
     fingerprint = {"command": "sample", "model": model_stamp(model),
                    "data_sha256": data_sha256(rows), "n": n, "spec": spec, "options": options}

@@ -133,7 +133,7 @@ def build_reference(
     spec: DecodingSpec = DecodingSpec(),
     seed: int = 0,
     max_new_tokens: int = 256,
-    batch_size: int = 64,
+    batch_size: int | str = "auto",
     progress: bool = True,
     where: Sequence[str] | None = None,
 ) -> Reference:

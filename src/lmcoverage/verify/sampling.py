@@ -26,19 +26,23 @@ def sample_texts(
     source: str = "prompts",
     first_index: int = 0,
     dtype: str = "float32",
+    batch_size: int | str = "auto",
 ) -> list[list[str]]:
     """``out[i][j]``: the j-th of ``k`` responses (text, without the stop token) to prompt row
     ``rows[i]`` from ``candidate``, drawn by :func:`lmcoverage.engine.rows.sample_rows`;
     ``first_index``: ``rows[0]``'s index in the whole input when ``rows`` is a shard of it
     (same samples);
-    ``dtype``: the weights' dtype (:func:`lmcoverage.models.hf.resolve_dtype`)."""
+    ``dtype``: the weights' dtype (:func:`lmcoverage.models.hf.resolve_dtype`);
+    ``batch_size``: as for :func:`lmcoverage.engine.sampling.sample_responses` (the samples do
+    not depend on it)."""
     from lmcoverage.engine.rows import sample_rows
     from lmcoverage.models.hf import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(candidate.path)
     model = load_causal_lm(candidate.path, device=device, dtype=dtype)
     drawn = sample_rows(model, tokenizer, rows, k, candidate.decoding, seed=seed,
-                        max_new_tokens=max_new_tokens, progress=progress,
+                        max_new_tokens=max_new_tokens, batch_size=batch_size,
+                        progress=progress,
                         where=[f"{source}: row {first_index + i + 1}" for i in range(len(rows))],
                         first_index=first_index)
     return [[s["response"] for s in drawn[i * k:(i + 1) * k]] for i in range(len(rows))]

@@ -40,12 +40,11 @@ def verify_texts_sharded(
     One task per shard samples all candidates (each model loaded once per task); shards are
     cut at the engine's decoding batches and draw with global row indices, as in
     :func:`~lmcoverage.engine.sharded.sample_sharded`. ``options``: ``max_new_tokens``,
-    ``seed``, ``device``, ``source``.
+    ``seed``, ``device``, ``source``, ``dtype``, ``batch_size``.
     """
-    from lmcoverage.engine.scoring import DEFAULT_BATCH_SIZE
     from lmcoverage.io import atomic_write_json
 
-    plan = decoding_plan(len(rows), DEFAULT_BATCH_SIZE, samples,
+    plan = decoding_plan(len(rows), options.get("batch_size", "auto"), samples,
                          shard_count(executor, address, shards))
     fingerprint = {"command": "verify", "candidates": [(model_stamp(c.path), c.decoding)
                                                        for c in candidates],
