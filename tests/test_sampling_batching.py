@@ -180,3 +180,36 @@ def test_help_shows_auto(command: str, capsys: pytest.CaptureFixture[str]) -> No
     text = " ".join(re.sub("[\u2500-\u257f]", " ", capsys.readouterr().out).split())
     assert "--batch-size <str> Sequences per forward pass, or auto (default): a token budget" \
         in text, text
+
+
+def test_prompt_passes_are_the_passes_sampling_runs(llama: torch.nn.Module,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts = [[3], [4, 5], list(range(5, 16)), [7], [8], [9, 10, 11]]
+    monkeypatch.setitem(sampling.AUTO_DECODE_BUDGETS, "cpu", (80, 2**25))
+    run_prompts, passes = sampling.run_prompts, []
+
+    def recording(model, batch):
+        passes.append(len(batch))
+        return run_prompts(model, batch)
+
+    monkeypatch.setattr(sampling, "run_prompts", recording)
+    _draw(llama, prompts, "auto")
+    plan = sampling.prompt_passes([len(p) for p in prompts], 5, 6)
+    assert plan == [0, 0, 1, 2, 2, 3]
+    assert passes == [plan.count(k) for k in range(max(plan) + 1)]
+    assert sampling.prompt_passes([1] * 7, 5, 6, batch_size=10) == [0, 0, 1, 1, 2, 2, 3]
+
+
+def test_sharded_sample_under_auto_writes_the_same_file(
+        inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards cut between the auto prompt passes (here 3 prompts each): byte for byte."""
+    model, data = inputs
+    monkeypatch.setitem(sampling.AUTO_DECODE_BUDGETS, "cpu", (600, 2**25))
+    files = []
+    for name, extra in (("one", []), ("three", ["--shards", "3"])):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["sample", "--model", str(model), "--data", str(data), "--n", "3",
+                     "--max-new-tokens", "4", "--seed", "5", "--out", str(out), "--no-progress",
+                     "--device", "cpu", *extra]) == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1] and len(files[0].splitlines()) == 15

@@ -288,8 +288,9 @@ def model_stamp(path: Path) -> list[Any]:
 def decoding_plan(rows: int, batch_size: int | str, n: int, shards: int) -> list[list[int]]:
     """Contiguous shards of ``rows`` prompt rows cut only between the engine's decoding
     batches (``batch_size // n`` prompts each), so every batch is the one an unsharded call
-    decodes. Under ``batch_size="auto"`` the batches depend on prompt lengths and device
-    memory, so shards cut between any rows: samples do not depend on their batch-mates
+    decodes. Under ``batch_size="auto"`` the passes depend on prompt lengths (see
+    :func:`lmcoverage.engine.sampling.prompt_passes`), so shards cut between any rows: the
+    samples do not depend on their batch-mates, their log-probs only up to float32 rounding
     (``tests/test_sampling_batching.py``)."""
     per_pass = 1 if batch_size == "auto" else max(1, int(batch_size) // n)
     return plan_shards([i // per_pass for i in range(rows)], shards)

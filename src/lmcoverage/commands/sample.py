@@ -67,8 +67,8 @@ def sample(
     dev = resolve_device(options.device, announce=False)
     resolve_dtype(options.dtype, dev)  # an unknown or unsupported --dtype fails before any work
     tokenizer = load_tokenizer(path, trust_remote_code=options.trust_remote_code)
-    for where, row in numbered:  # every prompt encodes before the model loads
-        encode_prompt(tokenizer, row, where)
+    lengths = [len(encode_prompt(tokenizer, row, where))  # all encode before the model loads
+               for where, row in numbered]
     if executor == "local" and shards is None:
         lm = load_causal_lm(path, trust_remote_code=options.trust_remote_code, device=dev,
                             dtype=options.dtype)
@@ -79,7 +79,7 @@ def sample(
     else:
         rows = sample_sharded(path, [row for _, row in numbered], [w for w, _ in numbered],
                               n, spec, out, executor, ray_address, shards,
-                              not options.no_progress,
+                              not options.no_progress, prompt_lengths=lengths,
                               seed=options.seed, max_new_tokens=options.max_new_tokens,
                               batch_size=batch_size, device=dev, dtype=options.dtype,
                               trust_remote_code=options.trust_remote_code)

@@ -229,6 +229,20 @@ def sample_variants(
     return out
 
 
+def prompt_passes(lengths: Sequence[int], n: int, max_new_tokens: int,
+                  batch_size: int | str = "auto", device: Any = "cpu") -> list[int]:
+    """The prompt pass (0, 1, ...) of each of the prompts of ``lengths`` (tokens) in
+    :func:`sample_variants` with these arguments on ``device``, as long as no pass runs out of
+    memory; a call on the prompts of whole passes from the first of one runs the same passes
+    (sharded sampling cuts there)."""
+    budget = batch_budget(batch_size, device, AUTO_DECODE_BUDGETS)
+    out: list[int] = []
+    while len(out) < len(lengths):
+        stop = _prompt_pass(lengths, len(out), n, max_new_tokens, budget)
+        out += [out[-1] + 1 if out else 0] * (stop - len(out))
+    return out
+
+
 def _prompt_pass(lengths: Sequence[int], start: int, n: int, max_new_tokens: int,
                  budget: Budget) -> int:
     """``stop``: the prompts ``start..stop-1`` (in input order) of one prompt pass, as many as

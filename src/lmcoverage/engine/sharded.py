@@ -126,22 +126,32 @@ def sample_sharded(
     address: str | None = None,
     shards: int | None = None,
     progress: bool = True,
+    *,
+    prompt_lengths: Sequence[int] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """:func:`~lmcoverage.engine.rows.sample_rows` over shards of ``rows``; the same sample
     rows, in the same order, as one call.
 
-    Shards are contiguous runs of rows cut at the engine's decoding batches
-    (``batch_size // n`` prompts; between any rows under ``"auto"``) and each draws with its
-    rows' global indices (``first_index``), so every sample and its ``logp`` are those of the
-    unsharded run.
+    Shards are contiguous runs of rows cut between the engine's prompt passes (``batch_size //
+    n`` prompts; under ``"auto"`` those of
+    :func:`~lmcoverage.engine.sampling.prompt_passes` for ``prompt_lengths``, each row's prompt
+    length in tokens, else between any rows) and each draws with its rows' global indices
+    (``first_index``), so every sample and its ``logp`` are those of the unsharded run
+    (without ``prompt_lengths`` under auto, the logp up to float32 rounding).
     ``options``: ``seed``, ``max_new_tokens``, ``batch_size``, ``device``, ``dtype``,
     ``trust_remote_code``.
     """
     from lmcoverage.io import read_jsonl, write_jsonl
 
-    plan = decoding_plan(len(rows), options.get("batch_size", "auto"), n,
-                         shard_count(executor, address, shards))
+    size, count = options.get("batch_size", "auto"), shard_count(executor, address, shards)
+    if size == "auto" and prompt_lengths is not None:
+        from lmcoverage.engine.sampling import prompt_passes
+
+        plan = plan_shards(prompt_passes(prompt_lengths, n, options.get("max_new_tokens", 256),
+                                         device=options.get("device", "cpu")), count)
+    else:
+        plan = decoding_plan(len(rows), size, n, count)
     fingerprint = {"command": "sample", "model": model_stamp(model),
                    "data_sha256": data_sha256(rows), "n": n, "spec": spec, "options": options}
     work = functools.partial(_sample_shard, model, rows, where, n, spec, options)
