@@ -230,7 +230,8 @@ def sample_variants(
 
 
 def prompt_passes(lengths: Sequence[int], n: int, max_new_tokens: int,
-                  batch_size: int | str = "auto", device: Any = "cpu") -> list[int]:
+                  batch_size: int | str = "auto", device: str | torch.device = "cpu"
+                  ) -> list[int]:
     """The prompt pass (0, 1, ...) of each of the prompts of ``lengths`` (tokens) in
     :func:`sample_variants` with these arguments on ``device``, as long as no pass runs out of
     memory; a call on the prompts of whole passes from the first of one runs the same passes
