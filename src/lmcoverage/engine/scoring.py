@@ -35,7 +35,7 @@ from lmcoverage.errors import EnvError, InputError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-#: Rows per pass of sampling and of callers that give a number.
+#: Rows per pass of the callers that give a number (``HFScorer``, the Trainer callback).
 DEFAULT_BATCH_SIZE = 64
 #: Most logits (rows x positions x vocabulary) one continuation pass may produce: batches of long
 #: responses under large vocabularies get fewer rows (2^27 float32 = 512 MiB).
