@@ -13,7 +13,7 @@ import copy
 import functools
 import inspect
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -23,7 +23,7 @@ import torch
 from lmcoverage.errors import InputError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import Cache, PreTrainedModel
 
 
 def vocab_size(model: PreTrainedModel) -> int:
@@ -90,9 +90,9 @@ def forward(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     position_ids: torch.Tensor,
-    cache: Any = None,
+    cache: Cache | None = None,
     keep: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, Any]:
+) -> tuple[torch.Tensor, Cache]:
     """One forward pass with a KV cache; returns ``(logits float32, updated cache)``.
 
     Shapes: ``input_ids, position_ids: (B, T)``; ``attention_mask: (B, cached + T)``;
@@ -113,7 +113,7 @@ def forward(
     return out.logits.float(), new_cache
 
 
-def select_rows(cache: Any, rows: torch.Tensor) -> Any:
+def select_rows(cache: Cache, rows: torch.Tensor) -> Cache:
     """A new cache holding rows ``rows`` (batch indices, repeats allowed) of ``cache``.
 
     The original is left intact: its layers are copied shallowly and each copy gets re-indexed
@@ -124,12 +124,13 @@ def select_rows(cache: Any, rows: torch.Tensor) -> Any:
     their own ``batch_select_indices``.
     """
     new = copy.copy(cache)
-    new.layers = [copy.copy(layer) for layer in cache.layers]
-    n_cached = int(cache.layers[0].keys.shape[0]) if cache.layers else 0
+    layers: list[Any] = [copy.copy(layer) for layer in cache.layers]  # layer types vary
+    new.layers = layers
+    n_cached = int(layers[0].keys.shape[0]) if layers else 0
     if rows.numel() == n_cached and bool(torch.equal(rows.cpu(), torch.arange(n_cached))):
         return new
     single = bool((rows == rows[0]).all())
-    for layer in new.layers:
+    for layer in layers:
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
         if not (isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor)
                 and keys.dim() == 4 and keys.shape[0] == n_cached):
@@ -172,7 +173,7 @@ def _in_place_layer() -> type:
     return InPlaceLayer
 
 
-def preallocate(cache: Any, extra: int) -> Any:
+def preallocate(cache: Cache, extra: int) -> Cache:
     """Make room for ``extra`` more positions in every plain dynamic layer of ``cache`` (in
     place), so step-by-step decoding writes into buffers instead of re-concatenating the whole
     cache each step. Other layer types (sliding windows, quantized, ...) are left as they are.
@@ -210,7 +211,7 @@ class PromptBatch:
 
     lengths: torch.Tensor
     mask: torch.Tensor
-    cache: Any
+    cache: Cache
     next_logits: torch.Tensor
 
 
@@ -258,7 +259,8 @@ def inference(model: PreTrainedModel) -> Iterator[None]:
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
+def progress_bar(total: int, description: str,
+                 enabled: bool) -> Iterator[Callable[..., None]]:
     """A rich progress bar over ``total`` units; yields ``advance(k)`` (a no-op when disabled)."""
     if not enabled or total == 0:
         yield lambda k=1: None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ from lmcoverage.errors import InputError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
+    from lmcoverage.engine._hf import PromptBatch
 
 
 @dataclass(frozen=True)
@@ -290,8 +292,9 @@ def _sample_pass(model: PreTrainedModel, prompts: list[list[int]], n: int, max_n
     return out
 
 
-def _decode(model: PreTrainedModel, batch: Any, rows: torch.Tensor, spec: DecodingSpec | None,
-            uniforms: torch.Tensor, stops: list[int], max_new_tokens: int) -> list[Sample]:
+def _decode(model: PreTrainedModel, batch: PromptBatch, rows: torch.Tensor,
+            spec: DecodingSpec | None, uniforms: torch.Tensor, stops: list[int],
+            max_new_tokens: int) -> list[Sample]:
     """One :class:`Sample` per row: row r continues prompt ``rows[r]`` of ``batch`` (its cache is
     left intact), decoding one token per step from ``spec``'s distribution at ``uniforms``
     ``(len(rows), max_new_tokens)``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from lmcoverage.errors import EnvError, InputError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from lmcoverage.engine._hf import PromptBatch
+
+T = TypeVar("T")
 #: Rows per pass of the callers that give a number (``HFScorer``, the Trainer callback).
 DEFAULT_BATCH_SIZE = 64
 #: Most logits (rows x positions x vocabulary) one continuation pass may produce: batches of long
@@ -69,7 +72,7 @@ class Budget:
                       max(1, self.logits // 2))
 
 
-def batch_budget(batch_size: int | str, device: Any = "cpu",
+def batch_budget(batch_size: int | str, device: str | torch.device = "cpu",
                  auto_budgets: dict[str, tuple[int, int]] = AUTO_BUDGETS) -> Budget:
     """The :class:`Budget` of ``batch_size``: an int is a number of rows (the logits cap
     :data:`LOGITS_BUDGET` still applies); ``"auto"`` is the (tokens, logits) budget of
@@ -111,8 +114,8 @@ def _next_chunk(pending: Sequence[int], start: int, counts: Sequence[int],
     return list(pending[start:stop])
 
 
-def _row_batches(items: list[Any], lengths: Sequence[int], budget: Budget,
-                 vocab: int) -> list[list[Any]]:
+def _row_batches(items: list[T], lengths: Sequence[int], budget: Budget,
+                 vocab: int) -> list[list[T]]:
     """Consecutive runs of ``items`` (sorted by ``lengths``, ascending) within ``budget``: rows,
     padded tokens and (rows x longest length x ``vocab``) logits; at least one item each."""
     out, start = [], 0
@@ -128,7 +131,7 @@ def _row_batches(items: list[Any], lengths: Sequence[int], budget: Budget,
 
 def _score_rows(
     model: PreTrainedModel,
-    prompt_batch: Any,
+    prompt_batch: PromptBatch,
     rows: torch.Tensor,
     responses: list[list[int]],
     ctx: int | None,
