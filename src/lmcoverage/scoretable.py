@@ -232,7 +232,7 @@ class ScoreTable:
             raise InputError(f"models: {len(models)} names for {n_models} rows of loglik")
         ids = np.arange(n_examples) if example_ids is None else np.asarray(example_ids)
 
-        def per_example(value: Any) -> Any:
+        def per_example(value: ArrayLike | None) -> NDArray[Any] | None:
             return None if value is None else np.tile(np.asarray(value), n_models)
 
         mc = None if mass_correct is None else np.asarray(mass_correct, dtype=np.float64).ravel()
