@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from injected_oom import limit_passes, no_memory
 from lmcoverage.cli import main
 from lmcoverage.engine import score_responses, scoring
 from lmcoverage.errors import EnvError, InputError
@@ -58,25 +59,7 @@ def test_out_of_memory_halves_the_budget_and_retries(llama: torch.nn.Module,
     redone with half the budget, and every score is the one an unconstrained run gives."""
     prompts, responses = _problems(1)
     want = score_responses(llama, prompts, responses, progress=False)
-    run_prompts, forward = scoring.run_prompts, scoring.forward
-    seen: dict[str, list[int]] = {"prompts": [], "rows": [], "oom": []}
-
-    def small_prompt_passes(model, batch):
-        seen["prompts"].append(len(batch))
-        if len(batch) > 2:
-            seen["oom"].append(len(batch))
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return run_prompts(model, batch)
-
-    def small_row_passes(model, ids, *args, **kwargs):
-        seen["rows"].append(ids.shape[0])
-        if ids.shape[0] > 3:
-            seen["oom"].append(ids.shape[0])
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return forward(model, ids, *args, **kwargs)
-
-    monkeypatch.setattr(scoring, "run_prompts", small_prompt_passes)
-    monkeypatch.setattr(scoring, "forward", small_row_passes)
+    seen = limit_passes(monkeypatch, scoring, max_prompts=2, max_rows=3)
     got = score_responses(llama, prompts, responses, progress=False)
     for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
@@ -86,10 +69,7 @@ def test_out_of_memory_halves_the_budget_and_retries(llama: torch.nn.Module,
 
 def test_out_of_memory_on_a_single_sequence_is_an_env_error(
         llama: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_memory(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-
-    monkeypatch.setattr(scoring, "run_prompts", no_memory)
+    no_memory(monkeypatch, scoring)
     with pytest.raises(EnvError, match="out of device memory scoring a single sequence"):
         score_responses(llama, [[1, 2]], [[[3]]], progress=False)
 

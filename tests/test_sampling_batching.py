@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from injected_oom import limit_passes, no_memory
 from lmcoverage.cli import main
 from lmcoverage.decoding.spec import DecodingSpec
 from lmcoverage.engine import sampling
@@ -94,24 +95,7 @@ def test_out_of_memory_halves_the_budget_and_gives_the_same_samples(
     over 3 sequences: the pass is redone with half the budget, same samples and log-probs."""
     prompts = _prompts(1)
     want = _draw(llama, prompts, "auto")
-    run_prompts, forward = sampling.run_prompts, sampling.forward
-    seen: dict[str, list[int]] = {"prompts": [], "oom": []}
-
-    def small_prompt_passes(model, batch):
-        seen["prompts"].append(len(batch))
-        if len(batch) > 2:
-            seen["oom"].append(len(batch))
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return run_prompts(model, batch)
-
-    def small_decode_batches(model, ids, *args, **kwargs):
-        if ids.shape[0] > 3:
-            seen["oom"].append(ids.shape[0])
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return forward(model, ids, *args, **kwargs)
-
-    monkeypatch.setattr(sampling, "run_prompts", small_prompt_passes)
-    monkeypatch.setattr(sampling, "forward", small_decode_batches)
+    seen = limit_passes(monkeypatch, sampling, max_prompts=2, max_rows=3)
     _same(_draw(llama, prompts, "auto"), want)
     assert seen["oom"] and seen["prompts"][0] == len(prompts)  # it did start big, then shrank
     assert max(seen["prompts"][-3:]) <= 2
@@ -119,10 +103,7 @@ def test_out_of_memory_halves_the_budget_and_gives_the_same_samples(
 
 def test_out_of_memory_on_a_single_sequence_is_an_env_error(
         llama: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_memory(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-
-    monkeypatch.setattr(sampling, "run_prompts", no_memory)
+    no_memory(monkeypatch, sampling)
     with pytest.raises(EnvError, match="out of device memory sampling a single sequence"):
         _draw(llama, [[3, 4]], "auto")
 
