@@ -91,6 +91,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 PI_D = ("gold", "reference")
 #: Decoding variants of one model sampled together (each prompt runs once for all of them).
 VARIANTS_PER_PASS = 5
+# the reference samples decode 64 sequences at a time, as when the study was registered:
+# float32 log-probs move with the decode batch's shape (~1e-7 nats), and the study's numbers
+# must not move with the engine's automatic batch size
+_REFERENCE_BATCH = 64
 
 
 def smollm2_gguf() -> Path:
@@ -191,7 +195,7 @@ def _reference(base: Path, prompts: list[dict[str, Any]], config: dict[str, Any]
         ref = build_reference(load_causal_lm(base), load_tokenizer(base), prompts,
                               config["reference_k"], Verifier("first-line", first_line, True),
                               seed=config["seed"] + 1, max_new_tokens=config["max_new_tokens"],
-                              progress=progress)
+                              batch_size=_REFERENCE_BATCH, progress=progress)
         write_jsonl(skipped, ref.skipped) if ref.skipped else atomic_write_json(skipped, [])
         write_jsonl(cache, ref.rows) if ref.rows else atomic_write_json(cache, [])
     rows = _rows_or_empty(cache)
