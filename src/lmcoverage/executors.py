@@ -152,7 +152,12 @@ class RayExecutor:
                 _, pending = self._ray.wait(pending, num_returns=len(pending), timeout=1.0)
             return list(self._ray.get(refs))
         except BaseException as exc:
-            for ref in refs:
+            # cancel only the unfinished tasks: force-cancelling a task whose result is in but
+            # whose reply Ray's core is still processing aborts the driver's core worker
+            # ("Tried to complete task that was not pending"), which prints a C++ stack trace
+            # after the one error line
+            _, unfinished = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in unfinished:
                 try:
                     self._ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001, S110 - finished or already gone
