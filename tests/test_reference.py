@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.tiny_llama import tiny_llama
+from tests.tiny_llama import saved_word_llama
 
 from lmcoverage.cli import main
 from lmcoverage.errors import InputError
@@ -33,13 +33,7 @@ def judge(row, response):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lmcoverage.models.hf import save
-    from lmcoverage.tasks.tokenizer import build_tokenizer
-
-    tok = build_tokenizer(WORDS)
-    tok.eos_token = "<eos>"
-    lm = tiny_llama(len(WORDS), 64, seed=3, eos=WORDS.index("<eos>"), pad=0)
-    return save(lm, tmp_path_factory.mktemp("reference") / "llama", tokenizer=tok)
+    return saved_word_llama(WORDS, tmp_path_factory.mktemp("reference") / "llama")
 
 
 @pytest.fixture()

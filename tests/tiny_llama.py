@@ -19,3 +19,15 @@ def tiny_llama(vocab_size: int, max_positions: int, seed: int, *, eos: int | Non
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return LlamaForCausalLM(config).eval()
+
+
+def saved_word_llama(words: list[str], out, seed: int = 3):
+    """A tiny random Llama over the word-level vocabulary ``words`` (with ``<pad>`` first and an
+    ``<eos>``), saved with its tokenizer to ``out``; returns the directory."""
+    from lmcoverage.models.hf import save
+    from lmcoverage.tasks.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(words)
+    tok.eos_token = "<eos>"
+    lm = tiny_llama(len(words), 64, seed=seed, eos=words.index("<eos>"), pad=0)
+    return save(lm, out, tokenizer=tok)
